@@ -1,0 +1,43 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// The decode/render hot path runs per event at millions of events per second. In release builds the
+// dynamic exclusivity checks on class properties cost more than the decoding itself, so they are off
+// there; debug builds (and therefore the test suite) keep them, so a violation still traps in tests.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "vxmon",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vxmon", targets: ["vxmon"]),
+        .library(name: "VxmonCore", targets: ["VxmonCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        // The event ABI header shared with the BPF programs. Header-only: `sources: []` keeps SwiftPM
+        // from compiling *.bpf.c with the host compiler (bpf/Makefile builds those).
+        .target(name: "CVxmonABI", path: "bpf", sources: [], publicHeadersPath: "include"),
+        .systemLibrary(
+            name: "CLibbpf", path: "Sources/CLibbpf", pkgConfig: "libbpf",
+            providers: [.apt(["libbpf-dev", "libelf-dev"])]),
+        // Packet views: one file per protocol, no dependencies, no Foundation.
+        .target(name: "VxmonWire", swiftSettings: hotPath),
+        // Event decoding, the model, renderers (text/JSON/YAML) and the recording format.
+        .target(name: "VxmonCore", dependencies: ["VxmonWire"], swiftSettings: hotPath),
+        // The libbpf boundary: loading, tc attach, perf/ring sources, the lab.
+        .target(name: "VxmonBPF", dependencies: ["VxmonCore", "CLibbpf", "CVxmonABI"]),
+        .executableTarget(
+            name: "vxmon",
+            dependencies: [
+                "VxmonCore", "VxmonBPF",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "VxmonWireTests", dependencies: ["VxmonWire"]),
+        .testTarget(name: "VxmonCoreTests", dependencies: ["VxmonCore", "VxmonWire", "CVxmonABI"]),
+        .testTarget(name: "VxmonBPFTests", dependencies: ["VxmonBPF", "VxmonCore"]),
+        .testTarget(name: "VxmonCLITests", dependencies: ["VxmonCore"]),
+    ]
+)

@@ -1,0 +1,3 @@
+#pragma once
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
