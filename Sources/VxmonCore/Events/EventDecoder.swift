@@ -1,0 +1,205 @@
+import VxmonWire
+
+/// A record that cannot be decoded as an event. The event is skipped and reported; the stream goes on.
+public struct EventDecodeError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable {
+        case empty
+        case tooShort(type: UInt8, needed: Int, available: Int)
+        case unknownVersion(type: UInt8, version: Int)
+        case unknownExtension(type: UInt8, extensionVersion: Int)
+    }
+    public var kind: Kind
+
+    public var description: String {
+        switch kind {
+        case .empty:
+            return "empty sample"
+        case .tooShort(let type, let needed, let available):
+            return "\(EventDecodeError.typeName(type)) is \(available) bytes, its header needs \(needed)"
+        case .unknownVersion(let type, let version):
+            switch type {
+            case MessageType.trace: return "Unrecognized trace event (version \(version))"
+            case MessageType.drop: return "Unrecognized drop event (version \(version))"
+            default: return "Unrecognized \(EventDecodeError.typeName(type)) (version \(version))"
+            }
+        case .unknownExtension(let type, let ext):
+            return "\(EventDecodeError.typeName(type)) has unknown header extension \(ext)"
+        }
+    }
+
+    static func typeName(_ type: UInt8) -> String {
+        switch type {
+        case MessageType.trace: "trace notification"
+        case MessageType.drop: "drop notification"
+        case MessageType.debug: "debug message"
+        case MessageType.capture: "debug capture"
+        case MessageType.policyVerdict: "policy verdict"
+        case MessageType.traceSock: "socket trace"
+        case MessageType.recorder: "recorder capture"
+        default: "message type \(type)"
+        }
+    }
+}
+
+/// Decodes raw monitor samples (notify header + captured packet) into `Event`s.
+///
+/// The packet is found at the version's header length, never at the sample size, and exactly
+/// `len_cap` bytes of it are decoded (kernel padding after them is ignored); a sample that holds fewer
+/// bytes than `len_cap` decodes what is there.
+public struct EventDecoder: Sendable {
+    public var release: CiliumRelease
+    public var packetDecoder: PacketDecoder
+
+    public init(release: CiliumRelease = .v1_13, tunnelPorts: TunnelPorts = .standard) {
+        self.release = release
+        self.packetDecoder = PacketDecoder(tunnelPorts: tunnelPorts)
+    }
+
+    /// Decodes `record` into `event` (reusing its packet storage). `cpu`, time and node are set by the caller.
+    public func decode(_ record: RawSpan, into event: inout Event) throws(EventDecodeError) {
+        let n = record.byteCount
+        guard n >= 1 else { throw EventDecodeError(kind: .empty) }
+        let type = record.u8(0)
+        event.packetOffset = 0
+        event.packetLength = 0
+
+        func need(_ count: Int) throws(EventDecodeError) {
+            if n < count { throw EventDecodeError(kind: .tooShort(type: type, needed: count, available: n)) }
+        }
+        func common() -> NotifyHeader {
+            NotifyHeader(type: type, subtype: record.u8(1), source: record.le16(2), hash: record.le32(4))
+        }
+        // Capture headers: the version is byte 14 and byte 15 is zero in both 1.13 (high byte of a
+        // u16 version) and latest (extension 0, the only one upstream registers).
+        func captureVersion() throws(EventDecodeError) -> UInt8 {
+            try need(16)
+            let ext = record.u8(EventLayout.Capture.extensionVersion)
+            if ext != 0 { throw EventDecodeError(kind: .unknownExtension(type: type, extensionVersion: Int(ext))) }
+            return record.u8(EventLayout.Capture.version)
+        }
+
+        var first = FirstLayer.ethernet
+        var captured = 0
+        switch type {
+        case MessageType.trace:
+            let version = try captureVersion()
+            guard let headerLength = EventLayout.Trace.headerLength(version: version) else {
+                throw EventDecodeError(kind: .unknownVersion(type: type, version: Int(version)))
+            }
+            try need(headerLength)
+            typealias L = EventLayout.Trace
+            let flags = record.u8(L.flags)
+            var origIP: IPAddress?
+            if version >= 1 {
+                origIP = flags & 1 != 0 ? .v6(record.ipv6(L.originalIP)) : .v4(record.ipv4(L.originalIP))
+            }
+            let t = TraceNotify(
+                header: common(), lengthOriginal: record.le32(EventLayout.Capture.lengthOriginal),
+                lengthCaptured: record.le16(EventLayout.Capture.lengthCaptured), version: version,
+                sourceIdentity: record.le32(L.sourceIdentity), destinationIdentity: record.le32(L.destinationIdentity),
+                destinationID: record.le16(L.destinationID), reason: record.u8(L.reason), flags: flags,
+                ifindex: record.le32(L.ifindex), originalIP: origIP,
+                ipTraceID: version >= 2 ? record.le64(L.ipTraceID) : 0)
+            event.message = .trace(t)
+            event.packetOffset = headerLength
+            captured = Int(t.lengthCaptured)
+            if flags & 0x02 != 0 { first = .ip }
+        case MessageType.drop:
+            let version = try captureVersion()
+            guard let headerLength = EventLayout.Drop.headerLength(version: version) else {
+                throw EventDecodeError(kind: .unknownVersion(type: type, version: Int(version)))
+            }
+            try need(headerLength)
+            typealias L = EventLayout.Drop
+            let d = DropNotify(
+                header: common(), lengthOriginal: record.le32(EventLayout.Capture.lengthOriginal),
+                lengthCaptured: record.le16(EventLayout.Capture.lengthCaptured), version: version,
+                sourceIdentity: record.le32(L.sourceIdentity), destinationIdentity: record.le32(L.destinationIdentity),
+                destinationID: record.le32(L.destinationID), line: record.le16(L.line), file: record.u8(L.file),
+                extError: Int8(bitPattern: record.u8(L.extError)), ifindex: record.le32(L.ifindex),
+                flags: version >= 2 ? record.u8(L.flags) : 0, ipTraceID: version >= 3 ? record.le64(L.ipTraceID) : 0)
+            event.message = .drop(d)
+            event.packetOffset = headerLength
+            captured = Int(d.lengthCaptured)
+            if d.flags & 0x02 != 0 { first = .ip }
+        case MessageType.debug:
+            try need(EventLayout.Debug.length)
+            event.message = .debug(
+                DebugMessage(
+                    header: common(), arg1: record.le32(EventLayout.Debug.arg1), arg2: record.le32(EventLayout.Debug.arg2),
+                    arg3: record.le32(EventLayout.Debug.arg3)))
+        case MessageType.capture:
+            let version = try captureVersion()
+            try need(EventLayout.DebugCapture.headerLength)
+            let c = DebugCapture(
+                header: common(), lengthOriginal: record.le32(EventLayout.Capture.lengthOriginal),
+                lengthCaptured: record.le16(EventLayout.Capture.lengthCaptured), version: version,
+                arg1: record.le32(EventLayout.DebugCapture.arg1), arg2: record.le32(EventLayout.DebugCapture.arg2))
+            event.message = .capture(c)
+            event.packetOffset = EventLayout.DebugCapture.headerLength
+            captured = Int(c.lengthCaptured)
+        case MessageType.policyVerdict:
+            let version = try captureVersion()
+            let headerLength = EventLayout.PolicyVerdict.headerLength(release)
+            try need(headerLength)
+            typealias L = EventLayout.PolicyVerdict
+            let p = PolicyVerdict(
+                header: common(), lengthOriginal: record.le32(EventLayout.Capture.lengthOriginal),
+                lengthCaptured: record.le16(EventLayout.Capture.lengthCaptured), version: version,
+                remoteIdentity: record.le32(L.remoteIdentity), verdict: Int32(bitPattern: record.le32(L.verdict)),
+                destinationPort: record.le16(L.destinationPort), proto: record.u8(L.proto), flags: record.u8(L.flags),
+                authType: release == .latest ? record.u8(L.authType) : nil,
+                cookie: release == .latest ? record.le32(L.cookie) : nil)
+            event.message = .policyVerdict(p)
+            event.packetOffset = headerLength
+            captured = Int(p.lengthCaptured)
+            if release == .latest && p.flags & 0x80 != 0 { first = .ip }
+        case MessageType.traceSock:
+            switch release {
+            case .v1_13:
+                typealias L = EventLayout.TraceSock.V113
+                try need(L.length)
+                let flags = record.u8(L.flags)
+                event.message = .traceSock(
+                    TraceSock(
+                        xlatePoint: record.u8(L.xlatePoint),
+                        destinationIP: flags & 1 != 0
+                            ? .v6(record.ipv6(L.destinationIP)) : .v4(record.ipv4(L.destinationIP)),
+                        destinationPort: record.le16(L.destinationPort), socketCookie: record.le64(L.socketCookie),
+                        cgroupID: record.le64(L.cgroupID), l4Proto: record.u8(L.l4Proto), flags: flags))
+            case .latest:
+                typealias L = EventLayout.TraceSock.Latest
+                try need(L.length)
+                let flags = record.u8(L.flags)
+                event.message = .traceSock(
+                    TraceSock(
+                        xlatePoint: record.u8(L.xlatePoint),
+                        destinationIP: flags & 1 != 0
+                            ? .v6(record.ipv6(L.destinationIP)) : .v4(record.ipv4(L.destinationIP)),
+                        destinationPort: record.le16(L.destinationPort), socketCookie: record.le64(L.socketCookie),
+                        cgroupID: record.le64(L.cgroupID), l4Proto: record.u8(L.l4Proto), flags: flags))
+            }
+        case MessageType.recorder:
+            typealias L = EventLayout.Recorder
+            try need(L.headerLength)
+            let r = RecorderCapture(
+                subtype: record.u8(1), ruleID: record.le16(L.ruleID), bootNanoseconds: record.le64(L.bootNanoseconds),
+                captureLength: record.le32(L.captureLength), length: record.le32(L.length))
+            event.message = .recorder(r)
+            event.packetOffset = L.headerLength
+            captured = Int(min(r.captureLength, UInt32(Int32.max)))
+        default:
+            event.message = .unknown(type: type)
+        }
+
+        // Exactly len_cap bytes after the header, or what the sample holds if it is shorter.
+        if event.packetOffset > 0 {
+            let available = n &- event.packetOffset  // packetOffset <= n: checked by need() above
+            event.packetLength = min(captured, available)
+            let packetBytes = record.extracting(event.packetOffset..<(event.packetOffset &+ event.packetLength))
+            packetDecoder.decode(packetBytes, first: first, into: &event.packet)
+        } else {
+            event.packet.reset()
+        }
+    }
+}

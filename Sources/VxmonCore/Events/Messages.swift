@@ -1,0 +1,177 @@
+import VxmonWire
+
+/// Cilium message types (the first byte of every datapath event).
+public enum MessageType {
+    public static let drop: UInt8 = 1
+    public static let debug: UInt8 = 2
+    public static let capture: UInt8 = 3
+    public static let trace: UInt8 = 4
+    public static let policyVerdict: UInt8 = 5
+    public static let recorder: UInt8 = 6
+    public static let traceSock: UInt8 = 7
+}
+
+/// The common notify header every capture-carrying message starts with.
+public struct NotifyHeader: Sendable {
+    public var type: UInt8
+    public var subtype: UInt8
+    /// Endpoint ID of the emitting program (0 if none).
+    public var source: UInt16
+    /// skb hash, printed as `flow`/`MARK`.
+    public var hash: UInt32
+}
+
+/// Trace notification (type 4), versions 0, 1 and 2.
+public struct TraceNotify: Sendable {
+    public var header: NotifyHeader
+    public var observationPoint: UInt8 { header.subtype }
+    public var lengthOriginal: UInt32
+    public var lengthCaptured: UInt16
+    public var version: UInt8
+    public var sourceIdentity: UInt32
+    public var destinationIdentity: UInt32
+    public var destinationID: UInt16
+    public var reason: UInt8
+    public var flags: UInt8
+    public var ifindex: UInt32
+    /// The original address before reverse NAT (v1+); nil for v0.
+    public var originalIP: IPAddress?
+    /// IP option trace id (v2 only; 0 = none).
+    public var ipTraceID: UInt64
+
+    public var isEncrypted: Bool { reason & 0x80 != 0 }
+    public var isIPv6: Bool { flags & 0x01 != 0 }
+}
+
+/// Drop notification (type 1), versions 0-3.
+public struct DropNotify: Sendable {
+    public var header: NotifyHeader
+    public var reason: UInt8 { header.subtype }
+    public var lengthOriginal: UInt32
+    public var lengthCaptured: UInt16
+    public var version: UInt8
+    public var sourceIdentity: UInt32
+    public var destinationIdentity: UInt32
+    public var destinationID: UInt32
+    public var line: UInt16
+    public var file: UInt8
+    public var extError: Int8
+    public var ifindex: UInt32
+    /// v2+: trace flags (IPv6, L3 device, VXLAN, Geneve).
+    public var flags: UInt8
+    /// v3: IP option trace id.
+    public var ipTraceID: UInt64
+}
+
+/// Debug message (type 2), no packet.
+public struct DebugMessage: Sendable {
+    public var header: NotifyHeader
+    public var arg1: UInt32
+    public var arg2: UInt32
+    public var arg3: UInt32
+}
+
+/// Debug capture (type 3).
+public struct DebugCapture: Sendable {
+    public var header: NotifyHeader
+    public var lengthOriginal: UInt32
+    public var lengthCaptured: UInt16
+    public var version: UInt8
+    public var arg1: UInt32
+    public var arg2: UInt32
+}
+
+/// Policy verdict (type 5).
+public struct PolicyVerdict: Sendable {
+    public var header: NotifyHeader
+    public var lengthOriginal: UInt32
+    public var lengthCaptured: UInt16
+    public var version: UInt8
+    public var remoteIdentity: UInt32
+    /// 0 allow, < 0 = -DROP_* (deny), > 0 = proxy port (redirect).
+    public var verdict: Int32
+    public var destinationPort: UInt16
+    public var proto: UInt8
+    public var flags: UInt8
+    /// Latest layout only.
+    public var authType: UInt8?
+    /// Latest layout only (Cilium 1.19+).
+    public var cookie: UInt32?
+
+    public var isIngress: Bool { flags & 0x3 == 1 }
+    public var isIPv6: Bool { flags & 0x4 != 0 }
+    public var matchType: UInt8 { (flags & 0x38) >> 3 }
+    public var isAudited: Bool { flags & 0x40 != 0 }
+}
+
+/// Socket load-balancer trace (type 7), no packet.
+public struct TraceSock: Sendable {
+    public var xlatePoint: UInt8
+    public var destinationIP: IPAddress
+    public var destinationPort: UInt16
+    public var socketCookie: UInt64
+    public var cgroupID: UInt64
+    public var l4Proto: UInt8
+    public var flags: UInt8
+}
+
+/// Recorder (pcap) capture (type 6, Cilium 1.13).
+public struct RecorderCapture: Sendable {
+    /// 1 ingress, 2 egress.
+    public var subtype: UInt8
+    public var ruleID: UInt16
+    public var bootNanoseconds: UInt64
+    public var captureLength: UInt32
+    public var length: UInt32
+}
+
+/// The decoded message of one event.
+public enum Message: Sendable {
+    case trace(TraceNotify)
+    case drop(DropNotify)
+    case debug(DebugMessage)
+    case capture(DebugCapture)
+    case policyVerdict(PolicyVerdict)
+    case traceSock(TraceSock)
+    case recorder(RecorderCapture)
+    /// A message type vxmon does not know; rendered as Cilium does (`Unknown event: [...]`).
+    case unknown(type: UInt8)
+}
+
+/// One decoded event: its message, where it came from and the decoded packet it carries.
+public struct Event: Sendable {
+    public var message: Message
+    public var cpu: Int
+    /// Receive time in ns since the Unix epoch, 0 when unknown.
+    public var timeNanoseconds: UInt64
+    /// The node the event came from, when known.
+    public var node: String?
+    /// Where the packet starts in the record, and how many bytes of it are real (len_cap clamped to
+    /// what is present). `packetLength` is 0 for messages without a packet.
+    public var packetOffset: Int
+    public var packetLength: Int
+    public var packet: DecodedPacket
+
+    public init() {
+        message = .unknown(type: 0)
+        cpu = 0
+        timeNanoseconds = 0
+        packetOffset = 0
+        packetLength = 0
+        packet = DecodedPacket()
+    }
+
+    /// The message type byte.
+    public var typeCode: UInt8 {
+        switch message {
+        case .trace: MessageType.trace
+        case .drop: MessageType.drop
+        case .debug: MessageType.debug
+        case .capture: MessageType.capture
+        case .policyVerdict: MessageType.policyVerdict
+        case .traceSock: MessageType.traceSock
+        case .recorder: MessageType.recorder
+        case .unknown(let t): t
+        }
+    }
+}

@@ -1,0 +1,340 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VxmonWire
+
+/// A growable byte buffer that renderers write into and the output loop flushes with one write(2)
+/// per batch. It is a class so that renderers can share it without copies; it is not thread-safe.
+///
+/// All formatting helpers append ASCII/UTF-8 bytes directly: no String is built per field.
+public final class OutputBuffer {
+    /// The buffer state lives behind a `let` pointer: class `var`s would pay a dynamic exclusivity
+    /// check on every byte appended, which dominated the JSON renderer's profile.
+    @usableFromInline struct State {
+        var storage: UnsafeMutablePointer<UInt8>
+        var capacity: Int
+        var count: Int
+    }
+    @usableFromInline let state: UnsafeMutablePointer<State>
+
+    @usableFromInline var storage: UnsafeMutablePointer<UInt8> {
+        @inline(__always) get { state.pointee.storage }
+    }
+    @usableFromInline var capacity: Int {
+        @inline(__always) get { state.pointee.capacity }
+    }
+    /// Number of bytes written since the last `removeAll`/flush.
+    public var count: Int {
+        @inline(__always) get { state.pointee.count }
+    }
+    @inline(__always) private func setCount(_ n: Int) { state.pointee.count = n }
+
+    public init(capacity: Int = 1 << 16) {
+        let c = max(capacity, 64)
+        state = .allocate(capacity: 1)
+        state.initialize(to: State(storage: .allocate(capacity: c), capacity: c, count: 0))
+    }
+
+    deinit {
+        state.pointee.storage.deallocate()
+        state.deallocate()
+    }
+
+    /// The bytes written so far.
+    public var bytes: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: storage, count: count) }
+
+    /// The contents decoded as UTF-8 (tests and small outputs only).
+    public var string: String { String(decoding: bytes, as: UTF8.self) }
+
+    public func removeAll() { setCount(0) }
+
+    /// Drops everything after `mark` (a value of `count` taken earlier).
+    public func truncate(to mark: Int) { if mark < count { setCount(max(mark, 0)) } }
+
+    @inline(__always)
+    func reserve(_ n: Int) {
+        if capacity &- count < n { grow(n) }
+    }
+
+    @inline(never)
+    private func grow(_ n: Int) {
+        var newCapacity = capacity &* 2
+        while newCapacity &- count < n { newCapacity &*= 2 }
+        let newStorage = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newStorage.update(from: storage, count: count)
+        storage.deallocate()
+        state.pointee.storage = newStorage
+        state.pointee.capacity = newCapacity
+    }
+
+    // MARK: Raw appends
+
+    @inline(__always)
+    public func append(byte b: UInt8) {
+        reserve(1)
+        storage[count] = b
+        state.pointee.count &+= 1
+    }
+
+    @inline(__always)
+    public func append(_ s: StaticString) {
+        let n = s.utf8CodeUnitCount
+        reserve(n)
+        let dst = storage + count
+        let src = s.utf8Start
+        if n <= 32 {
+            // Short literals dominate; a byte loop beats a memmove call for them.
+            var i = 0
+            while i < n {
+                dst[i] = src[i]
+                i &+= 1
+            }
+        } else {
+            dst.update(from: src, count: n)
+        }
+        state.pointee.count &+= n
+    }
+
+    /// Reserves `maxBytes`, lets `body` write up to that many bytes at the returned pointer and
+    /// commits the count it returns. For hot formatting paths that write several pieces at once.
+    @inline(__always)
+    public func withAppendBuffer(maxBytes: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
+        reserve(maxBytes)
+        let written = body(storage + count)
+        state.pointee.count &+= min(max(written, 0), maxBytes)
+    }
+
+    public func append(_ s: String) {
+        var s = s
+        s.withUTF8 { append(bytes: $0) }
+    }
+
+    @inline(__always)
+    public func append(bytes: UnsafeBufferPointer<UInt8>) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        reserve(bytes.count)
+        (storage + count).update(from: base, count: bytes.count)
+        state.pointee.count &+= bytes.count
+    }
+
+    public func append(_ other: OutputBuffer) { append(bytes: other.bytes) }
+
+    /// Appends `n` copies of `b`.
+    public func append(repeating b: UInt8, count n: Int) {
+        guard n > 0 else { return }
+        reserve(n)
+        (storage + count).update(repeating: b, count: n)
+        state.pointee.count &+= n
+    }
+
+    // MARK: Numbers
+
+    /// Decimal, like Go's `%d`.
+    @inline(__always)
+    public func decimal<T: BinaryInteger>(_ value: T) {
+        if value < 0 {
+            append(byte: UInt8(ascii: "-"))
+            // Magnitude handles Int.min without overflow.
+            unsignedDecimal(UInt64(value.magnitude))
+        } else {
+            unsignedDecimal(UInt64(value))
+        }
+    }
+
+    @inline(__always)
+    public func unsignedDecimal(_ value: UInt64) {
+        if value < 10 {
+            append(byte: UInt8(truncatingIfNeeded: value) &+ 48)
+            return
+        }
+        reserve(20)
+        var digits = 0
+        var v = value
+        while v > 0 {
+            digits &+= 1
+            v /= 10
+        }
+        var p = count &+ digits
+        v = value
+        while v > 0 {
+            p &-= 1
+            storage[p] = UInt8(truncatingIfNeeded: v % 10) &+ 48
+            v /= 10
+        }
+        state.pointee.count &+= digits
+    }
+
+    /// Zero-padded decimal of at least `width` digits, like Go's `%02d`.
+    public func decimal(_ value: Int, width: Int) {
+        var digits = 1
+        var v = value.magnitude / 10
+        while v > 0 {
+            digits += 1
+            v /= 10
+        }
+        if value < 0 { append(byte: UInt8(ascii: "-")) }
+        if digits < width { append(repeating: 48, count: width - digits) }
+        unsignedDecimal(UInt64(value.magnitude))
+    }
+
+    /// Lowercase hex without prefix, like Go's `%x`.
+    public func hex(_ value: UInt64) {
+        if value == 0 {
+            append(byte: 48)
+            return
+        }
+        var digits = 0
+        var v = value
+        while v > 0 {
+            digits &+= 1
+            v >>= 4
+        }
+        reserve(digits)
+        var p = count &+ digits
+        v = value
+        while v > 0 {
+            p &-= 1
+            storage[p] = hexDigit(UInt8(truncatingIfNeeded: v & 0xf))
+            v >>= 4
+        }
+        state.pointee.count &+= digits
+    }
+
+    /// Go's `%#x`: `0x` then lowercase hex (`0x0` for zero).
+    @inline(__always)
+    public func hexPrefixed(_ value: UInt64) {
+        append("0x")
+        hex(value)
+    }
+
+    /// Two lowercase hex digits.
+    @inline(__always)
+    public func hexByte(_ b: UInt8) {
+        reserve(2)
+        storage[count] = hexDigit(b >> 4)
+        storage[count &+ 1] = hexDigit(b & 0xf)
+        state.pointee.count &+= 2
+    }
+
+    @inline(__always)
+    func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? nibble &+ 48 : nibble &+ 87 }
+
+    /// `true` / `false`.
+    @inline(__always)
+    public func bool(_ b: Bool) { b ? append("true") : append("false") }
+
+    // MARK: Addresses (Go `net` formatting)
+
+    /// `aa:bb:cc:dd:ee:ff`, lowercase (Go `net.HardwareAddr.String`).
+    public func mac(_ m: MACAddress) {
+        withAppendBuffer(maxBytes: 17) { p in
+            var n = 0
+            var shift: UInt64 = 40
+            while true {
+                let b = UInt8(truncatingIfNeeded: m.rawValue >> shift)
+                p[n] = hexDigit(b >> 4)
+                p[n &+ 1] = hexDigit(b & 0xf)
+                n &+= 2
+                if shift == 0 { return n }
+                p[n] = UInt8(ascii: ":")
+                n &+= 1
+                shift &-= 8
+            }
+        }
+    }
+
+    /// Dotted quad.
+    public func ipv4(_ a: IPv4Address) {
+        withAppendBuffer(maxBytes: 15) { p in
+            var n = 0
+            var shift: UInt32 = 24
+            while true {
+                let o = Int(UInt8(truncatingIfNeeded: a.rawValue >> shift))
+                if o >= 100 {
+                    p[n] = UInt8(o / 100) &+ 48
+                    p[n &+ 1] = UInt8(o / 10 % 10) &+ 48
+                    p[n &+ 2] = UInt8(o % 10) &+ 48
+                    n &+= 3
+                } else if o >= 10 {
+                    p[n] = UInt8(o / 10) &+ 48
+                    p[n &+ 1] = UInt8(o % 10) &+ 48
+                    n &+= 2
+                } else {
+                    p[n] = UInt8(o) &+ 48
+                    n &+= 1
+                }
+                if shift == 0 { return n }
+                p[n] = UInt8(ascii: ".")
+                n &+= 1
+                shift &-= 8
+            }
+        }
+    }
+
+    /// Go `net.IP.String()` for a 16-byte address: IPv4-mapped addresses print dotted; otherwise the
+    /// longest run of two or more zero groups (the first on a tie) becomes `::`.
+    public func ipv6(_ a: IPv6Address) {
+        if let v4 = a.mappedIPv4 {
+            ipv4(v4)
+            return
+        }
+        var bestStart = -1
+        var bestLength = 0
+        var i = 0
+        while i < 8 {
+            if a.group(i) == 0 {
+                var j = i
+                while j < 8 && a.group(j) == 0 { j += 1 }
+                if j - i > bestLength {
+                    bestStart = i
+                    bestLength = j - i
+                }
+                i = j
+            } else {
+                i += 1
+            }
+        }
+        if bestLength < 2 { bestStart = -1 }
+        i = 0
+        while i < 8 {
+            if i == bestStart {
+                append("::")
+                i += bestLength
+                continue
+            }
+            if i > 0 && i != bestStart + bestLength { append(byte: UInt8(ascii: ":")) }
+            if i > 0 && i == bestStart + bestLength && bestStart < 0 { append(byte: UInt8(ascii: ":")) }
+            hex(UInt64(a.group(i)))
+            i += 1
+        }
+    }
+
+    public func ip(_ a: IPAddress) {
+        switch a {
+        case .v4(let v4): ipv4(v4)
+        case .v6(let v6): ipv6(v6)
+        }
+    }
+}
+
+#if canImport(Glibc)
+extension OutputBuffer {
+    /// Writes everything to `fd` (retrying short writes and EINTR) and empties the buffer.
+    /// Returns false when the write failed (errno is left set, e.g. EPIPE).
+    @discardableResult
+    public func flush(to fd: Int32) -> Bool {
+        var written = 0
+        while written < count {
+            let n = Glibc.write(fd, storage + written, count - written)
+            if n < 0 {
+                if errno == EINTR { continue }
+                setCount(0)
+                return false
+            }
+            written += n
+        }
+        setCount(0)
+        return true
+    }
+}
+#endif

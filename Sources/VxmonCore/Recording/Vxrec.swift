@@ -1,0 +1,257 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VxmonWire
+
+/// The `.vxrec` recording format, version 1 (see README "Recording format"): a 16-byte file header,
+/// then records of a 24-byte header, a body and zero padding to the next multiple of 8. All integers
+/// are little-endian.
+public enum Vxrec {
+    public static let magic: [UInt8] = Array("VXMONREC".utf8)
+    public static let version: UInt16 = 1
+    public static let fileHeaderLength = 16
+    public static let recordHeaderLength = 24
+    /// Largest body a reader accepts; a longer length field means a corrupt file.
+    public static let maxBodyLength = 16 << 20
+
+    public enum Kind: UInt16, Sendable {
+        case sample = 1
+        case lost = 2
+        case interfaceName = 3
+        case metadata = 4
+    }
+}
+
+/// What a recording reader hands to its consumer, record by record.
+public protocol RecordConsumer {
+    /// A raw monitor sample. `body` is only valid during the call. `index` counts records from 1.
+    mutating func sample(_ body: RawSpan, cpu: Int, timeNanoseconds: UInt64, index: Int, offset: Int)
+    mutating func lost(cpu: Int, count: UInt64, timeNanoseconds: UInt64)
+    mutating func interfaceName(ifindex: UInt32, name: String)
+    mutating func metadata(key: String, value: String)
+    /// A record that could not be used (e.g. a lost record with a short body); the reader goes on.
+    mutating func malformedRecord(index: Int, offset: Int, reason: String)
+}
+
+/// Errors that end reading a recording.
+public struct RecordingError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Streams a `.vxrec` file from a file descriptor in fixed-size chunks, so memory stays flat however
+/// large the recording is.
+public final class VxrecReader {
+    private let fd: Int32
+    private var buffer: UnsafeMutableRawPointer
+    private var capacity: Int
+    private var start = 0
+    private var end = 0
+    private var eof = false
+    /// File offset of `buffer[start]`.
+    private var fileOffset = 0
+    private var recordIndex = 0
+
+    public init(fd: Int32, chunkSize: Int = 1 << 20) {
+        self.fd = fd
+        capacity = max(chunkSize, 4096)
+        buffer = .allocate(byteCount: capacity, alignment: 8)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Ensures at least `n` bytes are buffered from `start`; false at end of file.
+    private func fill(_ n: Int) throws(RecordingError) -> Bool {
+        if end - start >= n { return true }
+        if start > 0 {
+            memmove(buffer, buffer + start, end - start)
+            end -= start
+            start = 0
+        }
+        if n > capacity {
+            let newCapacity = max(n, capacity * 2)
+            let newBuffer = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 8)
+            newBuffer.copyMemory(from: buffer, byteCount: end)
+            buffer.deallocate()
+            buffer = newBuffer
+            capacity = newCapacity
+        }
+        while end - start < n && !eof {
+            let r = read(fd, buffer + end, capacity - end)
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw RecordingError("read failed: \(String(cString: strerror(errno)))")
+            }
+            if r == 0 { eof = true } else { end += r }
+        }
+        return end - start >= n
+    }
+
+    private func le16(_ o: Int) -> UInt16 { UInt16(littleEndian: buffer.loadUnaligned(fromByteOffset: start + o, as: UInt16.self)) }
+    private func le32(_ o: Int) -> UInt32 { UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: start + o, as: UInt32.self)) }
+    private func le64(_ o: Int) -> UInt64 { UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: start + o, as: UInt64.self)) }
+
+    /// Reads the whole recording, handing every record to `consumer`. Throws for a bad header or a file
+    /// that ends inside a record (after every complete record has been delivered).
+    public func run<C: RecordConsumer>(_ consumer: inout C) throws(RecordingError) {
+        guard try fill(Vxrec.fileHeaderLength) else {
+            if end - start == 0 { throw RecordingError("empty file: not a vxmon recording") }
+            throw RecordingError("file ends inside the 16-byte header: not a vxmon recording")
+        }
+        for (i, b) in Vxrec.magic.enumerated() where buffer.load(fromByteOffset: start + i, as: UInt8.self) != b {
+            throw RecordingError("bad magic: not a vxmon recording (expected VXMONREC)")
+        }
+        let version = le16(8)
+        guard version == Vxrec.version else {
+            throw RecordingError("recording format version \(version) is not supported (this vxmon reads version 1)")
+        }
+        let headerLength = Int(le16(10))
+        guard headerLength >= Vxrec.fileHeaderLength else {
+            throw RecordingError("header length \(headerLength) is shorter than 16 bytes")
+        }
+        guard try fill(headerLength) else { throw RecordingError("file ends inside its \(headerLength)-byte header") }
+        // Records are padded to 8 bytes counted from the start of the file.
+        start += headerLength
+        fileOffset = headerLength
+        let headerPad = (8 - headerLength % 8) % 8
+        if headerPad > 0 {
+            guard try fill(headerPad) else { return }
+            start += headerPad
+            fileOffset += headerPad
+        }
+
+        while true {
+            guard try fill(Vxrec.recordHeaderLength) else {
+                if end - start > 0 {
+                    throw RecordingError(
+                        "truncated recording: \(end - start) bytes at offset \(fileOffset) are not a complete record header")
+                }
+                return
+            }
+            recordIndex += 1
+            let kind = le16(0)
+            let cpu = Int(le32(4))
+            let time = le64(8)
+            let length = Int(le32(16))
+            guard length <= Vxrec.maxBodyLength else {
+                throw RecordingError(
+                    "record \(recordIndex) at offset \(fileOffset) claims \(length) bytes: corrupt recording")
+            }
+            let padded = (length + 7) & ~7
+            let total = Vxrec.recordHeaderLength + padded
+            guard try fill(Vxrec.recordHeaderLength + length) else {
+                throw RecordingError(
+                    "truncated recording: record \(recordIndex) at offset \(fileOffset) needs \(length) body bytes, "
+                        + "\(end - start - Vxrec.recordHeaderLength) present")
+            }
+            let bodyStart = start + Vxrec.recordHeaderLength
+            let body = UnsafeRawBufferPointer(start: buffer + bodyStart, count: length)
+            switch Vxrec.Kind(rawValue: kind) {
+            case .sample:
+                consumer.sample(body.bytes, cpu: cpu, timeNanoseconds: time, index: recordIndex, offset: fileOffset)
+            case .lost:
+                if length >= 8 {
+                    consumer.lost(cpu: cpu, count: UInt64(littleEndian: body.loadUnaligned(as: UInt64.self)), timeNanoseconds: time)
+                } else {
+                    consumer.malformedRecord(index: recordIndex, offset: fileOffset, reason: "lost record body is \(length) bytes, needs 8")
+                }
+            case .interfaceName:
+                if length >= 4 {
+                    let ifindex = UInt32(littleEndian: body.loadUnaligned(as: UInt32.self))
+                    let name = String(decoding: UnsafeRawBufferPointer(rebasing: body[4...]), as: UTF8.self)
+                    consumer.interfaceName(ifindex: ifindex, name: name)
+                } else {
+                    consumer.malformedRecord(index: recordIndex, offset: fileOffset, reason: "interface-name record is \(length) bytes, needs 4")
+                }
+            case .metadata:
+                let text = String(decoding: body, as: UTF8.self)
+                if let eq = text.firstIndex(of: "=") {
+                    consumer.metadata(key: String(text[..<eq]), value: String(text[text.index(after: eq)...]))
+                } else {
+                    consumer.metadata(key: text, value: "")
+                }
+            case nil:
+                break  // unknown kinds are skipped
+            }
+            // The padding may be missing at the very end of the file; that is not an error.
+            let advance = try fill(total) ? total : end - start
+            start += advance
+            fileOffset += advance
+        }
+    }
+}
+
+/// Writes `.vxrec` recordings.
+public final class VxrecWriter {
+    private let out = OutputBuffer(capacity: 1 << 16)
+    private let fd: Int32
+    private var offset = 0
+
+    /// Writes the file header to `fd`.
+    public init(fd: Int32) {
+        self.fd = fd
+        for b in Vxrec.magic { out.append(byte: b) }
+        le16(Vxrec.version)
+        le16(UInt16(Vxrec.fileHeaderLength))
+        le32(0)
+        offset = Vxrec.fileHeaderLength
+    }
+
+    private func le16(_ v: UInt16) {
+        out.append(byte: UInt8(truncatingIfNeeded: v))
+        out.append(byte: UInt8(truncatingIfNeeded: v >> 8))
+    }
+    private func le32(_ v: UInt32) {
+        le16(UInt16(truncatingIfNeeded: v))
+        le16(UInt16(truncatingIfNeeded: v >> 16))
+    }
+    private func le64(_ v: UInt64) {
+        le32(UInt32(truncatingIfNeeded: v))
+        le32(UInt32(truncatingIfNeeded: v >> 32))
+    }
+
+    private func record(_ kind: Vxrec.Kind, cpu: Int, time: UInt64, body: (OutputBuffer) -> Void) {
+        let headerAt = out.count
+        le16(kind.rawValue)
+        le16(0)
+        le32(UInt32(truncatingIfNeeded: cpu))
+        le64(time)
+        le32(0)  // length, patched below
+        le32(0)
+        let bodyAt = out.count
+        body(out)
+        let length = out.count - bodyAt
+        var patched = UInt32(length).littleEndian
+        withUnsafeBytes(of: &patched) { p in
+            let dst = UnsafeMutableRawPointer(mutating: out.bytes.baseAddress!) + headerAt + 16
+            dst.copyMemory(from: p.baseAddress!, byteCount: 4)
+        }
+        let pad = (8 - (length % 8)) % 8
+        out.append(repeating: 0, count: pad)
+        offset += Vxrec.recordHeaderLength + length + pad
+        if out.count >= 1 << 16 { flush() }
+    }
+
+    public func sample(_ bytes: UnsafeRawBufferPointer, cpu: Int, time: UInt64 = 0) {
+        record(.sample, cpu: cpu, time: time) { $0.append(bytes: bytes.bindMemory(to: UInt8.self)) }
+    }
+
+    public func lost(cpu: Int, count: UInt64, time: UInt64 = 0) {
+        record(.lost, cpu: cpu, time: time) { _ in self.le64(count) }
+    }
+
+    public func interfaceName(_ ifindex: UInt32, _ name: String, time: UInt64 = 0) {
+        record(.interfaceName, cpu: 0, time: time) { o in
+            self.le32(ifindex)
+            o.append(name)
+        }
+    }
+
+    public func metadata(_ key: String, _ value: String, time: UInt64 = 0) {
+        record(.metadata, cpu: 0, time: time) { $0.append("\(key)=\(value)") }
+    }
+
+    /// Writes buffered records; false if the write failed.
+    @discardableResult
+    public func flush() -> Bool { out.flush(to: fd) }
+}

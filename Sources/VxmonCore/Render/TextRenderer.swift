@@ -1,0 +1,544 @@
+import VxmonWire
+
+/// Verbosity of the text output, as `cilium monitor` counts `-v`.
+public enum Verbosity: Int, Sendable, Comparable {
+    /// No `-v`: one line per event (INFO).
+    case info = 0
+    /// `-v` (DEBUG).
+    case debug = 1
+    /// `-vv` or more (VERBOSE): separator, header and packet lines.
+    case verbose = 2
+
+    public static func < (a: Verbosity, b: Verbosity) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// Renders events exactly as Cilium 1.13's `cilium monitor` text formatter does, with vxmon's four
+/// documented differences: at `-vv` the `CPU NN: MARK ...` header comes right after the separator;
+/// VXLAN/Geneve inner frames are decoded; broken events never reach this renderer (they are reported
+/// on stderr); kernel padding is never decoded.
+public struct TextRenderer: Sendable {
+    public var verbosity: Verbosity
+    public var hex: Bool
+    public var numeric: Bool
+    public var release: CiliumRelease
+    public var names: InterfaceNames
+
+    public init(
+        verbosity: Verbosity = .info, hex: Bool = false, numeric: Bool = false, release: CiliumRelease = .v1_13,
+        names: InterfaceNames = InterfaceNames()
+    ) {
+        self.verbosity = verbosity
+        self.hex = hex
+        self.numeric = numeric
+        self.release = release
+        self.names = names
+    }
+
+    static let separator: StaticString =
+        "------------------------------------------------------------------------------\n"
+
+    // MARK: Events
+
+    public func render(_ event: Event, record: RawSpan, into out: OutputBuffer) {
+        let packetBytes = record.extracting(event.packetOffset..<(event.packetOffset + event.packetLength))
+        switch event.message {
+        case .trace(let t): trace(t, event, packetBytes, out)
+        case .drop(let d): drop(d, event, packetBytes, out)
+        case .debug(let m):
+            guard verbosity >= .debug else { return }
+            cpuPrefix(event.cpu, out)
+            markFrom(m.header, out)
+            out.append("DEBUG: ")
+            DebugText.message(m, out, names: names, node: event.node, release: release)
+            out.append(byte: 10)
+        case .capture(let c): capture(c, event, packetBytes, out)
+        case .policyVerdict(let p): policyVerdict(p, event, packetBytes, out)
+        case .traceSock(let s):
+            guard verbosity == .debug else { return }
+            cpuPrefix(event.cpu, out)
+            out.append(" [")
+            out.append(CiliumNames.xlatePoint(s.xlatePoint))
+            out.append("] cgroup_id: ")
+            out.decimal(s.cgroupID)
+            out.append(" sock_cookie: ")
+            out.decimal(s.socketCookie)
+            out.append(", dst [")
+            out.ip(s.destinationIP)
+            out.append("]:")
+            out.decimal(s.destinationPort)
+            out.append(byte: 32)
+            out.append(CiliumNames.sockProto(s.l4Proto))
+            out.append(" \n")
+        case .recorder(let r):
+            out.append("Recorder capture: dir:")
+            out.append(r.subtype == 1 ? "ingress" : "egress")
+            out.append(" rule:")
+            out.decimal(r.ruleID)
+            out.append(" ts:")
+            out.decimal(r.bootNanoseconds)
+            out.append(" caplen:")
+            out.decimal(r.captureLength)
+            out.append(" len:")
+            out.decimal(r.length)
+            out.append(byte: 10)
+            dissect(event.packet, packetBytes, out)
+            out.append("----\n")
+        case .unknown:
+            cpuPrefix(event.cpu, out)
+            out.append(" Unknown event: [")
+            for i in 0..<record.byteCount {
+                if i > 0 { out.append(byte: 32) }
+                out.decimal(record.u8(i))
+            }
+            out.append("]\n")
+        }
+    }
+
+    /// `CPU NN: Lost N events`.
+    public func renderLost(cpu: Int, count: UInt64, into out: OutputBuffer) {
+        cpuPrefix(cpu, out)
+        out.append(" Lost ")
+        out.decimal(count)
+        out.append(" events\n")
+    }
+
+    // MARK: Per type
+
+    func trace(_ t: TraceNotify, _ event: Event, _ bytes: RawSpan, _ out: OutputBuffer) {
+        if verbosity < .verbose {
+            traceSummary(t, out)
+            if t.isEncrypted {
+                out.append(" encrypted  flow ")
+            } else {
+                out.append(" flow ")
+            }
+            out.hexPrefixed(UInt64(t.header.hash))
+            out.append(" , identity ")
+            identity(t.sourceIdentity, out)
+            out.append("->")
+            identity(t.destinationIdentity, out)
+            if t.ipTraceID > 0 {
+                out.append(" [ ip-trace-id = ")
+                out.decimal(t.ipTraceID)
+                out.append(" ]")
+            }
+            out.append(" state ")
+            traceReason(t.reason, out)
+            out.append(" ifindex ")
+            names.append(ifindex: t.ifindex, node: event.node, to: out)
+            out.append(" orig-ip ")
+            originalIP(t, out)
+            out.append(": ")
+            summary(event.packet, bytes, out)
+            out.append(byte: 10)
+            return
+        }
+        out.append(Self.separator)
+        cpuPrefix(event.cpu, out)
+        out.append(" MARK ")
+        out.hexPrefixed(UInt64(t.header.hash))
+        if t.ipTraceID > 0 {
+            out.append(" [ IP-TRACE-ID = ")
+            out.decimal(t.ipTraceID)
+            out.append(" ]")
+        }
+        out.append(" FROM ")
+        out.decimal(t.header.source)
+        out.append(byte: 32)
+        if let name = CiliumNames.observationPoint(t.observationPoint, release) {
+            out.append(name)
+        } else {
+            out.decimal(t.observationPoint)
+        }
+        out.append(": ")
+        out.decimal(t.lengthOriginal)
+        out.append(" bytes (")
+        out.decimal(t.lengthCaptured)
+        out.append(" captured), state ")
+        traceReason(t.reason, out)
+        if t.ifindex != 0 {
+            out.append(", interface ")
+            names.append(ifindex: t.ifindex, node: event.node, to: out)
+        }
+        if t.sourceIdentity != 0 || t.destinationIdentity != 0 {
+            out.append(", , identity ")
+            identity(t.sourceIdentity, out)
+            out.append("->")
+            identity(t.destinationIdentity, out)
+        }
+        out.append(", orig-ip ")
+        originalIP(t, out)
+        if t.destinationID != 0 {
+            out.append(t.observationPoint == 1 ? ", to proxy-port " : ", to endpoint ")
+            out.decimal(t.destinationID)
+        }
+        out.append(byte: 10)
+        if t.lengthCaptured > 0 && event.packetLength > 0 { packetLines(event.packet, bytes, out) }
+    }
+
+    func drop(_ d: DropNotify, _ event: Event, _ bytes: RawSpan, _ out: OutputBuffer) {
+        if verbosity < .verbose {
+            out.append("xx drop (")
+            dropReason(d.reason, d.extError, out)
+            out.append(") flow ")
+            out.hexPrefixed(UInt64(d.header.hash))
+            out.append(" to endpoint ")
+            out.decimal(d.destinationID)
+            out.append(", ifindex ")
+            out.decimal(d.ifindex)
+            out.append(", file ")
+            out.decimal(d.file)
+            out.append(byte: UInt8(ascii: ":"))
+            out.decimal(d.line)
+            out.append(", ")
+            if d.ipTraceID > 0 {
+                out.append(" [ ip-trace-id = ")
+                out.decimal(d.ipTraceID)
+                out.append(" ]")
+            }
+            out.append(", identity ")
+            identity(d.sourceIdentity, out)
+            out.append("->")
+            identity(d.destinationIdentity, out)
+            out.append(": ")
+            summary(event.packet, bytes, out)
+            out.append(byte: 10)
+            return
+        }
+        out.append(Self.separator)
+        cpuPrefix(event.cpu, out)
+        markFrom(d.header, out)
+        out.append("DROP: ")
+        out.decimal(d.lengthOriginal)
+        out.append(" bytes, reason ")
+        dropReason(d.reason, d.extError, out)
+        if d.sourceIdentity != 0 || d.destinationIdentity != 0 {
+            out.append(", identity ")
+            identity(d.sourceIdentity, out)
+            out.append("->")
+            identity(d.destinationIdentity, out)
+        }
+        if d.destinationID != 0 {
+            out.append(", to endpoint ")
+            out.decimal(d.destinationID)
+        }
+        out.append(byte: 10)
+        if event.packetLength > 0 { packetLines(event.packet, bytes, out) }
+    }
+
+    func capture(_ c: DebugCapture, _ event: Event, _ bytes: RawSpan, _ out: OutputBuffer) {
+        if verbosity < .verbose {
+            guard DebugText.hasCapturePrefix(c.header.subtype) else { return }
+            DebugText.capturePrefix(c, out, names: names, node: event.node)
+            out.append(": ")
+            summary(event.packet, bytes, out)
+            out.append(byte: 10)
+            return
+        }
+        out.append(Self.separator)
+        cpuPrefix(event.cpu, out)
+        markFrom(c.header, out)
+        out.append("DEBUG: ")
+        out.decimal(c.lengthOriginal)
+        out.append(" bytes, ")
+        DebugText.captureDescription(c, out)
+        out.append(byte: 10)
+        if c.lengthOriginal > 0 && event.packetLength > 0 { packetLines(event.packet, bytes, out) }
+    }
+
+    func policyVerdict(_ p: PolicyVerdict, _ event: Event, _ bytes: RawSpan, _ out: OutputBuffer) {
+        out.append("Policy verdict log: flow ")
+        out.hexPrefixed(UInt64(p.header.hash))
+        out.append(" local EP ID ")
+        out.decimal(p.header.source)
+        out.append(", remote ID ")
+        identity(p.remoteIdentity, out)
+        out.append(", proto ")
+        out.decimal(p.proto)
+        out.append(p.isIngress ? ", ingress, action " : ", egress, action ")
+        if p.isAudited {
+            out.append("audit")
+        } else if p.verdict < 0 {
+            out.append("deny")
+        } else if p.verdict > 0 {
+            out.append("redirect")
+        } else {
+            out.append("allow")
+        }
+        if let auth = p.authType {
+            out.append(", auth: ")
+            if let name = CiliumNames.authType(auth) {
+                out.append(name)
+            } else {
+                out.append("Unknown-auth-type-")
+                out.decimal(auth)
+            }
+        }
+        out.append(", match ")
+        out.append(CiliumNames.policyMatch(p.matchType))
+        out.append(", ")
+        summary(event.packet, bytes, out)
+        out.append(byte: 10)
+    }
+
+    // MARK: Pieces
+
+    func cpuPrefix(_ cpu: Int, _ out: OutputBuffer) {
+        out.append("CPU ")
+        out.decimal(cpu, width: 2)
+        out.append(byte: UInt8(ascii: ":"))
+    }
+
+    /// ` MARK 0x.. FROM n ` after the CPU prefix.
+    func markFrom(_ h: NotifyHeader, _ out: OutputBuffer) {
+        out.append(" MARK ")
+        out.hexPrefixed(UInt64(h.hash))
+        out.append(" FROM ")
+        out.decimal(h.source)
+        out.append(byte: 32)
+    }
+
+    func identity(_ id: UInt32, _ out: OutputBuffer) {
+        if !numeric, let name = CiliumNames.reservedIdentity(id, release) {
+            out.append(name)
+        } else {
+            out.decimal(id)
+        }
+    }
+
+    func traceReason(_ reason: UInt8, _ out: OutputBuffer) {
+        if let text = CiliumNames.traceReason(reason, release) {
+            out.append(text)
+        } else {
+            out.decimal(reason)
+        }
+    }
+
+    func dropReason(_ reason: UInt8, _ ext: Int8, _ out: OutputBuffer) {
+        if let text = CiliumNames.dropReason(reason, release) {
+            out.append(text)
+            if ext != 0 {
+                out.append(", ")
+                out.decimal(ext)
+            }
+        } else {
+            out.decimal(reason)
+            out.append(", ")
+            out.decimal(ext)
+        }
+    }
+
+    func originalIP(_ t: TraceNotify, _ out: OutputBuffer) {
+        if let ip = t.originalIP { out.ip(ip) } else { out.append("0.0.0.0") }
+    }
+
+    func traceSummary(_ t: TraceNotify, _ out: OutputBuffer) {
+        switch t.observationPoint {
+        case 0:
+            out.append("-> endpoint ")
+            out.decimal(t.destinationID)
+        case 1:
+            out.append("-> proxy")
+            if t.destinationID != 0 {
+                out.append(" port ")
+                out.decimal(t.destinationID)
+            }
+        case 2: out.append("-> host from")
+        case 3: out.append("-> stack")
+        case 4: out.append("-> overlay")
+        case 5:
+            out.append("<- endpoint ")
+            out.decimal(t.header.source)
+        case 6: out.append("<- proxy")
+        case 7: out.append("<- host")
+        case 8: out.append("<- stack")
+        case 9: out.append("<- overlay")
+        case 10: out.append("<- network")
+        case 11: out.append("-> network")
+        case 12 where release == .latest: out.append("<- crypto")
+        case 13 where release == .latest: out.append("-> crypto")
+        default: out.append("unknown trace")
+        }
+    }
+
+    /// `-vv` packet lines: the dissection, or the hex dump with `--hex`.
+    func packetLines(_ packet: DecodedPacket, _ bytes: RawSpan, _ out: OutputBuffer) {
+        if hex {
+            appendHexDump(bytes, to: out)
+        } else {
+            dissect(packet, bytes, out)
+        }
+    }
+
+    /// Cilium's `Dissect`: one gopacket layer line per decoded layer, then the truncation and error
+    /// lines. For tunnel packets the tunnel header and the inner frame follow the outer layers.
+    func dissect(_ packet: DecodedPacket, _ bytes: RawSpan, _ out: OutputBuffer) {
+        bytes.withUnsafeBytes { buffer in dissect(packet, LayerStrings(buffer, out: out), out) }
+    }
+
+    private func dissect(_ packet: DecodedPacket, _ strings: LayerStrings, _ out: OutputBuffer) {
+        let outer = packet.ciliumView(from: 0, inner: false)
+        for i in outer.start..<(outer.start + outer.count) {
+            strings.line(packet.layers[packet.ciliumInstance(i, in: outer)])
+        }
+        var truncated = outer.truncated
+        var error = outer.error
+        if let t = packet.tunnelAfter(outer) {
+            strings.line(packet.layers[t])
+            let inner = packet.ciliumView(from: t + 1, inner: true)
+            for i in inner.start..<(inner.start + inner.count) {
+                strings.line(packet.layers[packet.ciliumInstance(i, in: inner)])
+            }
+            truncated = truncated || inner.truncated
+            error = inner.error
+        }
+        if truncated { out.append("  Packet has been truncated\n") }
+        if let error {
+            out.append("  Failed to decode layer: ")
+            switch error {
+            case .noDecoder(let go):
+                out.append("No decoder for layer type ")
+                out.append(go.name)
+            case .decode(let detail):
+                detail.appendGoMessage(to: out)
+            }
+            out.append(byte: 10)
+        }
+    }
+
+    /// Cilium's `GetConnectionSummary`, plus ` [tunnel ...]` with the inner flow for tunnel packets.
+    func summary(_ packet: DecodedPacket, _ bytes: RawSpan, _ out: OutputBuffer) {
+        let outer = packet.ciliumView(from: 0, inner: false)
+        if let t = packet.tunnelAfter(outer) {
+            let inner = packet.ciliumView(from: t + 1, inner: true)
+            ConnectionSummary.append(packet, inner, out)
+            out.append(" [tunnel ")
+            ConnectionSummary.appendTunnelEndpoints(packet, outer, out)
+            switch packet.layers[t].header {
+            case .vxlan(let v):
+                out.append(" vxlan vni ")
+                out.decimal(v.vni)
+            case .geneve(let g):
+                out.append(" geneve vni ")
+                out.decimal(g.vni)
+            default: break
+            }
+            out.append(byte: UInt8(ascii: "]"))
+        } else {
+            ConnectionSummary.append(packet, outer, out)
+        }
+    }
+}
+
+/// Cilium 1.13's `GetConnectionSummary` over a gopacket view.
+enum ConnectionSummary {
+    enum Transport { case tcp, udp, sctp }
+
+    /// Cilium's getTCPInfo order.
+    static let summaryFlags: [(UInt16, StaticString)] = [
+        (TCPHeader.syn, "SYN"), (TCPHeader.ack, "ACK"), (TCPHeader.rst, "RST"), (TCPHeader.fin, "FIN"),
+    ]
+
+    static func append(_ packet: DecodedPacket, _ view: CiliumView, _ out: OutputBuffer) {
+        var eth: EthernetHeader?
+        var ip: (IPAddress, IPAddress)?
+        var ports: (UInt16, UInt16)?
+        var proto: Transport?
+        var tcpFlags: UInt16 = 0
+        var icmp: (Bool, UInt8, UInt8)?
+        for i in view.start..<(view.start + view.count) {
+            switch packet.layers[i].header {
+            case .ethernet(let h): eth = h
+            case .ipv4(let h): ip = (.v4(h.source), .v4(h.destination))
+            case .ipv6(let h): ip = (.v6(h.source), .v6(h.destination))
+            case .tcp(let h):
+                proto = .tcp
+                ports = (h.sourcePort, h.destinationPort)
+                tcpFlags = h.flags
+            case .udp(let h):
+                proto = .udp
+                ports = (h.sourcePort, h.destinationPort)
+            case .sctp(let h):
+                proto = .sctp
+                ports = (h.sourcePort, h.destinationPort)
+            case .icmpv4(let h): icmp = (false, h.type, h.code)
+            case .icmpv6(let h): icmp = (true, h.type, h.code)
+            default: break
+            }
+        }
+        if let (v6, type, code) = icmp {
+            hostOnly(ip?.0, out)
+            out.append(" -> ")
+            hostOnly(ip?.1, out)
+            out.append(byte: 32)
+            out.icmpTypeCode(v6: v6, type: type, code: code)
+        } else if let proto, let ports {
+            hostPort(ip?.0, ports.0, out)
+            out.append(" -> ")
+            hostPort(ip?.1, ports.1, out)
+            out.append(byte: 32)
+            switch proto {
+            case .tcp: out.append("tcp")
+            case .udp: out.append("udp")
+            case .sctp: out.append("sctp")
+            }
+            if proto == .tcp {
+                out.append(byte: 32)
+                var first = true
+                for (bit, name) in summaryFlags where tcpFlags & bit != 0 {
+                    if !first { out.append(", ") }
+                    out.append(name)
+                    first = false
+                }
+            }
+        } else if let ip {
+            out.ip(ip.0)
+            out.append(" -> ")
+            out.ip(ip.1)
+        } else if let eth {
+            out.mac(eth.source)
+            out.append(" -> ")
+            out.mac(eth.destination)
+            out.append(byte: 32)
+            out.append(GoPacketNames.etherType(eth.typeOrLength))
+        } else {
+            out.append("[unknown]")
+        }
+    }
+
+    /// Go prints a nil net.IP as `<nil>` (unreachable with Cilium's layer set, kept for completeness).
+    static func hostOnly(_ ip: IPAddress?, _ out: OutputBuffer) {
+        if let ip { out.ip(ip) } else { out.append("<nil>") }
+    }
+
+    /// `net.JoinHostPort`: brackets when the host contains a colon.
+    static func hostPort(_ ip: IPAddress?, _ port: UInt16, _ out: OutputBuffer) {
+        switch ip {
+        case .v6(let a) where a.mappedIPv4 == nil:
+            out.append(byte: UInt8(ascii: "["))
+            out.ipv6(a)
+            out.append(byte: UInt8(ascii: "]"))
+        case .some(let a): out.ip(a)
+        case nil: out.append("<nil>")
+        }
+        out.append(byte: UInt8(ascii: ":"))
+        out.decimal(port)
+    }
+
+    /// `<outer src>:<sport> -> <outer dst>:<dport>` of the UDP that carries the tunnel.
+    static func appendTunnelEndpoints(_ packet: DecodedPacket, _ outer: CiliumView, _ out: OutputBuffer) {
+        var ip: (IPAddress, IPAddress)?
+        var ports: (UInt16, UInt16) = (0, 0)
+        for i in outer.start..<(outer.start + outer.count) {
+            switch packet.layers[i].header {
+            case .ipv4(let h): ip = (.v4(h.source), .v4(h.destination))
+            case .ipv6(let h): ip = (.v6(h.source), .v6(h.destination))
+            case .udp(let h): ports = (h.sourcePort, h.destinationPort)
+            default: break
+            }
+        }
+        hostPort(ip?.0, ports.0, out)
+        out.append(" -> ")
+        hostPort(ip?.1, ports.1, out)
+    }
+}
