@@ -4,12 +4,24 @@ import VxmonCore
 
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Render a recorded .vxrec file (or - for standard input) as cilium monitor would.")
+        abstract: "Render a recording as cilium monitor would.",
+        discussion: """
+            FILE is a .vxrec recording (vxmon record) or a capture of a Cilium agent's monitor socket \
+            stream (listener protocol 1.2); the format is detected from the first bytes. Use - for \
+            standard input.
+            """)
 
     @Argument(help: "The .vxrec recording to replay, or - for standard input.")
     var file: String
 
     @OptionGroup var options: OutputOptions
+
+    @Flag(
+        help: """
+            For agent monitor-socket streams: keep fields absent from a gob message from the previous \
+            message, as cilium monitor does (a CPU 0 event after a CPU N event then prints CPU N).
+            """)
+    var ciliumCLIQuirks = false
 
     func run() throws {
         let fd: Int32
@@ -24,11 +36,27 @@ struct Replay: ParsableCommand {
         defer { if fd > 0 { close(fd) } }
         signal(SIGPIPE, SIG_IGN)
         let pipeline = options.makePipeline(flushEachRecord: isatty(1) != 0)
-        let reader = VxrecReader(fd: fd)
         var consumer = pipeline
         var failure: RecordingError?
         do {
-            try reader.run(&consumer)
+            // A .vxrec starts with VXMONREC; a capture of a Cilium agent's monitor socket with a gob
+            // type definition.
+            var prefix = [UInt8](repeating: 0, count: 8)
+            var have = 0
+            while have < 8 {
+                let r = prefix.withUnsafeMutableBytes { read(fd, $0.baseAddress! + have, 8 - have) }
+                if r < 0 && errno == EINTR { continue }
+                if r <= 0 { break }
+                have += r
+            }
+            prefix.removeLast(8 - have)
+            if prefix.count == 8 && prefix != Vxrec.magic && AgentStreamReader.looksLikeAgentStream(prefix) {
+                let reader = AgentStreamReader(fd: fd, prefix: prefix)
+                reader.carryOverFields = ciliumCLIQuirks
+                try reader.run(&consumer)
+            } else {
+                try VxrecReader(fd: fd, prefix: prefix).run(&consumer)
+            }
         } catch {
             failure = error
         }

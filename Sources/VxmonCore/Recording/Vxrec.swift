@@ -52,10 +52,13 @@ public final class VxrecReader {
     private var fileOffset = 0
     private var recordIndex = 0
 
-    public init(fd: Int32, chunkSize: Int = 1 << 20) {
+    /// Reads from `fd`; `prefix` holds bytes already read from it (format detection).
+    public init(fd: Int32, prefix: [UInt8] = [], chunkSize: Int = 1 << 20) {
         self.fd = fd
-        capacity = max(chunkSize, 4096)
+        capacity = max(chunkSize, 4096, prefix.count)
         buffer = .allocate(byteCount: capacity, alignment: 8)
+        prefix.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        end = prefix.count
     }
 
     deinit { buffer.deallocate() }
