@@ -35,6 +35,8 @@ let package = Package(
                 "VxmonCore", "VxmonBPF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // Throughput/RSS benchmark of `vxmon replay` per mode (`make bench`); not a test.
+        .executableTarget(name: "vxmon-bench", dependencies: ["VxmonCore"], path: "Sources/vxmon-bench"),
         .testTarget(name: "VxmonWireTests", dependencies: ["VxmonWire"]),
         .testTarget(name: "VxmonCoreTests", dependencies: ["VxmonCore", "VxmonWire", "CVxmonABI"]),
         .testTarget(name: "VxmonBPFTests", dependencies: ["VxmonBPF", "VxmonCore"]),

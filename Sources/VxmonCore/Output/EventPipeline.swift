@@ -23,10 +23,10 @@ public struct PipelineStats: Sendable {
 ///
 /// Diagnostics (decode errors with their position) go to `diagnostics`, never to the output.
 public final class EventPipeline: RecordConsumer {
-    public var decoder: EventDecoder
+    public let decoder: EventDecoder
     public let format: OutputFormat
-    public var text: TextRenderer
-    public var structured: StructuredRenderer
+    public let text: TextRenderer
+    public let structured: StructuredRenderer
     public let out: OutputBuffer
     public let names: InterfaceNames
     public var stats = PipelineStats()
@@ -40,7 +40,9 @@ public final class EventPipeline: RecordConsumer {
     public var flushEachRecord: Bool
     /// Set when a write to `fd` failed (EPIPE: the reader went away).
     public private(set) var outputClosed = false
-    private var event = Event()
+    /// The event being decoded, reused for every record. It lives behind a pointer so renderers can
+    /// borrow it: reading a class `var` would copy the whole Event (and retain its arrays) per record.
+    private let event: UnsafeMutablePointer<Event>
 
     public init(
         format: OutputFormat, verbosity: Verbosity = .info, hex: Bool = false, numeric: Bool = false,
@@ -57,6 +59,13 @@ public final class EventPipeline: RecordConsumer {
         self.fd = fd
         self.flushEachRecord = flushEachRecord
         self.diagnostics = diagnostics
+        event = .allocate(capacity: 1)
+        event.initialize(to: Event())
+    }
+
+    deinit {
+        event.deinitialize(count: 1)
+        event.deallocate()
     }
 
     /// Writes `message` and a newline to stderr.
@@ -69,11 +78,11 @@ public final class EventPipeline: RecordConsumer {
     // MARK: RecordConsumer
 
     public func sample(_ body: RawSpan, cpu: Int, timeNanoseconds: UInt64, index: Int, offset: Int) {
-        event.cpu = cpu
-        event.timeNanoseconds = timeNanoseconds
-        event.node = node
+        event.pointee.cpu = cpu
+        event.pointee.timeNanoseconds = timeNanoseconds
+        event.pointee.node = node
         do {
-            try decoder.decode(body, into: &event)
+            try decoder.decode(body, into: &event.pointee)
         } catch {
             stats.decodeErrors += 1
             var where_ = "record \(index)"
@@ -84,9 +93,9 @@ public final class EventPipeline: RecordConsumer {
         }
         stats.events += 1
         switch format {
-        case .text: text.render(event, record: body, into: out)
-        case .json: structured.renderJSON(event, record: body, into: out)
-        case .yaml: structured.renderYAML(event, record: body, into: out)
+        case .text: text.render(event.pointee, record: body, into: out)
+        case .json: structured.renderJSON(event.pointee, record: body, into: out)
+        case .yaml: structured.renderYAML(event.pointee, record: body, into: out)
         }
         afterRecord()
     }

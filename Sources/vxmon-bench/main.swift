@@ -1,0 +1,160 @@
+// vxmon-bench: throughput and memory of `vxmon replay` per output mode.
+//
+//   vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages]
+//
+// For each mode it runs the real binary (`vxmon replay FILE <flags> > /dev/null`) N times and
+// reports the best events/s and the peak RSS (wait4's ru_maxrss), so the figures are what a user
+// gets. `--stages` also times decode and each renderer in-process over the records held in memory,
+// which is where to look when a mode regresses. No timing is asserted: compare figures from one run.
+import Glibc
+import VxmonCore
+
+struct Mode {
+    let name: String
+    let flags: [String]
+    let target: Double
+}
+
+let modes = [
+    Mode(name: "default", flags: [], target: 2_000_000),
+    Mode(name: "-vv", flags: ["-vv"], target: 500_000),
+    Mode(name: "json", flags: ["-o", "json"], target: 700_000),
+    Mode(name: "yaml", flags: ["-o", "yaml"], target: 500_000),
+]
+
+func fail(_ message: String) -> Never {
+    EventPipeline.standardError("vxmon-bench: \(message)")
+    exit(1)
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+var args = Array(CommandLine.arguments.dropFirst())
+var vxmonPath: String?
+var runs = 3
+var stages = false
+var file: String?
+while !args.isEmpty {
+    let a = args.removeFirst()
+    switch a {
+    case "--vxmon": vxmonPath = args.isEmpty ? nil : args.removeFirst()
+    case "--runs": runs = Int(args.isEmpty ? "" : args.removeFirst()) ?? 3
+    case "--stages": stages = true
+    case "-h", "--help":
+        print("usage: vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages]")
+        exit(0)
+    default: file = a
+    }
+}
+guard let file else { fail("usage: vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages]") }
+
+// The vxmon binary defaults to the one built next to this benchmark.
+if vxmonPath == nil {
+    var buf = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+    if n > 0 {
+        let exe = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        vxmonPath = String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)]) + "/vxmon"
+    }
+}
+guard let vxmon = vxmonPath, access(vxmon, X_OK) == 0 else { fail("vxmon binary not found (use --vxmon PATH)") }
+
+/// Counts events (sample + lost records) in the recording once, with the library.
+final class Counter: RecordConsumer {
+    var samples = 0
+    var bodies: [[UInt8]] = []
+    var keep = false
+    func sample(_ body: RawSpan, cpu: Int, timeNanoseconds: UInt64, index: Int, offset: Int) {
+        samples += 1
+        if keep { bodies.append(body.withUnsafeBytes { Array($0) }) }
+    }
+    func lost(cpu: Int, count: UInt64, timeNanoseconds: UInt64) { samples += 1 }
+    func interfaceName(ifindex: UInt32, name: String) {}
+    func metadata(key: String, value: String) {}
+    func malformedRecord(index: Int, offset: Int, reason: String) {}
+}
+
+let fd = open(file, O_RDONLY)
+guard fd >= 0 else { fail("cannot open \(file)") }
+var counter = Counter()
+counter.keep = stages
+do { try VxrecReader(fd: fd).run(&counter) } catch { fail("\(file): \(error)") }
+close(fd)
+let events = counter.samples
+
+/// Runs `vxmon replay FILE flags` with stdout on /dev/null; returns (seconds, peak RSS KiB).
+func runReplay(_ flags: [String]) -> (Double, Int) {
+    let argv = [vxmon, "replay", file] + flags
+    var cargs = argv.map { strdup($0) } + [nil]
+    defer { for p in cargs { free(p) } }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    var pid: pid_t = 0
+    let start = now()
+    guard posix_spawn(&pid, vxmon, &actions, nil, &cargs, environ) == 0 else { fail("cannot run \(vxmon)") }
+    var status: Int32 = 0
+    var usage = rusage()
+    wait4(pid, &status, 0, &usage)
+    let elapsed = now() - start
+    if status != 0 { fail("\(argv.joined(separator: " ")) exited with status \(status)") }
+    return (elapsed, usage.ru_maxrss)
+}
+
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+func fmt(_ v: Double) -> String {
+    let i = Int(v.rounded())
+    var s = String(i)
+    var out = ""
+    while s.count > 3 {
+        out = "," + s.suffix(3) + out
+        s = String(s.dropLast(3))
+    }
+    return s + out
+}
+
+print("vxmon-bench: \(file): \(fmt(Double(events))) events, best of \(runs) runs per mode, output to /dev/null")
+print("\(pad("mode", 9)) \(lpad("events/s", 12)) \(lpad("target", 12)) \(lpad("seconds", 8)) \(lpad("peak RSS", 10))")
+for mode in modes {
+    var best = Double.infinity
+    var rss = 0
+    for _ in 0..<max(runs, 1) {
+        let (t, r) = runReplay(mode.flags)
+        best = min(best, t)
+        rss = max(rss, r)
+    }
+    let rate = Double(events) / best
+    print(
+        "\(pad(mode.name, 9)) \(lpad(fmt(rate), 12)) \(lpad(fmt(mode.target), 12)) \(lpad(String(Double(Int(best * 1000)) / 1000), 8)) \(lpad(String(rss / 1024) + " MB", 10))"
+    )
+}
+
+if stages {
+    // In-process stage timings over the records held in memory (no I/O).
+    print("\nin-process ns/event (records in memory, output discarded):")
+    let decoder = EventDecoder()
+    var event = Event()
+    func time(_ name: String, _ body: ([UInt8]) -> Void) {
+        let start = now()
+        for record in counter.bodies { body(record) }
+        let ns = (now() - start) * 1e9 / Double(max(counter.bodies.count, 1))
+        print("  \(pad(name, 10)) \(lpad(String(Int(ns)), 6))")
+    }
+    time("decode") { r in r.withUnsafeBytes { try? decoder.decode($0.bytes, into: &event) } }
+    for (name, format, verbosity) in [
+        ("default", OutputFormat.text, Verbosity.info), ("-vv", .text, .verbose), ("json", .json, .info),
+        ("yaml", .yaml, .info),
+    ] {
+        let pipeline = EventPipeline(format: format, verbosity: verbosity, fd: -1, diagnostics: { _ in })
+        time(name) { r in
+            r.withUnsafeBytes { pipeline.sample($0.bytes, cpu: 0, timeNanoseconds: 0, index: 0, offset: 0) }
+            if pipeline.out.count > 1 << 20 { pipeline.out.removeAll() }
+        }
+    }
+}
