@@ -63,9 +63,9 @@ struct OutputOptions: ParsableArguments {
         TunnelPorts(vxlan: (try? ports(vxlanPorts, "")) ?? [], geneve: (try? ports(genevePorts, "")) ?? [])
     }
 
-    func makePipeline(fd: Int32 = 1, flushEachRecord: Bool) -> EventPipeline {
+    func makePipeline(fd: Int32 = 1, flushEachRecord: Bool, names: InterfaceNames = InterfaceNames()) -> EventPipeline {
         EventPipeline(
             format: format, verbosity: verbosity, hex: hex, numeric: numeric, release: cilium,
-            tunnelPorts: tunnelPorts, fd: fd, flushEachRecord: flushEachRecord)
+            tunnelPorts: tunnelPorts, fd: fd, flushEachRecord: flushEachRecord, names: names)
     }
 }

@@ -23,6 +23,9 @@ struct Replay: ParsableCommand {
             """)
     var ciliumCLIQuirks = false
 
+    @Option(help: "Rendering threads when output is not a terminal (default: one per core, at most 4).")
+    var threads: Int?
+
     func run() throws {
         let fd: Int32
         if file == "-" {
@@ -35,8 +38,39 @@ struct Replay: ParsableCommand {
         }
         defer { if fd > 0 { close(fd) } }
         signal(SIGPIPE, SIG_IGN)
-        let pipeline = options.makePipeline(flushEachRecord: isatty(1) != 0)
-        var consumer = pipeline
+        // A terminal gets every record as it is rendered; files and pipes get the parallel renderer,
+        // which keeps record order and uses every core.
+        if isatty(1) != 0 || workers <= 1 {
+            var consumer = options.makePipeline(flushEachRecord: isatty(1) != 0)
+            let failure = read(fd, into: &consumer)
+            consumer.flush()
+            try finish(consumer.stats, consumer.summaryLine(), failure, outputClosed: consumer.outputClosed)
+        } else {
+            let names = InterfaceNames()
+            var consumer = ParallelPipeline(workers: workers, fd: 1, names: names) { names in
+                options.makePipeline(fd: -1, flushEachRecord: false, names: names)
+            }
+            let failure = read(fd, into: &consumer)
+            consumer.finish()
+            try finish(consumer.stats, consumer.summaryLine(), failure, outputClosed: consumer.outputClosed)
+        }
+    }
+
+    var workers: Int {
+        if let threads { return max(threads, 1) }
+        return min(max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1), 4)
+    }
+
+    func finish(_ stats: PipelineStats, _ summary: String, _ failure: RecordingError?, outputClosed: Bool) throws {
+        if stats.decodeErrors > 0 || stats.lostSamples > 0 || stats.malformedRecords > 0 {
+            EventPipeline.standardError(summary)
+        }
+        if let failure {
+            throw CLIError("\(file == "-" ? "<stdin>" : file): \(failure)")
+        }
+    }
+
+    func read<C: RecordConsumer>(_ fd: Int32, into consumer: inout C) -> RecordingError? {
         var failure: RecordingError?
         do {
             // A .vxrec starts with VXMONREC; a capture of a Cilium agent's monitor socket with a gob
@@ -44,7 +78,7 @@ struct Replay: ParsableCommand {
             var prefix = [UInt8](repeating: 0, count: 8)
             var have = 0
             while have < 8 {
-                let r = prefix.withUnsafeMutableBytes { read(fd, $0.baseAddress! + have, 8 - have) }
+                let r = prefix.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + have, 8 - have) }
                 if r < 0 && errno == EINTR { continue }
                 if r <= 0 { break }
                 have += r
@@ -60,13 +94,6 @@ struct Replay: ParsableCommand {
         } catch {
             failure = error
         }
-        pipeline.flush()
-        if pipeline.stats.decodeErrors > 0 || pipeline.stats.lostSamples > 0 || pipeline.stats.malformedRecords > 0 {
-            EventPipeline.standardError(pipeline.summaryLine())
-        }
-        if let failure {
-            throw CLIError("\(file == "-" ? "<stdin>" : file): \(failure)")
-        }
-        if pipeline.outputClosed { throw ExitCode.success }
+        return failure
     }
 }

@@ -27,7 +27,8 @@ public final class EventPipeline: RecordConsumer {
     public let format: OutputFormat
     public let text: TextRenderer
     public let structured: StructuredRenderer
-    public let out: OutputBuffer
+    /// Where rendered records go. The parallel renderer points it at each batch's own buffer.
+    public var out: OutputBuffer
     public let names: InterfaceNames
     public var stats = PipelineStats()
     /// Current node (set by `node=`/`host=` metadata or by the live source).
@@ -47,9 +48,9 @@ public final class EventPipeline: RecordConsumer {
     public init(
         format: OutputFormat, verbosity: Verbosity = .info, hex: Bool = false, numeric: Bool = false,
         release: CiliumRelease = .v1_13, tunnelPorts: TunnelPorts = .standard, fd: Int32 = 1,
-        flushEachRecord: Bool = false, diagnostics: @escaping (String) -> Void = EventPipeline.standardError
+        flushEachRecord: Bool = false, names: InterfaceNames = InterfaceNames(),
+        diagnostics: @escaping (String) -> Void = EventPipeline.standardError
     ) {
-        let names = InterfaceNames()
         self.names = names
         self.format = format
         decoder = EventDecoder(release: release, tunnelPorts: tunnelPorts)

@@ -147,21 +147,44 @@ public final class OutputBuffer {
             append(byte: UInt8(truncatingIfNeeded: value) &+ 48)
             return
         }
-        reserve(20)
-        var digits = 0
-        var v = value
-        while v > 0 {
-            digits &+= 1
-            v /= 10
+        withAppendBuffer(maxBytes: 20) { p in
+            // Digits are produced two at a time from the end of a 20-byte scratch, then moved.
+            var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
+            return withUnsafeMutableBytes(of: &scratch) { raw in
+                let t = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                var i = 24
+                var v = value
+                while v >= 100 {
+                    let r = Int(v % 100)
+                    v /= 100
+                    i &-= 2
+                    t[i] = OutputBuffer.digitPairs[r &* 2]
+                    t[i &+ 1] = OutputBuffer.digitPairs[r &* 2 &+ 1]
+                }
+                if v >= 10 {
+                    let r = Int(v)
+                    i &-= 2
+                    t[i] = OutputBuffer.digitPairs[r &* 2]
+                    t[i &+ 1] = OutputBuffer.digitPairs[r &* 2 &+ 1]
+                } else {
+                    i &-= 1
+                    t[i] = UInt8(truncatingIfNeeded: v) &+ 48
+                }
+                let n = 24 &- i
+                var k = 0
+                while k < n {
+                    p[k] = t[i &+ k]
+                    k &+= 1
+                }
+                return n
+            }
         }
-        var p = count &+ digits
-        v = value
-        while v > 0 {
-            p &-= 1
-            storage[p] = UInt8(truncatingIfNeeded: v % 10) &+ 48
-            v /= 10
-        }
-        state.pointee.count &+= digits
+    }
+
+    /// "00" "01" ... "99" as bytes, straight from read-only data (no lazy global, no bounds check).
+    @inline(__always)
+    static var digitPairs: UnsafePointer<UInt8> {
+        ("00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899" as StaticString).utf8Start
     }
 
     /// Zero-padded decimal of at least `width` digits, like Go's `%02d`.

@@ -30,8 +30,15 @@ extension OutputBuffer {
     /// Appends text that came from outside (interface names, node names) with control characters
     /// replaced, so nothing from a recording can drive a terminal.
     public func appendSanitized(_ s: String) {
-        for b in s.utf8 {
-            append(byte: b < 0x20 || b == 0x7f ? UInt8(ascii: "?") : b)
+        for scalar in s.unicodeScalars {
+            let v = scalar.value
+            if v < 0x20 || (v >= 0x7f && v <= 0x9f) {
+                append(byte: UInt8(ascii: "?"))  // C0, DEL and C1 controls (ESC, CSI) never reach a terminal
+            } else if v < 0x80 {
+                append(byte: UInt8(v))
+            } else {
+                for b in String(scalar).utf8 { append(byte: b) }
+            }
         }
     }
 }

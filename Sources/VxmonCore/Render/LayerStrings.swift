@@ -488,9 +488,7 @@ func appendHexDump(_ bytes: RawSpan, to out: OutputBuffer) {
     let n = bytes.byteCount
     var line = 0
     while line < n {
-        out.append(byte: 48)  // offsets are 8 hex digits
-        let offsetDigits = 7
-        var shift = (offsetDigits - 1) * 4
+        var shift = 28  // the offset: 8 lowercase hex digits
         while shift >= 0 {
             out.append(byte: out.hexDigit(UInt8(truncatingIfNeeded: (line >> shift) & 0xf)))
             shift -= 4

@@ -14,12 +14,12 @@ public struct StructuredRenderer: Sendable {
         self.names = names
     }
 
-    public func renderJSON(_ event: Event, record: RawSpan, into out: OutputBuffer) {
+    public func renderJSON(_ event: borrowing Event, record: RawSpan, into out: OutputBuffer) {
         var w = JSONWriter(out: out)
         write(&w, event, record)
     }
 
-    public func renderYAML(_ event: Event, record: RawSpan, into out: OutputBuffer) {
+    public func renderYAML(_ event: borrowing Event, record: RawSpan, into out: OutputBuffer) {
         var w = YAMLWriter(out: out)
         write(&w, event, record)
     }
@@ -51,7 +51,7 @@ public struct StructuredRenderer: Sendable {
 
     // MARK: Events
 
-    func write<W: StructuredWriter>(_ w: inout W, _ event: Event, _ record: RawSpan) {
+    func write<W: StructuredWriter>(_ w: inout W, _ event: borrowing Event, _ record: RawSpan) {
         let packetBytes = record.extracting(event.packetOffset..<(event.packetOffset + event.packetLength))
         w.beginDocument()
         w.beginObject()
@@ -214,7 +214,7 @@ public struct StructuredRenderer: Sendable {
         w.endDocument()
     }
 
-    func subtypeName<W: StructuredWriter>(_ w: inout W, _ event: Event, _ subtype: UInt8) {
+    func subtypeName<W: StructuredWriter>(_ w: inout W, _ event: borrowing Event, _ subtype: UInt8) {
         let name: StaticString?
         switch event.message {
         case .trace: name = CiliumNames.observationPointAny(subtype)
@@ -264,7 +264,7 @@ public struct StructuredRenderer: Sendable {
 
     // MARK: Packet
 
-    func packetFields<W: StructuredWriter>(_ w: inout W, _ event: Event, _ bytes: RawSpan) {
+    func packetFields<W: StructuredWriter>(_ w: inout W, _ event: borrowing Event, _ bytes: RawSpan) {
         let text = TextRenderer(release: release, names: names)
         w.field("summary", raw: { text.summary(event.packet, bytes, $0) })
         flowKeys(&w, event.packet)

@@ -39,7 +39,7 @@ public struct TextRenderer: Sendable {
 
     // MARK: Events
 
-    public func render(_ event: Event, record: RawSpan, into out: OutputBuffer) {
+    public func render(_ event: borrowing Event, record: RawSpan, into out: OutputBuffer) {
         let packetBytes = record.extracting(event.packetOffset..<(event.packetOffset + event.packetLength))
         switch event.message {
         case .trace(let t): trace(t, event, packetBytes, out)
@@ -104,7 +104,7 @@ public struct TextRenderer: Sendable {
 
     // MARK: Per type
 
-    func trace(_ t: TraceNotify, _ event: Event, _ bytes: RawSpan, _ out: OutputBuffer) {
+    func trace(_ t: TraceNotify, _ event: borrowing Event, _ bytes: RawSpan, _ out: OutputBuffer) {
         if verbosity < .verbose {
             traceSummary(t, out)
             if t.isEncrypted {
@@ -176,7 +176,7 @@ public struct TextRenderer: Sendable {
         if t.lengthCaptured > 0 && event.packetLength > 0 { packetLines(event.packet, bytes, out) }
     }
 
-    func drop(_ d: DropNotify, _ event: Event, _ bytes: RawSpan, _ out: OutputBuffer) {
+    func drop(_ d: DropNotify, _ event: borrowing Event, _ bytes: RawSpan, _ out: OutputBuffer) {
         if verbosity < .verbose {
             out.append("xx drop (")
             dropReason(d.reason, d.extError, out)
@@ -226,7 +226,7 @@ public struct TextRenderer: Sendable {
         if event.packetLength > 0 { packetLines(event.packet, bytes, out) }
     }
 
-    func capture(_ c: DebugCapture, _ event: Event, _ bytes: RawSpan, _ out: OutputBuffer) {
+    func capture(_ c: DebugCapture, _ event: borrowing Event, _ bytes: RawSpan, _ out: OutputBuffer) {
         if verbosity < .verbose {
             guard DebugText.hasCapturePrefix(c.header.subtype) else { return }
             DebugText.capturePrefix(c, out, names: names, node: event.node)
@@ -246,7 +246,7 @@ public struct TextRenderer: Sendable {
         if c.lengthOriginal > 0 && event.packetLength > 0 { packetLines(event.packet, bytes, out) }
     }
 
-    func policyVerdict(_ p: PolicyVerdict, _ event: Event, _ bytes: RawSpan, _ out: OutputBuffer) {
+    func policyVerdict(_ p: PolicyVerdict, _ event: borrowing Event, _ bytes: RawSpan, _ out: OutputBuffer) {
         out.append("Policy verdict log: flow ")
         out.hexPrefixed(UInt64(p.header.hash))
         out.append(" local EP ID ")
@@ -362,7 +362,7 @@ public struct TextRenderer: Sendable {
     }
 
     /// `-vv` packet lines: the dissection, or the hex dump with `--hex`.
-    func packetLines(_ packet: DecodedPacket, _ bytes: RawSpan, _ out: OutputBuffer) {
+    func packetLines(_ packet: borrowing DecodedPacket, _ bytes: RawSpan, _ out: OutputBuffer) {
         if hex {
             appendHexDump(bytes, to: out)
         } else {
@@ -372,11 +372,11 @@ public struct TextRenderer: Sendable {
 
     /// Cilium's `Dissect`: one gopacket layer line per decoded layer, then the truncation and error
     /// lines. For tunnel packets the tunnel header and the inner frame follow the outer layers.
-    func dissect(_ packet: DecodedPacket, _ bytes: RawSpan, _ out: OutputBuffer) {
+    func dissect(_ packet: borrowing DecodedPacket, _ bytes: RawSpan, _ out: OutputBuffer) {
         bytes.withUnsafeBytes { buffer in dissect(packet, LayerStrings(buffer, out: out), out) }
     }
 
-    private func dissect(_ packet: DecodedPacket, _ strings: LayerStrings, _ out: OutputBuffer) {
+    private func dissect(_ packet: borrowing DecodedPacket, _ strings: LayerStrings, _ out: OutputBuffer) {
         let outer = packet.ciliumView(from: 0, inner: false)
         for i in outer.start..<(outer.start + outer.count) {
             strings.line(packet.layers[packet.ciliumInstance(i, in: outer)])
@@ -407,7 +407,7 @@ public struct TextRenderer: Sendable {
     }
 
     /// Cilium's `GetConnectionSummary`, plus ` [tunnel ...]` with the inner flow for tunnel packets.
-    func summary(_ packet: DecodedPacket, _ bytes: RawSpan, _ out: OutputBuffer) {
+    func summary(_ packet: borrowing DecodedPacket, _ bytes: RawSpan, _ out: OutputBuffer) {
         let outer = packet.ciliumView(from: 0, inner: false)
         if let t = packet.tunnelAfter(outer) {
             let inner = packet.ciliumView(from: t + 1, inner: true)
@@ -439,7 +439,7 @@ enum ConnectionSummary {
         (TCPHeader.syn, "SYN"), (TCPHeader.ack, "ACK"), (TCPHeader.rst, "RST"), (TCPHeader.fin, "FIN"),
     ]
 
-    static func append(_ packet: DecodedPacket, _ view: CiliumView, _ out: OutputBuffer) {
+    static func append(_ packet: borrowing DecodedPacket, _ view: CiliumView, _ out: OutputBuffer) {
         var eth: EthernetHeader?
         var ip: (IPAddress, IPAddress)?
         var ports: (UInt16, UInt16)?
@@ -526,7 +526,7 @@ enum ConnectionSummary {
     }
 
     /// `<outer src>:<sport> -> <outer dst>:<dport>` of the UDP that carries the tunnel.
-    static func appendTunnelEndpoints(_ packet: DecodedPacket, _ outer: CiliumView, _ out: OutputBuffer) {
+    static func appendTunnelEndpoints(_ packet: borrowing DecodedPacket, _ outer: CiliumView, _ out: OutputBuffer) {
         var ip: (IPAddress, IPAddress)?
         var ports: (UInt16, UInt16) = (0, 0)
         for i in outer.start..<(outer.start + outer.count) {
