@@ -1,0 +1,40 @@
+# vxmon: the two commands in the README are `make demo` and `make test`.
+# Both install what they need (scripts/setup.sh) and build what they need.
+
+SWIFT ?= swift
+CONFIG ?= release
+BIN := .build/$(CONFIG)/vxmon
+BENCH_EVENTS ?= 1000000
+BENCH_FILE := .build/bench/bulk-$(BENCH_EVENTS).vxrec
+
+.PHONY: all build bpf setup demo test bench clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+bpf:
+	$(MAKE) -C bpf
+
+# One build command for the datapath and the Swift code.
+build: bpf
+	$(SWIFT) build -c $(CONFIG)
+
+# Main job: bring the lab up, drive cross-node traffic, show `vxmon -vv` live, tear the lab down.
+demo: setup build
+	@scripts/demo.sh $(BIN)
+
+# The whole test suite (privileged lab tests included when run as root).
+test: setup bpf
+	$(SWIFT) test
+
+# Replay throughput and peak RSS per output mode on a generated 1M-event recording.
+bench: build
+	@mkdir -p .build/bench
+	@test -f $(BENCH_FILE) || python3 tools/gen_bulk.py $(BENCH_EVENTS) $(BENCH_FILE) --seed 1
+	.build/$(CONFIG)/vxmon-bench $(BENCH_FILE)
+
+clean:
+	$(MAKE) -C bpf clean
+	$(SWIFT) package clean
