@@ -16,6 +16,11 @@ protocol StructuredWriter {
     mutating func int<T: BinaryInteger>(_ v: T)
     mutating func bool(_ b: Bool)
     mutating func null()
+    // Key-and-value in one call: the common case, which writers can do without per-value bookkeeping.
+    mutating func field<T: BinaryInteger>(_ k: StaticString, _ v: T)
+    mutating func field(_ k: StaticString, _ v: Bool)
+    mutating func field(_ k: StaticString, string v: StaticString)
+    mutating func field(_ k: StaticString, raw body: (OutputBuffer) -> Void)
 }
 
 extension StructuredWriter {
@@ -46,25 +51,6 @@ extension StructuredWriter {
         }
     }
 
-    mutating func field<T: BinaryInteger>(_ k: StaticString, _ v: T) {
-        key(k)
-        int(v)
-    }
-
-    mutating func field(_ k: StaticString, _ v: Bool) {
-        key(k)
-        bool(v)
-    }
-
-    mutating func field(_ k: StaticString, string v: StaticString) {
-        key(k)
-        string(v)
-    }
-
-    mutating func field(_ k: StaticString, raw body: (OutputBuffer) -> Void) {
-        key(k)
-        rawString(body)
-    }
 }
 
 /// NDJSON: one object per line.
@@ -175,92 +161,170 @@ struct JSONWriter: StructuredWriter {
         valuePrefix()
         out.append("null")
     }
+
+    mutating func field<T: BinaryInteger>(_ k: StaticString, _ v: T) {
+        key(k)
+        afterKey = false
+        out.decimal(v)
+    }
+
+    mutating func field(_ k: StaticString, _ v: Bool) {
+        key(k)
+        afterKey = false
+        out.bool(v)
+    }
+
+    mutating func field(_ k: StaticString, string v: StaticString) {
+        key(k)
+        afterKey = false
+        out.append(byte: UInt8(ascii: "\""))
+        out.append(v)
+        out.append(byte: UInt8(ascii: "\""))
+    }
+
+    mutating func field(_ k: StaticString, raw body: (OutputBuffer) -> Void) {
+        key(k)
+        afterKey = false
+        out.append(byte: UInt8(ascii: "\""))
+        body(out)
+        out.append(byte: UInt8(ascii: "\""))
+    }
 }
 
 /// YAML 1.2 block style, one `---` document per event. Strings are double-quoted with JSON escapes,
 /// so no value can change type (`no`, `on`, `0x1f` stay strings) and no YAML library is needed.
 /// Arrays of scalars use flow style (`[a, b]`), arrays of objects block style.
+///
+/// The container stack is a fixed inline array (events nest a few levels deep), so writing an event
+/// allocates nothing.
 struct YAMLWriter: StructuredWriter {
     let out: OutputBuffer
 
-    private enum Container {
-        /// An object; `count` keys written so far; `inlineFirst`: the first key follows `- ` on the same line.
-        case object(indent: Int, count: Int, inlineFirst: Bool)
-        /// An array; `flow` once its first element was a scalar.
-        case array(indent: Int, count: Int, flow: Bool)
-    }
+    static let maxDepth = 32
+    /// Per depth: indent of the container's lines.
+    private var indent = InlineArray<32, UInt8>(repeating: 0)
+    /// Bit d: the container at depth d is an array.
+    private var isArray: UInt64 = 0
+    /// Bit d: the container at depth d has an element (an object a key, an array a value).
+    private var hasElement: UInt64 = 0
+    /// Bit d: the object at depth d is an array element, its first key follows `- `.
+    private var inlineFirst: UInt64 = 0
+    /// Bit d: the array at depth d is written in flow style.
+    private var flow: UInt64 = 0
+    /// Number of open containers.
+    private var depth = 0
 
-    private var stack: [Container] = []
+    init(out: OutputBuffer) { self.out = out }
 
-    init(out: OutputBuffer) {
-        self.out = out
-        stack.reserveCapacity(16)
-    }
+    @inline(__always) private func bit(_ d: Int) -> UInt64 { 1 << UInt64(d & 63) }
+    /// The innermost open container's index (depth - 1), clamped for safety.
+    @inline(__always) private var top: Int { min(max(depth - 1, 0), Self.maxDepth - 1) }
 
     mutating func beginDocument() {
-        stack.removeAll(keepingCapacity: true)
+        depth = 0
+        isArray = 0
+        hasElement = 0
+        inlineFirst = 0
+        flow = 0
         out.append("---")
     }
 
     mutating func endDocument() { out.append(byte: 10) }
 
-    private func newline(_ indent: Int) {
+    private func newline(_ n: Int) {
         out.append(byte: 10)
-        out.append(repeating: 32, count: indent)
+        out.append(repeating: 32, count: n)
+    }
+
+    private mutating func push(indent n: Int, array: Bool, inline: Bool) {
+        let d = min(depth, Self.maxDepth - 1)
+        indent[d] = UInt8(truncatingIfNeeded: n)
+        let b = bit(d)
+        if array { isArray |= b } else { isArray &= ~b }
+        if inline { inlineFirst |= b } else { inlineFirst &= ~b }
+        hasElement &= ~b
+        flow &= ~b
+        depth += 1
     }
 
     mutating func key(_ k: StaticString) {
-        guard case .object(let indent, let count, let inlineFirst)? = stack.last else { return }
-        if !(inlineFirst && count == 0) { newline(indent) }
-        out.append(k)
-        out.append(byte: UInt8(ascii: ":"))
-        stack[stack.count - 1] = .object(indent: indent, count: count + 1, inlineFirst: inlineFirst)
+        guard depth > 0, isArray & bit(top) == 0 else { return }
+        let b = bit(top)
+        let onNewLine = !(inlineFirst & b != 0 && hasElement & b == 0)
+        hasElement |= b
+        let spaces = onNewLine ? Int(indent[top]) : 0
+        let n = k.utf8CodeUnitCount
+        let src = k.utf8Start
+        // Newline, indent, key and colon in one reservation.
+        out.withAppendBuffer(maxBytes: spaces &+ n &+ 2) { p in
+            var i = 0
+            if onNewLine {
+                p[0] = 10
+                i = 1
+                while i <= spaces {
+                    p[i] = 32
+                    i &+= 1
+                }
+            }
+            var j = 0
+            while j < n {
+                p[i &+ j] = src[j]
+                j &+= 1
+            }
+            i &+= n
+            p[i] = UInt8(ascii: ":")
+            return i &+ 1
+        }
     }
 
-    /// Called before a scalar value: after a key it writes a space, in an array the element marker.
+    /// Called before a scalar value: after a key it writes a space, in an array the flow marker.
     private mutating func scalarPrefix() {
-        guard case .array(let indent, let count, _)? = stack.last else {
-            if !stack.isEmpty { out.append(byte: 32) }
+        guard depth > 0 else { return }
+        let b = bit(top)
+        guard isArray & b != 0 else {
+            out.append(byte: 32)
             return
         }
-        out.append(count == 0 ? " [" : ", ")
-        stack[stack.count - 1] = .array(indent: indent, count: count + 1, flow: true)
+        out.append(hasElement & b == 0 ? " [" : ", ")
+        hasElement |= b
+        flow |= b
     }
 
     mutating func beginObject() {
-        switch stack.last {
-        case nil:
-            stack.append(.object(indent: 0, count: 0, inlineFirst: false))
-        case .object(let indent, _, _):
-            stack.append(.object(indent: indent + 2, count: 0, inlineFirst: false))
-        case .array(let indent, let count, _):
-            newline(indent)
+        if depth == 0 {
+            push(indent: 0, array: false, inline: false)
+            return
+        }
+        let t = top
+        let n = Int(indent[t])
+        if isArray & bit(t) != 0 {
+            newline(n)
             out.append("- ")
-            stack[stack.count - 1] = .array(indent: indent, count: count + 1, flow: false)
-            stack.append(.object(indent: indent + 2, count: 0, inlineFirst: true))
+            hasElement |= bit(t)
+            push(indent: n + 2, array: false, inline: true)
+        } else {
+            push(indent: n + 2, array: false, inline: false)
         }
     }
 
     mutating func endObject() {
-        if case .object(_, let count, _)? = stack.popLast(), count == 0 {
-            out.append(stack.isEmpty ? "{}" : " {}")
-        }
+        guard depth > 0 else { return }
+        let empty = hasElement & bit(top) == 0
+        depth -= 1
+        if empty { out.append(depth == 0 ? "{}" : " {}") }
     }
 
     mutating func beginArray() {
-        let indent: Int
-        switch stack.last {
-        case .object(let i, _, _)?: indent = i + 2
-        case .array(let i, _, _)?: indent = i + 2
-        case nil: indent = 0
-        }
-        stack.append(.array(indent: indent, count: 0, flow: false))
+        push(indent: depth == 0 ? 0 : Int(indent[top]) + 2, array: true, inline: false)
     }
 
     mutating func endArray() {
-        if case .array(_, let count, let flow)? = stack.popLast() {
-            if count == 0 { out.append(" []") } else if flow { out.append(byte: UInt8(ascii: "]")) }
-        }
+        guard depth > 0 else { return }
+        let b = bit(top)
+        let empty = hasElement & b == 0
+        let isFlow = flow & b != 0
+        depth -= 1
+        if empty { out.append(" []") } else if isFlow { out.append(byte: UInt8(ascii: "]")) }
     }
 
     mutating func rawString(_ body: (OutputBuffer) -> Void) {
@@ -283,5 +347,32 @@ struct YAMLWriter: StructuredWriter {
     mutating func null() {
         scalarPrefix()
         out.append("null")
+    }
+
+    // In an object a key's scalar value always follows `key: ` on the same line.
+    mutating func field<T: BinaryInteger>(_ k: StaticString, _ v: T) {
+        key(k)
+        out.append(byte: 32)
+        out.decimal(v)
+    }
+
+    mutating func field(_ k: StaticString, _ v: Bool) {
+        key(k)
+        out.append(byte: 32)
+        out.bool(v)
+    }
+
+    mutating func field(_ k: StaticString, string v: StaticString) {
+        key(k)
+        out.append(" \"")
+        out.append(v)
+        out.append(byte: UInt8(ascii: "\""))
+    }
+
+    mutating func field(_ k: StaticString, raw body: (OutputBuffer) -> Void) {
+        key(k)
+        out.append(" \"")
+        body(out)
+        out.append(byte: UInt8(ascii: "\""))
     }
 }
