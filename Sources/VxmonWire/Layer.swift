@@ -199,6 +199,23 @@ public struct DecodeStop: Sendable {
     /// gopacket's truncation flag for the failed decode.
     public var truncated: Bool
     public var isInner: Bool
+    /// For an IPv4/IPv6 header that failed after gopacket had filled in its fields: those partial
+    /// values. gopacket reuses one struct per layer type, so in IP-in-IP packets Cilium prints them in
+    /// place of the outer header of the same type.
+    public var partial: Layer?
+
+    public init(
+        layer: LayerKind?, offset: Int, reason: StopReason, detail: StopDetail, truncated: Bool, isInner: Bool,
+        partial: Layer? = nil
+    ) {
+        self.layer = layer
+        self.offset = offset
+        self.reason = reason
+        self.detail = detail
+        self.truncated = truncated
+        self.isInner = isInner
+        self.partial = partial
+    }
 }
 
 /// The detailed cause of a stop. For the layers Cilium 1.13's dissector also decodes, each case maps to

@@ -86,7 +86,7 @@ public struct PacketDecoder: Sendable {
         ) {
             packet.stop = DecodeStop(
                 layer: layer, offset: at ?? offset, reason: reason, detail: detail, truncated: truncated,
-                isInner: inner)
+                isInner: inner, partial: nil)
         }
 
         func push(
@@ -380,9 +380,12 @@ public struct PacketDecoder: Sendable {
     ) -> Bool {
         let start = offset
         let avail = end &- start
-        func fail(_ reason: StopReason, _ detail: StopDetail, truncated: Bool) -> Bool {
+        func fail(
+            _ reason: StopReason, _ detail: StopDetail, truncated: Bool, partial: Layer? = nil
+        ) -> Bool {
             packet.stop = DecodeStop(
-                layer: .ipv4, offset: start, reason: reason, detail: detail, truncated: truncated, isInner: inner)
+                layer: .ipv4, offset: start, reason: reason, detail: detail, truncated: truncated, isInner: inner,
+                partial: partial)
             return false
         }
         guard avail >= 20 else { return fail(.truncated, .ipv4HeaderTooShort(available: avail), truncated: true) }
@@ -401,10 +404,30 @@ public struct PacketDecoder: Sendable {
         }
         let length = Int(h.totalLength)
         let headerLength = Int(h.ihl) &* 4
-        if length < 20 { return fail(.malformed, .ipv4LengthTooSmall(length: length), truncated: false) }
-        if h.ihl < 5 { return fail(.malformed, .ipv4IHLTooSmall(ihl: Int(h.ihl)), truncated: false) }
+        // gopacket has assigned every fixed field by now (with Contents = all the data, no payload), so a
+        // failure from here on leaves that state in its reused IPv4 struct: `partial` records it.
+        func partial(contents: Int, payload: Int, options: ByteRange = .empty) -> Layer {
+            var p = h
+            p.options = options
+            p.padding = .empty
+            return Layer(
+                kind: .ipv4, offset: start, headerLength: contents, payloadOffset: start &+ contents,
+                payloadLength: payload, header: .ipv4(p), truncated: false, goNext: .zero, isInner: inner)
+        }
+        if length < 20 {
+            return fail(
+                .malformed, .ipv4LengthTooSmall(length: length), truncated: false,
+                partial: partial(contents: avail, payload: 0))
+        }
+        if h.ihl < 5 {
+            return fail(
+                .malformed, .ipv4IHLTooSmall(ihl: Int(h.ihl)), truncated: false,
+                partial: partial(contents: avail, payload: 0))
+        }
         if headerLength > length {
-            return fail(.malformed, .ipv4IHLExceedsLength(ihl: Int(h.ihl), length: length), truncated: false)
+            return fail(
+                .malformed, .ipv4IHLExceedsLength(ihl: Int(h.ihl), length: length), truncated: false,
+                partial: partial(contents: avail, payload: 0))
         }
         var truncated = false
         var dataEnd = end
@@ -412,12 +435,21 @@ public struct PacketDecoder: Sendable {
             dataEnd = start &+ length
         } else if avail < length {
             truncated = true
-            if headerLength > avail { return fail(.truncated, .ipv4HeaderNotAvailable, truncated: true) }
+            if headerLength > avail {
+                return fail(
+                    .truncated, .ipv4HeaderNotAvailable, truncated: true, partial: partial(contents: avail, payload: 0))
+            }
         }
         // Options: bytes 20 ..< headerLength.
         var o = start &+ 20
         let optionsEnd = start &+ headerLength
         h.options = ByteRange(offset: o, count: optionsEnd &- o)
+        // On an option error gopacket keeps Contents/Payload and the options parsed before it.
+        func optionPartial() -> Layer {
+            partial(
+                contents: headerLength, payload: dataEnd &- start &- headerLength,
+                options: ByteRange(offset: start &+ 20, count: o &- start &- 20))
+        }
         while o < optionsEnd {
             let type = bytes.u8(o)
             if type == 0 {
@@ -429,15 +461,20 @@ public struct PacketDecoder: Sendable {
             } else {
                 let remaining = optionsEnd &- o
                 if remaining < 2 {
-                    return fail(.truncated, .ipv4OptionLengthShort(remaining: remaining), truncated: true)
+                    return fail(
+                        .truncated, .ipv4OptionLengthShort(remaining: remaining), truncated: true,
+                        partial: optionPartial())
                 }
                 let optLength = Int(bytes.u8(o &+ 1))
                 if remaining < optLength {
                     return fail(
-                        .truncated, .ipv4OptionExceedsHeader(type: Int(type), length: optLength), truncated: true)
+                        .truncated, .ipv4OptionExceedsHeader(type: Int(type), length: optLength), truncated: true,
+                        partial: optionPartial())
                 }
                 if optLength <= 2 {
-                    return fail(.malformed, .ipv4OptionTooSmall(type: Int(type), length: optLength), truncated: truncated)
+                    return fail(
+                        .malformed, .ipv4OptionTooSmall(type: Int(type), length: optLength), truncated: truncated,
+                        partial: optionPartial())
                 }
                 o &+= optLength
             }
@@ -456,7 +493,7 @@ public struct PacketDecoder: Sendable {
             packet.stop = DecodeStop(
                 layer: nil, offset: offset, reason: .fragment,
                 detail: .ipv4Fragment(offset: Int(h.fragmentOffset), moreFragments: h.flags & 1 != 0),
-                truncated: false, isInner: inner)
+                truncated: false, isInner: inner, partial: nil)
             return false
         }
         return step(ipNext(h.protocolNumber), &next, &packet, at: offset, inner: inner)
@@ -470,7 +507,8 @@ public struct PacketDecoder: Sendable {
             return true
         case .stop(let d):
             packet.stop = DecodeStop(
-                layer: nil, offset: offset, reason: .unsupported, detail: d, truncated: false, isInner: inner)
+                layer: nil, offset: offset, reason: .unsupported, detail: d, truncated: false, isInner: inner,
+                partial: nil)
             return false
         }
     }
@@ -482,18 +520,35 @@ public struct PacketDecoder: Sendable {
     ) -> Bool {
         let start = offset
         let avail = end &- start
-        func fail(_ reason: StopReason, _ detail: StopDetail, truncated: Bool) -> Bool {
+        guard avail >= 40 else {
             packet.stop = DecodeStop(
-                layer: .ipv6, offset: start, reason: reason, detail: detail, truncated: truncated, isInner: inner)
+                layer: .ipv6, offset: start, reason: .truncated, detail: .ipv6HeaderTooShort(available: avail),
+                truncated: true, isInner: inner)
             return false
         }
-        guard avail >= 40 else { return fail(.truncated, .ipv6HeaderTooShort(available: avail), truncated: true) }
         let word = bytes.be32(start)
         var h = IPv6Header(
             version: UInt8(truncatingIfNeeded: word >> 28), trafficClass: UInt8(truncatingIfNeeded: word >> 20),
             flowLabel: word & 0x000f_ffff, payloadLength: bytes.be16(start &+ 4), nextHeader: bytes.u8(start &+ 6),
             hopLimit: bytes.u8(start &+ 7), source: bytes.ipv6(start &+ 8), destination: bytes.ipv6(start &+ 24),
             hopByHop: nil)
+        var hopByHopSet = false
+        func fail(_ reason: StopReason, _ detail: StopDetail, truncated: Bool) -> Bool {
+            // Past the length check gopacket has filled its reused IPv6 struct (Payload = all after the
+            // fixed header; HopByHop only once that header decoded): keep that state as `partial`.
+            var partial: Layer?
+            if avail >= 40 {
+                var p = h
+                if !hopByHopSet { p.hopByHop = nil }
+                partial = Layer(
+                    kind: .ipv6, offset: start, headerLength: 40, payloadOffset: start &+ 40, payloadLength: avail &- 40,
+                    header: .ipv6(p), truncated: false, goNext: .zero, isInner: inner)
+            }
+            packet.stop = DecodeStop(
+                layer: .ipv6, offset: start, reason: reason, detail: detail, truncated: truncated, isInner: inner,
+                partial: partial)
+            return false
+        }
         var payloadStart = start &+ 40
         var payloadEnd = end
         var truncated = false
@@ -532,6 +587,8 @@ public struct PacketDecoder: Sendable {
                 nextHeader: bytes.u8(hbhStart), headerLength: hdrLen, actualLength: actual,
                 options: ByteRange(offset: hbhStart &+ 2, count: actual &- 2))
             hopByHopPayload = rem &- actual
+            h.hopByHopPayloadLength = hopByHopPayload
+            hopByHopSet = true
             var jumbo: UInt32?
             if let at = jumboAt {
                 guard bytes.u8(at &+ 1) == 4 else { return fail(.malformed, .ipv6JumboDataLength, truncated: false) }
@@ -588,7 +645,8 @@ public struct PacketDecoder: Sendable {
         let avail = end &- start
         func fail(_ reason: StopReason, _ detail: StopDetail, truncated: Bool) -> Bool {
             packet.stop = DecodeStop(
-                layer: .tcp, offset: start, reason: reason, detail: detail, truncated: truncated, isInner: inner)
+                layer: .tcp, offset: start, reason: reason, detail: detail, truncated: truncated, isInner: inner,
+                partial: nil)
             return false
         }
         guard avail >= 20 else { return fail(.truncated, .tcpHeaderTooShort(available: avail), truncated: true) }

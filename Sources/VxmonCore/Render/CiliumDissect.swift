@@ -72,15 +72,20 @@ extension DecodedPacket {
     }
 
     /// gopacket reuses one struct per layer type, so a type decoded twice (IP-in-IP) shows its last
-    /// instance everywhere. Returns the index whose values Cilium prints for position `i` of `view`.
-    func ciliumInstance(_ i: Int, in view: CiliumView) -> Int {
+    /// instance everywhere, including the partial fields of a later failed decode of that type.
+    /// Returns the layer whose values Cilium prints for position `i` of `view`.
+    func ciliumLayer(_ i: Int, in view: CiliumView, inner: Bool) -> Layer {
+        let kind = layers[i].kind
+        if case .decode? = view.error, let stop, stop.isInner == inner, let p = stop.partial, p.kind == kind {
+            return p
+        }
         var last = i
         var j = i + 1
         while j < view.start + view.count {
-            if layers[j].kind == layers[i].kind { last = j }
+            if layers[j].kind == kind { last = j }
             j += 1
         }
-        return last
+        return layers[last]
     }
 
     /// The tunnel layer and the start of the inner stack, when Cilium's outer view ends at the UDP

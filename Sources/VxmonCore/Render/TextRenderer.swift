@@ -379,7 +379,7 @@ public struct TextRenderer: Sendable {
     private func dissect(_ packet: borrowing DecodedPacket, _ strings: LayerStrings, _ out: OutputBuffer) {
         let outer = packet.ciliumView(from: 0, inner: false)
         for i in outer.start..<(outer.start + outer.count) {
-            strings.line(packet.layers[packet.ciliumInstance(i, in: outer)])
+            strings.line(packet.ciliumLayer(i, in: outer, inner: false))
         }
         var truncated = outer.truncated
         var error = outer.error
@@ -387,7 +387,7 @@ public struct TextRenderer: Sendable {
             strings.line(packet.layers[t])
             let inner = packet.ciliumView(from: t + 1, inner: true)
             for i in inner.start..<(inner.start + inner.count) {
-                strings.line(packet.layers[packet.ciliumInstance(i, in: inner)])
+                strings.line(packet.ciliumLayer(i, in: inner, inner: true))
             }
             truncated = truncated || inner.truncated
             error = inner.error
@@ -411,7 +411,7 @@ public struct TextRenderer: Sendable {
         let outer = packet.ciliumView(from: 0, inner: false)
         if let t = packet.tunnelAfter(outer) {
             let inner = packet.ciliumView(from: t + 1, inner: true)
-            ConnectionSummary.append(packet, inner, out)
+            ConnectionSummary.append(packet, inner, inner: true, out)
             out.append(" [tunnel ")
             ConnectionSummary.appendTunnelEndpoints(packet, outer, out)
             switch packet.layers[t].header {
@@ -425,7 +425,7 @@ public struct TextRenderer: Sendable {
             }
             out.append(byte: UInt8(ascii: "]"))
         } else {
-            ConnectionSummary.append(packet, outer, out)
+            ConnectionSummary.append(packet, outer, inner: false, out)
         }
     }
 }
@@ -439,7 +439,7 @@ enum ConnectionSummary {
         (TCPHeader.syn, "SYN"), (TCPHeader.ack, "ACK"), (TCPHeader.rst, "RST"), (TCPHeader.fin, "FIN"),
     ]
 
-    static func append(_ packet: borrowing DecodedPacket, _ view: CiliumView, _ out: OutputBuffer) {
+    static func append(_ packet: borrowing DecodedPacket, _ view: CiliumView, inner: Bool, _ out: OutputBuffer) {
         var eth: EthernetHeader?
         var ip: (IPAddress, IPAddress)?
         var ports: (UInt16, UInt16)?
@@ -447,7 +447,9 @@ enum ConnectionSummary {
         var tcpFlags: UInt16 = 0
         var icmp: (Bool, UInt8, UInt8)?
         for i in view.start..<(view.start + view.count) {
-            switch packet.layers[i].header {
+            // Like Cilium, read each decoded type from its (reused) gopacket struct.
+            let header = view.error == nil ? packet.layers[i].header : packet.ciliumLayer(i, in: view, inner: inner).header
+            switch header {
             case .ethernet(let h): eth = h
             case .ipv4(let h): ip = (.v4(h.source), .v4(h.destination))
             case .ipv6(let h): ip = (.v6(h.source), .v6(h.destination))
