@@ -41,6 +41,7 @@ public final class EventPipeline: RecordConsumer {
     public var flushEachRecord: Bool
     /// Set when a write to `fd` failed (EPIPE: the reader went away).
     public private(set) var outputClosed = false
+    public var shouldStop: Bool { outputClosed }
     /// The event being decoded, reused for every record. It lives behind a pointer so renderers can
     /// borrow it: reading a class `var` would copy the whole Event (and retain its arrays) per record.
     private let event: UnsafeMutablePointer<Event>

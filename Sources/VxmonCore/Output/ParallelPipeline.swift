@@ -51,6 +51,7 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
     public let names: InterfaceNames
     public private(set) var stats = PipelineStats()
     public private(set) var outputClosed = false
+    public var shouldStop: Bool { outputClosed }
 
     // pthread objects must not move: they live in their own allocations.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)

@@ -143,6 +143,7 @@ public final class AgentStreamReader {
             default:
                 consumer.malformedRecord(index: index, offset: messageOffset, reason: "agent payload of unknown type \(type)")
             }
+            if consumer.shouldStop { return }
         }
     }
 

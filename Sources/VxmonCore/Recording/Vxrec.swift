@@ -31,6 +31,12 @@ public protocol RecordConsumer {
     mutating func metadata(key: String, value: String)
     /// A record that could not be used (e.g. a lost record with a short body); the reader goes on.
     mutating func malformedRecord(index: Int, offset: Int, reason: String)
+    /// True once the consumer cannot use more records (its output is gone): readers stop early.
+    var shouldStop: Bool { get }
+}
+
+extension RecordConsumer {
+    public var shouldStop: Bool { false }
 }
 
 /// Errors that end reading a recording.
@@ -180,6 +186,7 @@ public final class VxrecReader {
             let advance = try fill(total) ? total : end - start
             start += advance
             fileOffset += advance
+            if consumer.shouldStop { return }
         }
     }
 }
