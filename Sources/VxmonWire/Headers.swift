@@ -4,11 +4,21 @@
 
 /// A byte range inside the packet: `offset` from the packet start, `count` bytes.
 public struct ByteRange: Hashable, Sendable {
-    public var offset: Int
-    public var count: Int
+    // Stored as 32 bits (captures are far smaller) to keep decoded layers small: they are copied
+    // several times per event on the render path.
+    private var _offset: Int32
+    private var _count: Int32
+    public var offset: Int {
+        get { Int(_offset) }
+        set { _offset = Int32(truncatingIfNeeded: newValue) }
+    }
+    public var count: Int {
+        get { Int(_count) }
+        set { _count = Int32(truncatingIfNeeded: newValue) }
+    }
     public init(offset: Int, count: Int) {
-        self.offset = offset
-        self.count = count
+        _offset = Int32(truncatingIfNeeded: offset)
+        _count = Int32(truncatingIfNeeded: count)
     }
     public static let empty = ByteRange(offset: 0, count: 0)
 }

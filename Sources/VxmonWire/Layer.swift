@@ -158,14 +158,19 @@ public enum GoLayerName: UInt8, Sendable, Equatable {
 /// One decoded layer: where it sits in the packet and its header values.
 public struct Layer: Sendable {
     public var kind: LayerKind
+    // Positions are stored as 32 bits (captures are far smaller) to keep layers small.
+    private var _offset: Int32
+    private var _headerLength: Int32
+    private var _payloadOffset: Int32
+    private var _payloadLength: Int32
     /// Offset of the layer's first byte from the start of the packet.
-    public var offset: Int
+    public var offset: Int { Int(_offset) }
     /// Header length in octets (gopacket's `Contents`).
-    public var headerLength: Int
+    public var headerLength: Int { Int(_headerLength) }
     /// Offset of the layer's payload (usually `offset + headerLength`; IPv6 skips its hop-by-hop header).
-    public var payloadOffset: Int
+    public var payloadOffset: Int { Int(_payloadOffset) }
     /// Payload length in octets after the layer's own trimming (gopacket's `Payload`).
-    public var payloadLength: Int
+    public var payloadLength: Int { Int(_payloadLength) }
     public var header: LayerHeader
     /// True when this layer found fewer bytes than it announces (gopacket's `SetTruncated`).
     public var truncated: Bool
@@ -173,6 +178,21 @@ public struct Layer: Sendable {
     public var goNext: GoLayerType
     /// True for layers that belong to the frame inside a VXLAN/Geneve tunnel.
     public var isInner: Bool
+
+    public init(
+        kind: LayerKind, offset: Int, headerLength: Int, payloadOffset: Int, payloadLength: Int,
+        header: LayerHeader, truncated: Bool, goNext: GoLayerType, isInner: Bool
+    ) {
+        self.kind = kind
+        _offset = Int32(truncatingIfNeeded: offset)
+        _headerLength = Int32(truncatingIfNeeded: headerLength)
+        _payloadOffset = Int32(truncatingIfNeeded: payloadOffset)
+        _payloadLength = Int32(truncatingIfNeeded: payloadLength)
+        self.header = header
+        self.truncated = truncated
+        self.goNext = goNext
+        self.isInner = isInner
+    }
 }
 
 /// Why decoding stopped before the end of the captured bytes.

@@ -272,7 +272,7 @@ public struct StructuredRenderer: Sendable {
     }
 
     /// Hubble-style flow view: `ethernet`, `IP`, `l4` of the (inner, for tunnels) packet and `tunnel`.
-    func flowKeys<W: StructuredWriter>(_ w: inout W, _ p: DecodedPacket) {
+    func flowKeys<W: StructuredWriter>(_ w: inout W, _ p: borrowing DecodedPacket) {
         let innerStart = p.tunnelIndex.map { $0 + 1 } ?? 0
         var eth: EthernetHeader?
         var ip: (IPAddress, IPAddress)?
@@ -385,22 +385,22 @@ public struct StructuredRenderer: Sendable {
         w.endArray()
     }
 
-    func packet<W: StructuredWriter>(_ w: inout W, _ p: DecodedPacket, _ bytes: RawSpan) {
+    func packet<W: StructuredWriter>(_ w: inout W, _ p: borrowing DecodedPacket, _ bytes: RawSpan) {
         w.key("packet")
         w.beginObject()
         w.field("length", p.length)
         var truncated = p.stop?.truncated ?? false
         w.key("layers")
         w.beginArray()
-        for layer in p.layers {
-            truncated = truncated || layer.truncated
+        for i in p.layers.indices {
+            truncated = truncated || p.layers[i].truncated
             w.beginObject()
-            w.field("layer", string: layer.kind.name)
-            w.field("offset", layer.offset)
-            w.field("header_length", layer.headerLength)
-            w.field("payload_length", layer.payloadLength)
-            if layer.isInner { w.field("inner", true) }
-            layerFields(&w, layer, bytes)
+            w.field("layer", string: p.layers[i].kind.name)
+            w.field("offset", p.layers[i].offset)
+            w.field("header_length", p.layers[i].headerLength)
+            w.field("payload_length", p.layers[i].payloadLength)
+            if p.layers[i].isInner { w.field("inner", true) }
+            layerFields(&w, p.layers[i].header, bytes)
             w.endObject()
         }
         w.endArray()
@@ -425,8 +425,8 @@ public struct StructuredRenderer: Sendable {
         w.endObject()
     }
 
-    func layerFields<W: StructuredWriter>(_ w: inout W, _ layer: Layer, _ bytes: RawSpan) {
-        switch layer.header {
+    func layerFields<W: StructuredWriter>(_ w: inout W, _ header: borrowing LayerHeader, _ bytes: RawSpan) {
+        switch header {
         case .ethernet(let h):
             w.field("source", raw: { $0.mac(h.source) })
             w.field("destination", raw: { $0.mac(h.destination) })

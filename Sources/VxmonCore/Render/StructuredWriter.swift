@@ -85,31 +85,13 @@ struct JSONWriter: StructuredWriter {
         hasElement |= bit
     }
 
+    @inline(__always)
     mutating func key(_ k: StaticString) {
         let bit: UInt64 = 1 << UInt64(depth & 63)
         let comma = hasElement & bit != 0
         hasElement |= bit
         afterKey = true
-        let n = k.utf8CodeUnitCount
-        let src = k.utf8Start
-        out.withAppendBuffer(maxBytes: n &+ 4) { p in
-            var i = 0
-            if comma {
-                p[0] = UInt8(ascii: ",")
-                i = 1
-            }
-            p[i] = UInt8(ascii: "\"")
-            i &+= 1
-            var j = 0
-            while j < n {
-                p[i &+ j] = src[j]
-                j &+= 1
-            }
-            i &+= n
-            p[i] = UInt8(ascii: "\"")
-            p[i &+ 1] = UInt8(ascii: ":")
-            return i &+ 2
-        }
+        out.appendJSONKey(k, comma: comma)
     }
 
     mutating func beginObject() {
@@ -255,21 +237,26 @@ struct YAMLWriter: StructuredWriter {
         let spaces = onNewLine ? Int(indent[top]) : 0
         let n = k.utf8CodeUnitCount
         let src = k.utf8Start
-        // Newline, indent, key and colon in one reservation.
-        out.withAppendBuffer(maxBytes: spaces &+ n &+ 2) { p in
+        // Newline, indent, key and colon in one reservation (16 spare bytes let the indent be written
+        // with two word stores).
+        out.withAppendBuffer(maxBytes: spaces &+ n &+ 18) { p in
             var i = 0
             if onNewLine {
                 p[0] = 10
-                i = 1
-                while i <= spaces {
-                    p[i] = 32
-                    i &+= 1
+                let raw = UnsafeMutableRawPointer(p + 1)
+                raw.storeBytes(of: 0x2020_2020_2020_2020 as UInt64, as: UInt64.self)
+                raw.storeBytes(of: 0x2020_2020_2020_2020 as UInt64, toByteOffset: 8, as: UInt64.self)
+                var k = 16
+                while k < spaces {
+                    p[1 &+ k] = 32
+                    k &+= 1
                 }
+                i = 1 &+ spaces
             }
-            var j = 0
-            while j < n {
-                p[i &+ j] = src[j]
-                j &+= 1
+            if n <= 32 {
+                OutputBuffer.copySmall(p + i, src, n)
+            } else {
+                (p + i).update(from: src, count: n)
             }
             i &+= n
             p[i] = UInt8(ascii: ":")
