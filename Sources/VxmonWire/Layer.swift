@@ -110,7 +110,7 @@ public enum GoLayerName: UInt8, Sendable, Equatable {
         case .ciscoDiscovery: "CiscoDiscovery"
         case .ethernetCTP: "EthernetCTP"
         case .mpls: "MPLS"
-        case .erspan: "ERSPAN"
+        case .erspan: "ERSPAN Type II"
         case .nortelDiscovery: "NortelDiscovery"
         case .transparentEthernetBridging: "Ethernet"
         case .dns: "DNS"

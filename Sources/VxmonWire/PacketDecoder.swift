@@ -100,6 +100,15 @@ public struct PacketDecoder: Sendable {
                     truncated: truncated, goNext: goNext, isInner: inner))
         }
 
+        // A header announced a next layer (by EtherType, protocol or port) but no byte of it was
+        // captured: say so. gopacket stops silently here, and so does the Cilium view (it ends at an
+        // empty payload before looking at the stop).
+        func missing(_ s: Step) {
+            if case .next(let n) = s {
+                stop(Self.kind(n), .truncated, .headerTooShort(needed: Self.minimumLength(n), available: 0))
+            }
+        }
+
         while let current = next {
             next = nil
             if packet.layers.count >= Self.maxLayers {
@@ -126,7 +135,10 @@ public struct PacketDecoder: Sendable {
                 push(.ethernet, header: 14, payload: payload, .ethernet(eth), truncated: truncated, goNext: go)
                 offset &+= 14
                 end = offset &+ payload
-                if payload == 0 { return }
+                if payload == 0 {
+                    missing(etherNext(eth.typeOrLength))
+                    return
+                }
                 switch etherNext(eth.typeOrLength) {
                 case .next(let n): next = n
                 case .stop(let d):
@@ -144,7 +156,10 @@ public struct PacketDecoder: Sendable {
                     vlanID: tci & 0x0fff, etherType: bytes.be16(offset &+ 2))
                 push(.vlan, header: 4, payload: avail &- 4, .vlan(tag), goNext: Self.goEtherType(tag.etherType))
                 offset &+= 4
-                if offset == end { return }
+                if offset == end {
+                    missing(etherNext(tag.etherType))
+                    return
+                }
                 switch etherNext(tag.etherType) {
                 case .next(let n): next = n
                 case .stop(let d):
@@ -209,7 +224,10 @@ public struct PacketDecoder: Sendable {
                     .ipv6Extension, header: length, payload: avail &- length, .ipv6Extension(ext),
                     goNext: Self.goIPProtocol(nextHeader))
                 offset &+= length
-                if offset == end { return }
+                if offset == end {
+                    missing(ipNext(nextHeader))
+                    return
+                }
                 if type == 44 && (ext.fragmentOffset != 0 || ext.moreFragments) {
                     stop(
                         nil, .fragment,
@@ -253,11 +271,15 @@ public struct PacketDecoder: Sendable {
                 push(.udp, header: 8, payload: payload, .udp(udp), truncated: truncated, goNext: go)
                 offset &+= 8
                 end = offset &+ payload
-                if payload == 0 || inner { return }
+                if inner { return }
                 if tunnelPorts.vxlan.contains(udp.destinationPort) {
                     next = .vxlan
                 } else if tunnelPorts.geneve.contains(udp.destinationPort) {
                     next = .geneve
+                }
+                if payload == 0 {
+                    if let n = next { missing(.next(n)) }
+                    return
                 }
             case .sctp:
                 guard avail >= 12 else {
@@ -309,7 +331,10 @@ public struct PacketDecoder: Sendable {
                 packet.tunnelIndex = packet.layers.count &- 1
                 offset &+= 8
                 inner = true
-                if offset == end { return }
+                if offset == end {
+                    missing(.next(.ethernet))
+                    return
+                }
                 next = .ethernet
             case .geneve:
                 guard avail >= 8 else {
@@ -332,7 +357,15 @@ public struct PacketDecoder: Sendable {
                 packet.tunnelIndex = packet.layers.count &- 1
                 offset &+= header
                 inner = true
-                if offset == end { return }
+                if offset == end {
+                    switch gv.protocolType {
+                    case 0x6558: missing(.next(.ethernet))
+                    case 0x0800: missing(.next(.ipv4))
+                    case 0x86dd: missing(.next(.ipv6))
+                    default: break
+                    }
+                    return
+                }
                 switch gv.protocolType {
                 case 0x6558: next = .ethernet
                 case 0x0800: next = .ipv4
@@ -488,7 +521,10 @@ public struct PacketDecoder: Sendable {
                 truncated: truncated, goNext: go, isInner: inner))
         offset = start &+ headerLength
         end = dataEnd
-        if payload == 0 { return false }
+        if payload == 0 {
+            if !h.isFragment { announceMissing(ipNext(h.protocolNumber), &packet, at: offset, inner: inner) }
+            return false
+        }
         if h.isFragment {
             packet.stop = DecodeStop(
                 layer: nil, offset: offset, reason: .fragment,
@@ -497,6 +533,53 @@ public struct PacketDecoder: Sendable {
             return false
         }
         return step(ipNext(h.protocolNumber), &next, &packet, at: offset, inner: inner)
+    }
+
+    /// Records that an announced next layer has no captured bytes (see `missing` in `decode`).
+    private func announceMissing(_ s: Step, _ packet: inout DecodedPacket, at offset: Int, inner: Bool) {
+        if case .next(let n) = s {
+            packet.stop = DecodeStop(
+                layer: Self.kind(n), offset: offset, reason: .truncated,
+                detail: .headerTooShort(needed: Self.minimumLength(n), available: 0), truncated: false,
+                isInner: inner)
+        }
+    }
+
+    private static func kind(_ n: Next) -> LayerKind {
+        switch n {
+        case .ethernet: .ethernet
+        case .vlan: .vlan
+        case .arp: .arp
+        case .ipv4: .ipv4
+        case .ipv6: .ipv6
+        case .ipv6Extension: .ipv6Extension
+        case .tcp: .tcp
+        case .udp: .udp
+        case .sctp: .sctp
+        case .icmpv4: .icmpv4
+        case .icmpv6: .icmpv6
+        case .vxlan: .vxlan
+        case .geneve: .geneve
+        }
+    }
+
+    /// Bytes the fixed part of a header needs.
+    private static func minimumLength(_ n: Next) -> Int {
+        switch n {
+        case .ethernet: 14
+        case .vlan: 4
+        case .arp: 8
+        case .ipv4: 20
+        case .ipv6: 40
+        case .ipv6Extension: 8
+        case .tcp: 20
+        case .udp: 8
+        case .sctp: 12
+        case .icmpv4: 8
+        case .icmpv6: 4
+        case .vxlan: 8
+        case .geneve: 8
+        }
     }
 
     /// Applies a protocol-number lookup: sets `next`, or records an `.unsupported` stop and returns false.
@@ -633,7 +716,10 @@ public struct PacketDecoder: Sendable {
                 header: .ipv6(h), truncated: truncated, goNext: Self.goIPProtocol(upper), isInner: inner))
         offset = payloadStart
         end = payloadEnd
-        if payload == 0 { return false }
+        if payload == 0 {
+            announceMissing(ipNext(upper), &packet, at: offset, inner: inner)
+            return false
+        }
         return step(ipNext(upper), &next, &packet, at: offset, inner: inner)
     }
 

@@ -203,38 +203,34 @@ public final class OutputBuffer {
             append(byte: UInt8(truncatingIfNeeded: value) &+ 48)
             return
         }
-        withAppendBuffer(maxBytes: 20) { p in
-            // Digits are produced two at a time from the end of a 20-byte scratch, then moved.
-            var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
-            return withUnsafeMutableBytes(of: &scratch) { raw in
-                let t = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                var i = 24
-                var v = value
-                while v >= 100 {
-                    let r = Int(v % 100)
-                    v /= 100
-                    i &-= 2
-                    t[i] = OutputBuffer.digitPairs[r &* 2]
-                    t[i &+ 1] = OutputBuffer.digitPairs[r &* 2 &+ 1]
-                }
-                if v >= 10 {
-                    let r = Int(v)
-                    i &-= 2
-                    t[i] = OutputBuffer.digitPairs[r &* 2]
-                    t[i &+ 1] = OutputBuffer.digitPairs[r &* 2 &+ 1]
-                } else {
-                    i &-= 1
-                    t[i] = UInt8(truncatingIfNeeded: v) &+ 48
-                }
-                let n = 24 &- i
-                var k = 0
-                while k < n {
-                    p[k] = t[i &+ k]
-                    k &+= 1
-                }
-                return n
-            }
+        // Count the digits, then write them in place from the last one, two at a time.
+        var digits = 2
+        var bound: UInt64 = 100
+        while digits < 20 && value >= bound {
+            digits &+= 1
+            bound = bound &* 10
         }
+        reserve(digits)
+        let pairs = OutputBuffer.digitPairs
+        var p = storage + (count &+ digits)
+        var v = value
+        while v >= 100 {
+            let r = Int(v % 100) &* 2
+            v /= 100
+            p -= 2
+            p[0] = pairs[r]
+            p[1] = pairs[r &+ 1]
+        }
+        if v >= 10 {
+            let r = Int(v) &* 2
+            p -= 2
+            p[0] = pairs[r]
+            p[1] = pairs[r &+ 1]
+        } else {
+            p -= 1
+            p[0] = UInt8(truncatingIfNeeded: v) &+ 48
+        }
+        state.pointee.count &+= digits
     }
 
     /// "00" "01" ... "99" as bytes, straight from read-only data (no lazy global, no bounds check).

@@ -389,7 +389,8 @@ public struct StructuredRenderer: Sendable {
         w.key("packet")
         w.beginObject()
         w.field("length", p.length)
-        var truncated = p.stop?.truncated ?? false
+        // Truncated: some layer announced more bytes than were captured, or decoding stopped for lack of them.
+        var truncated = p.stop.map { $0.truncated || $0.reason == .truncated } ?? false
         w.key("layers")
         w.beginArray()
         for i in p.layers.indices {
@@ -487,7 +488,7 @@ public struct StructuredRenderer: Sendable {
             w.field("version", h.version)
             w.field("traffic_class", h.trafficClass)
             w.field("flow_label", h.flowLabel)
-            w.field("payload_length", h.payloadLength)
+            w.field("length", h.payloadLength)
             w.field("next_header", h.nextHeader)
             w.field("next_header_name", string: GoPacketNames.ipProtocol(h.nextHeader))
             w.field("hop_limit", h.hopLimit)
