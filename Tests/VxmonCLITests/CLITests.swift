@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+import VxmonCore
+
+// End-to-end runs of the built `vxmon` executable. SwiftPM puts it in the same directory as the test
+// bundle (`.build/<triple>/<config>/`), which is where this process's executable lives.
+
+enum Binary {
+    static let directory: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        // On Darwin the bundle is `vxmonPackageTests.xctest/Contents/MacOS/...`.
+        while dir.path.contains(".xctest") { dir = dir.deletingLastPathComponent() }
+        return dir.path
+    }()
+    static var vxmon: String { directory + "/vxmon" }
+    static var exists: Bool { FileManager.default.isExecutableFile(atPath: vxmon) }
+}
+
+@Suite("vxmon executable", .enabled(if: Binary.exists, "vxmon binary not built next to the test bundle"))
+struct CLITests {
+    let vector = "\(CLIFixtures.vectors)/trace_v1_to_overlay_icmp.vxrec"
+
+    @Test("the binary is next to the test bundle")
+    func binaryFound() {
+        #expect(Binary.exists, "no vxmon at \(Binary.vxmon)")
+    }
+
+    @Test("vxmon replay FILE prints exactly what cilium monitor printed")
+    func replay() throws {
+        let r = try run(Binary.vxmon, ["replay", vector])
+        #expect(r.status == 0)
+        #expect(r.stdout == CLIFixtures.text("\(CLIFixtures.vectors)/trace_v1_to_overlay_icmp.default.txt"))
+        #expect(r.stderr == "")
+    }
+
+    @Test("replay is the default subcommand, and the verbosity flags work")
+    func flags() throws {
+        let drop = "\(CLIFixtures.vectors)/drop_policy_denied_tcp.vxrec"
+        let r = try run(Binary.vxmon, [drop])
+        #expect(r.status == 0)
+        #expect(r.stdout == CLIFixtures.text("\(CLIFixtures.vectors)/drop_policy_denied_tcp.default.txt"))
+        let n = try run(Binary.vxmon, ["replay", "-n", drop])
+        #expect(n.stdout == CLIFixtures.text("\(CLIFixtures.vectors)/drop_policy_denied_tcp.n.txt"))
+        // -vv: difference (1), the header right after the separator.
+        let vv = try run(Binary.vxmon, ["replay", "-vv", vector])
+        let expected = try #require(CLIFixtures.text("\(CLIFixtures.vectors)/trace_v1_to_overlay_icmp.vv.txt"))
+        var lines = expected.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let header = lines.remove(at: lines.count - 2)
+        lines.insert(header, at: 1)
+        #expect(vv.stdout == lines.joined(separator: "\n"))
+        let debug = try run(Binary.vxmon, ["replay", "-v", "\(CLIFixtures.vectors)/debug_ct_created4.vxrec"])
+        #expect(debug.stdout == CLIFixtures.text("\(CLIFixtures.vectors)/debug_ct_created4.v.txt"))
+    }
+
+    @Test("-j and -o json print the library's JSON; -o yaml its YAML")
+    func structured() throws {
+        let file = CLIFixtures.bytes(vector)
+        let (json, _) = try render(file, .json)
+        let (yaml, _) = try render(file, .yaml)
+        #expect(try run(Binary.vxmon, ["replay", "-j", vector]).stdout == json)
+        #expect(try run(Binary.vxmon, ["replay", "-o", "json", vector]).stdout == json)
+        #expect(try run(Binary.vxmon, ["replay", "-o", "yaml", vector]).stdout == yaml)
+    }
+
+    @Test("vxmon replay - reads the recording from standard input")
+    func stdin() throws {
+        let r = try run(Binary.vxmon, ["replay", "-"], stdin: CLIFixtures.bytes(vector))
+        #expect(r.status == 0)
+        #expect(r.stdout == CLIFixtures.text("\(CLIFixtures.vectors)/trace_v1_to_overlay_icmp.default.txt"))
+        #expect(r.stderr == "")
+        // A large recording through a pipe.
+        let bulk = try run(Binary.vxmon, ["replay", "-"], stdin: CLIFixtures.bytes("\(CLIFixtures.vectors)/bulk_2k.vxrec"))
+        #expect(bulk.status == 0)
+        #expect(bulk.stdout.split(separator: "\n").count == 2000)
+    }
+
+    @Test("a missing file: exit 1, one line on stderr, nothing on stdout")
+    func missingFile() throws {
+        let path = "/nonexistent/vxmon-\(UUID().uuidString).vxrec"
+        let r = try run(Binary.vxmon, ["replay", path])
+        #expect(r.status == 1)
+        #expect(r.stdout == "")
+        let errLines = r.stderr.split(separator: "\n")
+        #expect(errLines.count == 1, "stderr: \(r.stderr)")
+        #expect(r.stderr.contains(path))
+    }
+
+    @Test("a truncated recording prints its complete records, then fails with a clear message")
+    func truncated() throws {
+        let a = records(CLIFixtures.bytes(vector))
+        let b = records(CLIFixtures.bytes("\(CLIFixtures.vectors)/drop_policy_denied_tcp.vxrec"))
+        let full = vxrec(a + b)
+        let cut = Array(full.prefix(full.count - 20))
+        let r = try run(Binary.vxmon, ["replay", "-"], stdin: cut)
+        #expect(r.status != 0)
+        #expect(r.stdout == CLIFixtures.text("\(CLIFixtures.vectors)/trace_v1_to_overlay_icmp.default.txt"))
+        #expect(r.stderr.contains("truncated"), "stderr: \(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count <= 2, "stderr: \(r.stderr)")
+    }
+
+    @Test("not a recording: a clear error, nothing on stdout")
+    func notARecording() throws {
+        let r = try run(Binary.vxmon, ["replay", "\(CLIFixtures.vectors)/README.md"])
+        #expect(r.status != 0)
+        #expect(r.stdout == "")
+        #expect(r.stderr.contains("not a vxmon recording"), "stderr: \(r.stderr)")
+    }
+
+    @Test("an undecodable event goes to stderr with its position; stdout keeps the rest")
+    func decodeError() throws {
+        let r = try run(Binary.vxmon, ["replay", "\(CLIFixtures.vectors)/trace_unknown_version.vxrec"])
+        #expect(r.stdout == "")
+        #expect(r.stderr.contains("Unrecognized trace event (version 7)"))
+        #expect(r.stderr.contains("record 1"))
+    }
+}
