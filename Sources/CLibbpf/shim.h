@@ -1,3 +1,161 @@
+// The libbpf boundary as Swift sees it: libbpf's own headers plus a few static inline shims for what
+// Swift cannot express (va_list printing, GNU-only syscalls, unions in ifreq/epoll_event, the raw
+// perf_event_attr). Every shim is prefixed vxmon_shim_ so call sites show where a function comes from.
 #pragma once
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
+#include <linux/bpf.h>
+#include <linux/perf_event.h>
+#include <linux/pkt_cls.h>
+#include <linux/sched.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+// ---- libbpf logging ------------------------------------------------------------------------------
+
+static inline int vxmon_shim_print_warnings(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level != LIBBPF_WARN)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static inline int vxmon_shim_print_all(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	return vfprintf(stderr, fmt, ap);
+}
+
+/// Routes libbpf's log to stderr: warnings (and errors, which libbpf logs as warnings) only, or
+/// everything including debug output when `debug` is non-zero.
+static inline void vxmon_shim_set_print(int debug)
+{
+	libbpf_set_print(debug ? vxmon_shim_print_all : vxmon_shim_print_warnings);
+}
+
+// ---- namespaces ----------------------------------------------------------------------------------
+
+/// setns(fd, CLONE_NEWNET) for the calling thread. glibc declares setns only with _GNU_SOURCE,
+/// which Swift's Glibc module is built without. Returns -1 and sets errno on failure.
+static inline int vxmon_shim_setns_net(int fd)
+{
+	return (int)syscall(SYS_setns, fd, CLONE_NEWNET);
+}
+
+/// The name of `ifindex` in the network namespace `sock` was created in (SIOCGIFNAME).
+/// `name` must hold IF_NAMESIZE bytes. Returns 0 or -errno.
+static inline int vxmon_shim_ifname(int sock, unsigned int ifindex, char *name)
+{
+	struct ifreq r;
+
+	memset(&r, 0, sizeof(r));
+	r.ifr_ifindex = (int)ifindex;
+	if (ioctl(sock, SIOCGIFNAME, &r) < 0)
+		return -errno;
+	memcpy(name, r.ifr_name, IF_NAMESIZE);
+	name[IF_NAMESIZE - 1] = 0;
+	return 0;
+}
+
+/// 1 if `path` is a mounted BPF filesystem (statfs f_type == BPF_FS_MAGIC), else 0.
+static inline int vxmon_shim_is_bpffs(const char *path)
+{
+	struct statfs fs;
+
+	return statfs(path, &fs) == 0 && (unsigned long)fs.f_type == 0xcafe4a11UL;
+}
+
+// ---- perf buffer with batched wakeups -------------------------------------------------------------
+
+/// perf_buffer__new_raw with the attributes libbpf's perf_buffer__new uses (software BPF output
+/// event, raw samples, one sample per event) except two: the wakeup comes every `wakeup_events`
+/// samples instead of every sample, which is what makes a perf buffer affordable at high rates, and
+/// samples carry the kernel's timestamp (PERF_SAMPLE_TIME) so that events of several CPUs and nodes
+/// can be put back in order. A sample record is then: perf_event_header, u64 time, u32 size, data.
+/// Returns NULL and sets errno on failure.
+static inline struct perf_buffer *vxmon_shim_perf_buffer_new(int map_fd, size_t page_cnt,
+							      __u32 wakeup_events,
+							      perf_buffer_event_fn event_cb, void *ctx)
+{
+	struct perf_event_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.size = sizeof(attr);
+	attr.type = PERF_TYPE_SOFTWARE;
+	attr.config = PERF_COUNT_SW_BPF_OUTPUT;
+	attr.sample_type = PERF_SAMPLE_TIME | PERF_SAMPLE_RAW;
+	attr.sample_period = 1;
+	attr.wakeup_events = wakeup_events ? wakeup_events : 1;
+	return perf_buffer__new_raw(map_fd, page_cnt, &attr, event_cb, ctx, NULL);
+}
+
+// ---- epoll (struct epoll_event is packed on x86-64) ---------------------------------------------
+
+/// epoll_ctl(ADD) with a 64-bit tag. Returns 0 or -errno.
+static inline int vxmon_shim_epoll_add(int epfd, int fd, __u32 events, __u64 tag)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = events;
+	ev.data.u64 = tag;
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+/// epoll_wait into parallel arrays of tags and event masks. Returns the count or -errno.
+static inline int vxmon_shim_epoll_wait(int epfd, __u64 *tags, __u32 *events, int max, int timeout_ms)
+{
+	struct epoll_event evs[32];
+	int n, i;
+
+	if (max > 32)
+		max = 32;
+	n = epoll_wait(epfd, evs, max, timeout_ms);
+	if (n < 0)
+		return -errno;
+	for (i = 0; i < n; i++) {
+		tags[i] = evs[i].data.u64;
+		events[i] = evs[i].events;
+	}
+	return n;
+}
+
+// ---- UDP flood (the live benchmark) ---------------------------------------------------------------
+
+/// struct mmsghdr, declared here because glibc declares it only with _GNU_SOURCE.
+struct vxmon_shim_mmsghdr {
+	struct msghdr msg_hdr;
+	unsigned int msg_len;
+};
+
+/// Sends `count` (at most 64) copies of `payload` on the connected socket `fd` with one
+/// sendmmsg(2). Returns the number of datagrams sent or -errno.
+static inline int vxmon_shim_send_batch(int fd, const void *payload, size_t len, int count)
+{
+	struct vxmon_shim_mmsghdr msgs[64];
+	struct iovec iov;
+	int i;
+	long n;
+
+	if (count > 64)
+		count = 64;
+	iov.iov_base = (void *)payload;
+	iov.iov_len = len;
+	memset(msgs, 0, sizeof(msgs));
+	for (i = 0; i < count; i++) {
+		msgs[i].msg_hdr.msg_iov = &iov;
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	n = syscall(SYS_sendmmsg, fd, msgs, (unsigned int)count, 0);
+	return n < 0 ? -errno : (int)n;
+}

@@ -1,0 +1,469 @@
+import CLibbpf
+import CVxmonABI
+import Glibc
+import Synchronization
+import VxmonCore
+
+/// How a live session reads.
+public struct LiveOptions: Sendable {
+    public var buffer: BufferKind = .perf
+    /// Nodes to read (nil: all nodes of the lab).
+    public var nodes: [String]?
+    /// Perf buffer data pages per CPU (a power of two): by default 8 MiB per node spread over its
+    /// CPUs, 64 to 1024 pages (4 MiB) per CPU.
+    public var perfPagesPerCPU = LiveOptions.defaultPerfPages
+    /// Perf samples per wakeup (32 KiB of small events; quiet buffers are read every tick anyway).
+    public var perfWakeupEvents: UInt32 = 256
+    /// Everything pending is consumed at least this often, so a quiet buffer holds nothing longer.
+    public var tickMilliseconds: Int32 = 100
+    /// Stop by itself after this many seconds.
+    public var duration: Double?
+    /// A file descriptor whose error/hangup ends the session (stdout, for `vxmon | head`).
+    public var watchFD: Int32?
+
+    public init() {}
+
+    public static let defaultPerfPages: Int = {
+        let pageSize = max(Int(sysconf(Int32(_SC_PAGESIZE))), 4096)
+        let pages = (8 << 20) / pageSize / Libbpf.possibleCPUs
+        var power = 64
+        while power * 2 <= min(pages, 1024) { power *= 2 }
+        return power
+    }()
+}
+
+/// Counters of a finished (or running) session.
+public struct LiveStats: Sendable {
+    /// Samples read from the buffers.
+    public var samples = 0
+    /// Samples the kernel reported lost (perf PERF_RECORD_LOST, ring reserve failures).
+    public var lost: UInt64 = 0
+    /// bpf_perf_event_output failures counted by the datapath while the session was attached (a full
+    /// ring shows up both here and in `lost`; a CPU without a reader only here).
+    public var perfOutputFailures: UInt64 = 0
+    /// Why the session ended.
+    public var endReason = ""
+}
+
+/// Reads one lab's event buffers live: per node, the pinned `cilium_events` perf array (or the ring
+/// buffer) through libbpf, all nodes polled from one thread with epoll. It turns the datapath's
+/// events on when it starts and off when it ends, and detaches nothing else (the lab's programs stay).
+///
+/// Holding a `LiveSession` holds the lab's monitor lock: a second session is refused.
+public final class LiveSession: SourceDelegate, @unchecked Sendable {
+    public let topology: LabTopology
+    public let paths: LabPaths
+    public let options: LiveOptions
+    public let nodeNames: [String]
+    private let sink: any LiveSink
+    private var lock: MonitorLock?
+    private let maps: [NodeMaps]
+    private let eventMaps: [BPFMap]
+    private var contexts: [SourceContext] = []
+    private var perfSources: [PerfBufferSource] = []
+    private var ringSources: [RingBufferSource] = []
+    private let resolvers: [InterfaceResolver]
+    /// Ring reserve failures and perf output failures per node and CPU, at the last reading.
+    private var ringFailBaseline: [[UInt64]] = []
+    private var perfFailBaseline: [[UInt64]] = []
+    private var now: UInt64 = 0
+    private let stopFlag = Atomic<Bool>(false)
+    /// Counters, touched only by the polling thread; `published` is their copy for other threads.
+    private var counts = LiveStats()
+    private let published = Mutex(LiveStats())
+    private var discarding = true
+    /// Perf samples carry kernel timestamps: each poll round is staged and delivered in time order,
+    /// so the events of several CPUs and nodes read in one round come out as they happened.
+    private let staging: EventStaging?
+
+    /// Opens the lab's maps for the selected nodes, takes the monitor lock and creates the readers.
+    /// Events are turned on only by `run()`.
+    public init(topology: LabTopology, options: LiveOptions, sink: any LiveSink) throws {
+        self.topology = topology
+        let paths = LabPaths(lab: topology.lab)
+        self.paths = paths
+        self.options = options
+        self.sink = sink
+        let selected = try LiveSession.selectedNodes(topology, options)
+        nodeNames = selected.map(\.name)
+        lock = try MonitorLock(paths: paths)
+        let maps = try selected.map { try NodeMaps(paths: paths, node: $0.name) }
+        self.maps = maps
+        eventMaps = try maps.map { try $0.eventMap(options.buffer) }
+        resolvers = try selected.map { try InterfaceResolver(namespace: $0.namespace) }
+        staging = options.buffer == .perf ? EventStaging() : nil
+
+        for (i, map) in eventMaps.enumerated() {
+            let context = SourceContext(delegate: self, node: i)
+            contexts.append(context)
+            switch options.buffer {
+            case .perf:
+                perfSources.append(
+                    try PerfBufferSource(
+                        mapFD: map.fd, pagesPerCPU: options.perfPagesPerCPU, wakeupEvents: options.perfWakeupEvents,
+                        context: context))
+            case .ring:
+                let source = try RingBufferSource(mapFD: map.fd, context: context)
+                ringSources.append(source)
+            }
+        }
+    }
+
+    /// The nodes `options` selects (all by default), in the lab's order.
+    public static func selectedNodes(_ topology: LabTopology, _ options: LiveOptions) throws -> [LabTopology.Node] {
+        guard let wanted = options.nodes else { return topology.nodes }
+        return try wanted.map { try topology.requireNode($0) }
+    }
+
+    /// Counters so far (safe to read from another thread).
+    public var stats: LiveStats { published.withLock { $0 } }
+
+    private func publish() {
+        let snapshot = counts
+        published.withLock { $0 = snapshot }
+    }
+
+    /// Frees the readers and releases the monitor lock (idempotent; also done by deinit). Call it
+    /// after `run()` has returned.
+    public func close() {
+        for source in perfSources { source.close() }
+        for source in ringSources { source.close() }
+        perfSources.removeAll()
+        ringSources.removeAll()
+        lock = nil
+    }
+
+    /// Asks `run()` to return after its current poll round (any thread).
+    public func requestStop() { stopFlag.store(true, ordering: .relaxed) }
+
+    // MARK: Running
+
+    /// Turns events on, polls until stopped (SIGINT/SIGTERM via `stopRequested`, `requestStop()`,
+    /// the duration, a closed output, the lab going away), turns events off, drains and flushes.
+    /// Blocks: call it on a dedicated thread.
+    public func run() throws -> LiveStats {
+        guard lock != nil else { throw VxmonError("live session already closed") }
+        // Ring records left from an earlier session would be replayed as new: drop them.
+        for source in ringSources { _ = source.consume() }
+        discarding = false
+        ringFailBaseline = maps.map { $0.statCounters(VXMON_STAT_RING_FAIL) }
+        perfFailBaseline = maps.map { $0.statCounters(VXMON_STAT_PERF_FAIL) }
+
+        let epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        if epoll < 0 { throw LibbpfError.errno("epoll_create1") }
+        defer { Glibc.close(epoll) }
+        let sourceFDs = perfSources.map(\.epollFD) + ringSources.map(\.epollFD)
+        for (i, fd) in sourceFDs.enumerated() {
+            try LibbpfError.check(vxmon_shim_epoll_add(epoll, fd, UInt32(EPOLLIN.rawValue), UInt64(i)), "epoll_ctl")
+        }
+        let watchTag = UInt64.max
+        if let fd = options.watchFD, isPipeOrSocket(fd) {
+            // No events requested: epoll still reports EPOLLERR when the pipe's reader is gone.
+            _ = vxmon_shim_epoll_add(epoll, fd, 0, watchTag)
+        }
+
+        for node in maps { try node.setEventsMode(options.buffer.eventsMode) }
+        var endReason = "stopped"
+        do {
+            defer {
+                // Events off first, then read what is left, so nothing is cut in half.
+                for node in maps { try? node.setEventsMode(UInt32(VXMON_EVENTS_OFF)) }
+                now = wallClockNanoseconds()
+                consumeAll()
+                readFailureCounters()
+                _ = sink.flush()
+                counts.endReason = endReason
+                publish()
+            }
+            endReason = try poll(epoll: epoll, watchTag: watchTag)
+        }
+        return counts
+    }
+
+    /// The poll loop; returns why it ended.
+    private func poll(epoll: Int32, watchTag: UInt64) throws -> String {
+        let start = monotonicNanoseconds()
+        let tick = UInt64(options.tickMilliseconds) * 1_000_000
+        var lastTick = start
+        var lastLabCheck = start
+        let deadline = options.duration.map { start + UInt64(max($0, 0) * 1e9) }
+        var tags = [UInt64](repeating: 0, count: 32)
+        var events = [UInt32](repeating: 0, count: 32)
+        while true {
+            if stopRequested.load(ordering: .relaxed) || stopFlag.load(ordering: .relaxed) { return "stopped" }
+            var timeout = Int32(options.tickMilliseconds)
+            if let deadline {
+                let mono = monotonicNanoseconds()
+                let left = deadline > mono ? deadline - mono : 0
+                timeout = min(timeout, Int32(left / 1_000_000) + 1)
+            }
+            let n = vxmon_shim_epoll_wait(epoll, &tags, &events, 32, timeout)
+            if n < 0 && n != -EINTR { throw LibbpfError(function: "epoll_wait", code: -n) }
+            now = wallClockNanoseconds()
+            var outputGone = false
+            for i in 0..<max(Int(n), 0) {
+                if tags[i] == watchTag {
+                    outputGone = true
+                } else if Int(tags[i]) < perfSources.count {
+                    // Consume, not perf_buffer__poll: checking the nested epoll fd already ran
+                    // perf_poll(), which clears the CPU ring's readiness flag, so an inner
+                    // epoll_wait would report nothing and the ring would only be read at the next
+                    // tick (measured: full rings and lost samples at 100k events/s).
+                    _ = perfSources[Int(tags[i])].consume()
+                } else {
+                    _ = ringSources[Int(tags[i]) - perfSources.count].consume()
+                }
+            }
+            deliverStaged()
+            let mono = monotonicNanoseconds()
+            if mono - lastTick >= tick {
+                lastTick = mono
+                consumeAll()
+                readFailureCounters()
+                publish()
+                if !sink.flush() { outputGone = true }
+                if mono - lastLabCheck >= 1_000_000_000 {
+                    lastLabCheck = mono
+                    if !FileSystem.exists(paths.stateFile) { return "lab '\(topology.lab)' went down" }
+                }
+            }
+            if outputGone { return "output closed" }
+            if let deadline, mono >= deadline { return "duration reached" }
+        }
+    }
+
+    private func consumeAll() {
+        for source in perfSources { _ = source.consume() }
+        for source in ringSources { _ = source.consume() }
+        deliverStaged()
+    }
+
+    /// Ring reserve failures become lost records (per CPU, as deltas); perf output failures are counted.
+    private func readFailureCounters() {
+        for (node, map) in maps.enumerated() {
+            let ring = map.statCounters(VXMON_STAT_RING_FAIL)
+            if ring.count == ringFailBaseline[node].count {
+                for cpu in ring.indices where ring[cpu] > ringFailBaseline[node][cpu] {
+                    let delta = ring[cpu] - ringFailBaseline[node][cpu]
+                    sink.lost(node: node, cpu: cpu, count: delta, time: now)
+                    counts.lost &+= delta
+                }
+                ringFailBaseline[node] = ring
+            }
+            let perf = map.statCounters(VXMON_STAT_PERF_FAIL)
+            if perf.count == perfFailBaseline[node].count {
+                var delta: UInt64 = 0
+                for cpu in perf.indices where perf[cpu] > perfFailBaseline[node][cpu] {
+                    delta &+= perf[cpu] - perfFailBaseline[node][cpu]
+                }
+                counts.perfOutputFailures &+= delta
+                perfFailBaseline[node] = perf
+            }
+        }
+    }
+
+    // MARK: SourceDelegate (polling thread)
+
+    func sourceSample(node: Int, cpu: Int, kernelTime: UInt64, bytes: UnsafeRawBufferPointer) {
+        if discarding { return }
+        if let staging {
+            staging.add(node: node, cpu: cpu, time: kernelTime, bytes: bytes)
+        } else {
+            deliver(node: node, cpu: cpu, bytes: bytes)
+        }
+    }
+
+    func sourceLost(node: Int, cpu: Int, count: UInt64) {
+        if let staging {
+            staging.addLost(node: node, cpu: cpu, count: count)
+        } else {
+            counts.lost &+= count
+            sink.lost(node: node, cpu: cpu, count: count, time: now)
+        }
+    }
+
+    /// Hands what the last poll round staged to the sink, in kernel time order.
+    private func deliverStaged() {
+        guard let staging, !staging.isEmpty else { return }
+        staging.drain { node, cpu, bytes, lost in
+            if let bytes {
+                deliver(node: node, cpu: cpu, bytes: bytes)
+            } else {
+                counts.lost &+= lost
+                sink.lost(node: node, cpu: cpu, count: lost, time: now)
+            }
+        }
+    }
+
+    private func deliver(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer) {
+        if let ifindex = Self.interfaceIndex(bytes), let (index, name) = resolvers[node].learn(ifindex) {
+            sink.interfaceName(node: node, ifindex: index, name: name, time: now)
+        }
+        counts.samples &+= 1
+        sink.sample(node: node, cpu: cpu, bytes: bytes, time: now)
+    }
+
+    /// Delivers every interface name known at start to the sink (call once, before `run`).
+    public func announceInterfaces() {
+        let time = wallClockNanoseconds()
+        for (node, resolver) in resolvers.enumerated() {
+            for (ifindex, name) in resolver.known.sorted(by: { $0.key < $1.key }) {
+                sink.interfaceName(node: node, ifindex: ifindex, name: name, time: time)
+            }
+        }
+    }
+
+    /// The ifindex a trace or drop record refers to (0 and other types: nil), read at the offsets the
+    /// decoder uses; the decoder itself validates the record later.
+    static func interfaceIndex(_ bytes: UnsafeRawBufferPointer) -> UInt32? {
+        guard let type = bytes.first else { return nil }
+        let offset: Int
+        switch Int32(type) {
+        case VXMON_NOTIFY_TRACE: offset = EventLayout.Trace.ifindex
+        case VXMON_NOTIFY_DROP: offset = EventLayout.Drop.ifindex
+        default: return nil
+        }
+        guard bytes.count >= offset + 4 else { return nil }
+        let ifindex = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+        return ifindex == 0 ? nil : ifindex
+    }
+
+    private func isPipeOrSocket(_ fd: Int32) -> Bool {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return false }
+        let type = st.st_mode & S_IFMT
+        return type == S_IFIFO || type == S_IFSOCK
+    }
+}
+
+/// ifindex -> name inside one node's namespace: every interface at start (if_nameindex on a thread in
+/// the namespace), then single lookups on a miss through a socket that lives in the namespace
+/// (SIOCGIFNAME), at most once a second per unknown ifindex.
+final class InterfaceResolver {
+    private let socketFD: Int32
+    private(set) var known: [UInt32: String] = [:]
+    private var failedAt: [UInt32: UInt64] = [:]
+
+    init(namespace: String) throws {
+        let (fd, interfaces) = try NetworkNamespace.run(in: namespace) { () throws -> (Int32, [(UInt32, String)]) in
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            if fd < 0 { throw LibbpfError.errno("socket", namespace) }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            return (fd, NetworkNamespace.interfaces())
+        }
+        socketFD = fd
+        for (index, name) in interfaces { known[index] = name }
+    }
+
+    deinit { close(socketFD) }
+
+    /// Returns (ifindex, name) when `ifindex` was unknown and could be resolved now.
+    func learn(_ ifindex: UInt32) -> (UInt32, String)? {
+        if known[ifindex] != nil { return nil }
+        let mono = monotonicNanoseconds()
+        if let last = failedAt[ifindex], mono - last < 1_000_000_000 { return nil }
+        var buffer = [CChar](repeating: 0, count: Int(IF_NAMESIZE))
+        guard vxmon_shim_ifname(socketFD, ifindex, &buffer) == 0 else {
+            failedAt[ifindex] = mono
+            return nil
+        }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        known[ifindex] = name
+        return (ifindex, name)
+    }
+}
+
+/// The events of one poll round, copied out of the kernel buffers so they can be delivered in perf
+/// timestamp order (libbpf releases buffer space as soon as a callback returns). Each CPU ring is
+/// already in time order, so a round is a few sorted runs (one per node and CPU read) that are
+/// merged, not sorted.
+final class EventStaging {
+    struct Entry {
+        var time: UInt64
+        var lost: UInt64
+        var offset: Int32
+        /// -1 for a lost record.
+        var length: Int32
+        var node: Int32
+        var cpu: Int32
+    }
+
+    private var entries: [Entry] = []
+    /// Index of the first entry of every run.
+    private var runStarts: [Int] = []
+    private var arena: UnsafeMutableRawPointer
+    private var capacity = 1 << 20
+    private var used = 0
+
+    init() { arena = .allocate(byteCount: capacity, alignment: 16) }
+    deinit { arena.deallocate() }
+
+    var isEmpty: Bool { entries.isEmpty }
+
+    private func append(_ entry: Entry) {
+        if let last = entries.last, last.node == entry.node, last.cpu == entry.cpu, last.time <= entry.time {
+            entries.append(entry)
+        } else {
+            runStarts.append(entries.count)
+            entries.append(entry)
+        }
+    }
+
+    func add(node: Int, cpu: Int, time: UInt64, bytes: UnsafeRawBufferPointer) {
+        if used + bytes.count > capacity {
+            var newCapacity = capacity * 2
+            while used + bytes.count > newCapacity { newCapacity *= 2 }
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+            grown.copyMemory(from: arena, byteCount: used)
+            arena.deallocate()
+            arena = grown
+            capacity = newCapacity
+        }
+        if let base = bytes.baseAddress, bytes.count > 0 {
+            (arena + used).copyMemory(from: base, byteCount: bytes.count)
+        }
+        append(
+            Entry(
+                time: time, lost: 0, offset: Int32(used), length: Int32(bytes.count), node: Int32(node), cpu: Int32(cpu)
+            ))
+        // Keep records 8-byte aligned in the arena, as they were in the perf buffer.
+        used += (bytes.count + 7) & ~7
+    }
+
+    /// A lost record sorts right after the last sample read from the same node and CPU.
+    func addLost(node: Int, cpu: Int, count: UInt64) {
+        let time = entries.last { $0.node == Int32(node) && $0.cpu == Int32(cpu) }?.time ?? 0
+        append(Entry(time: time, lost: count, offset: 0, length: -1, node: Int32(node), cpu: Int32(cpu)))
+    }
+
+    /// Calls `body(node, cpu, bytes or nil for a lost record, lost count)` for every entry in time
+    /// order (runs merged; ties keep reading order), then empties the stage. `bytes` is valid only
+    /// during the call.
+    func drain(_ body: (Int, Int, UnsafeRawBufferPointer?, UInt64) -> Void) {
+        func deliver(_ e: Entry) {
+            body(
+                Int(e.node), Int(e.cpu),
+                e.length < 0 ? nil : UnsafeRawBufferPointer(start: arena + Int(e.offset), count: Int(e.length)), e.lost)
+        }
+        if runStarts.count == 1 {
+            for e in entries { deliver(e) }
+        } else {
+            var cursors = runStarts
+            var ends = Array(runStarts.dropFirst())
+            ends.append(entries.count)
+            var remaining = entries.count
+            while remaining > 0 {
+                var best = -1
+                for r in cursors.indices where cursors[r] < ends[r] {
+                    if best < 0 || entries[cursors[r]].time < entries[cursors[best]].time { best = r }
+                }
+                deliver(entries[cursors[best]])
+                cursors[best] += 1
+                remaining -= 1
+            }
+        }
+        entries.removeAll(keepingCapacity: true)
+        runStarts.removeAll(keepingCapacity: true)
+        used = 0
+    }
+}

@@ -1,0 +1,103 @@
+import Glibc
+import VxmonCore
+
+/// Where a live session delivers what it reads. Every call happens on the session's polling thread.
+public protocol LiveSink: AnyObject {
+    /// An interface name of node `node` (an index into the session's `nodeNames`), given for every
+    /// interface at start and for every new one learned later.
+    func interfaceName(node: Int, ifindex: UInt32, name: String, time: UInt64)
+    /// A raw monitor sample (notify header + captured packet, perhaps kernel padding). `bytes` is
+    /// valid only during the call.
+    func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer, time: UInt64)
+    /// `count` samples lost on `cpu` of node `node`.
+    func lost(node: Int, cpu: Int, count: UInt64, time: UInt64)
+    /// Writes what is buffered; false once the output is gone (EPIPE).
+    func flush() -> Bool
+}
+
+/// Renders live events through the shared `EventPipeline` (decode, render, buffered write), exactly
+/// as `vxmon replay` renders a recording.
+public final class PipelineSink: LiveSink {
+    public let pipeline: EventPipeline
+    private let nodeNames: [String]
+    private var currentNode = -1
+    private var index = 0
+
+    public init(pipeline: EventPipeline, nodeNames: [String]) {
+        self.pipeline = pipeline
+        self.nodeNames = nodeNames
+    }
+
+    private func select(_ node: Int) {
+        // Assigning the node name per event would retain/release a String per event.
+        if node != currentNode {
+            currentNode = node
+            pipeline.node = nodeNames[node]
+        }
+    }
+
+    public func interfaceName(node: Int, ifindex: UInt32, name: String, time: UInt64) {
+        pipeline.names.set(ifindex, name, node: nodeNames[node])
+    }
+
+    public func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer, time: UInt64) {
+        select(node)
+        index &+= 1
+        pipeline.sample(bytes.bytes, cpu: cpu, timeNanoseconds: time, index: index, offset: -1)
+    }
+
+    public func lost(node: Int, cpu: Int, count: UInt64, time: UInt64) {
+        select(node)
+        pipeline.lost(cpu: cpu, count: count, timeNanoseconds: time)
+    }
+
+    public func flush() -> Bool { pipeline.flush() }
+}
+
+/// Writes live events to a `.vxrec` recording: a kind-4 `node=<name>` record whenever the node
+/// changes, kind-3 interface names (after their node's record, so replay scopes them to it), and
+/// every sample and loss with its receive time.
+public final class RecorderSink: LiveSink {
+    public let writer: VxrecWriter
+    private let nodeNames: [String]
+    private var currentNode = -1
+    public private(set) var samples = 0
+    public private(set) var lostSamples: UInt64 = 0
+    private var failed = false
+
+    public init(fd: Int32, nodeNames: [String], metadata: [(String, String)] = []) {
+        writer = VxrecWriter(fd: fd)
+        self.nodeNames = nodeNames
+        let now = wallClockNanoseconds()
+        for (key, value) in metadata { writer.metadata(key, value, time: now) }
+    }
+
+    private func select(_ node: Int, _ time: UInt64) {
+        if node != currentNode {
+            currentNode = node
+            writer.metadata("node", nodeNames[node], time: time)
+        }
+    }
+
+    public func interfaceName(node: Int, ifindex: UInt32, name: String, time: UInt64) {
+        select(node, time)
+        writer.interfaceName(ifindex, name, time: time)
+    }
+
+    public func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer, time: UInt64) {
+        select(node, time)
+        samples += 1
+        writer.sample(bytes, cpu: cpu, time: time)
+    }
+
+    public func lost(node: Int, cpu: Int, count: UInt64, time: UInt64) {
+        select(node, time)
+        lostSamples &+= count
+        writer.lost(cpu: cpu, count: count, time: time)
+    }
+
+    public func flush() -> Bool {
+        if !failed && !writer.flush() { failed = true }
+        return !failed
+    }
+}

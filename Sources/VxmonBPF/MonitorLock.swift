@@ -1,0 +1,73 @@
+import Glibc
+import Synchronization
+
+/// Set by SIGINT/SIGTERM (see `StopSignals.install`); live sessions check it every poll round.
+public let stopRequested = Atomic<Bool>(false)
+
+/// Signal handling for live commands.
+public enum StopSignals {
+    /// SIGINT and SIGTERM request a clean stop (a second one exits at once); SIGPIPE is ignored so
+    /// that a closed pipe shows up as EPIPE on write and ends the monitor cleanly.
+    public static func install() {
+        let handler: @convention(c) (Int32) -> Void = { signal in
+            if stopRequested.exchange(true, ordering: .relaxed) { _exit(128 + signal) }
+        }
+        Glibc.signal(SIGINT, handler)
+        Glibc.signal(SIGTERM, handler)
+        Glibc.signal(SIGPIPE, SIG_IGN)
+    }
+}
+
+/// The one-reader-per-lab lock: `flock` on `/run/vxmon/<lab>/monitor.lock`, held for the lifetime of
+/// the object (and released by the kernel if the process dies). Perf and ring readers would
+/// otherwise split or steal each other's events, so a second monitor is refused instead.
+public final class MonitorLock {
+    private let fd: Int32
+
+    public init(paths: LabPaths) throws {
+        try FileSystem.makeDirectories(paths.stateDirectory)
+        let fd = open(paths.monitorLock, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 { throw VxmonError("cannot open \(paths.monitorLock): \(errnoString(errno))") }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            let holder = MonitorLock.readPID(fd)
+            close(fd)
+            if code == EWOULDBLOCK {
+                let who = holder.map { " (pid \($0))" } ?? ""
+                throw VxmonError(
+                    "another vxmon monitor or record\(who) is already reading lab '\(paths.lab)': a second reader "
+                        + "would split its event stream; stop that one first")
+            }
+            throw VxmonError("cannot lock \(paths.monitorLock): \(errnoString(code))")
+        }
+        self.fd = fd
+        // Record who holds it, for the message above and `lab status`.
+        _ = ftruncate(fd, 0)
+        let text = "\(getpid())\n"
+        _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
+    }
+
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
+
+    /// The pid of the process holding the lock, or nil if nobody does.
+    public static func holder(paths: LabPaths) -> Int32? {
+        let fd = open(paths.monitorLock, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return nil }
+        defer { close(fd) }
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
+            return nil
+        }
+        return readPID(fd) ?? 0
+    }
+
+    private static func readPID(_ fd: Int32) -> Int32? {
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 31, 0) }
+        guard n > 0 else { return nil }
+        return Int32(String(decoding: buffer[0..<n], as: UTF8.self).split(separator: "\n").first ?? "")
+    }
+}
