@@ -1,4 +1,5 @@
 import ArgumentParser
+import VxmonBPF
 import VxmonCore
 
 @main
@@ -6,12 +7,32 @@ struct Vxmon: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vxmon",
         abstract: "Watch a Cilium-style VXLAN datapath: decode and render its monitor events.",
-        subcommands: [Replay.self],
-        defaultSubcommand: Replay.self)
+        discussion: """
+            With no subcommand, vxmon runs `monitor`: `vxmon -vv` prints the lab's events live.
+            Exit status: 0 success, 1 runtime failure, 64 usage error.
+            """,
+        subcommands: [
+            Monitor.self, Record.self, Replay.self, LabCommand.self, Tunnel.self, EndpointCommand.self,
+            IdentityCommand.self, Policy.self, Flood.self,
+        ],
+        defaultSubcommand: Monitor.self)
 }
 
 /// A runtime failure: printed as `Error: <message>` on stderr, exit status 1.
 struct CLIError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+extension BufferKind: ExpressibleByArgument {}
+
+/// Selects the lab every lab-related command works on.
+struct LabOptions: ParsableArguments {
+    @Option(help: "The lab to use (default: $VXMON_LAB, else vxmon).")
+    var lab: String?
+
+    /// The lab, with its name validated.
+    func open() throws -> Lab {
+        try Lab(name: Lab.resolveName(lab), log: { EventPipeline.standardError($0) })
+    }
 }

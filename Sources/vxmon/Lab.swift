@@ -1,0 +1,203 @@
+import ArgumentParser
+import Glibc
+import VxmonBPF
+import VxmonCore
+
+/// vxmon_config.events_mode as a word.
+func eventsModeName(_ mode: UInt32) -> String {
+    switch mode {
+    case 0: "off"
+    case 1: "perf"
+    case 2: "ring"
+    default: "\(mode)"
+    }
+}
+
+struct LabCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lab",
+        abstract: "Build, show and remove the lab: the seed's three-node VXLAN cluster in network namespaces.",
+        subcommands: [Up.self, Down.self, Status.self, Exec.self, Bench.self])
+}
+
+extension LabCommand {
+    struct Up: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create the lab's namespaces, load and attach the datapath on every node and fill its maps.",
+            discussion: """
+                Nodes control-plane, worker and worker2 (eth0 172.18.0.2-4/16 on bridge br0 of the underlay \
+                namespace, pod CIDRs 10.0.0-2.0/24, cilium_vxlan on UDP 8472) with --pods pods each. Everything \
+                lives in namespaces named <lab>-*; programs and maps are pinned under /sys/fs/bpf/vxmon/<lab>, \
+                state is kept in /run/vxmon/<lab>/lab.json. Leftovers of a crashed lab are cleaned first.
+                """)
+
+        @OptionGroup var labOptions: LabOptions
+
+        @Option(help: "Pods per node.")
+        var pods = 2
+
+        @Option(help: "The BPF object to load (default: $VXMON_BPF_OBJECT, else next to vxmon, else bpf/.output).")
+        var bpfObject: String?
+
+        @Flag(name: .shortAndLong, help: "Show every step and libbpf's debug log.")
+        var verbose = false
+
+        func validate() throws {
+            if !(1...200).contains(pods) { throw ValidationError("--pods must be between 1 and 200") }
+        }
+
+        func run() throws {
+            try Preflight.requirePrivileged("lab up")
+            let object = try Preflight.locateObject(explicit: bpfObject)
+            let lab = try labOptions.open()
+            if !verbose { lab.log = { _ in } }
+            Libbpf.routeLogs(debug: verbose)
+            let topology = try lab.up(podsPerNode: pods, objectPath: object)
+            let a = topology.pods.first { $0.node == "worker2" } ?? topology.pods[0]
+            let b = topology.pods.first { $0.node == "worker" } ?? topology.pods[0]
+            let flag = lab.name == Lab.defaultName ? "" : " --lab \(lab.name)"
+            print(
+                """
+                lab '\(lab.name)' is up: \(topology.nodes.count) nodes, \(topology.pods.count) pods (\(object))
+                  vxmon lab status\(flag)
+                  vxmon -vv\(flag)                                    # in another terminal
+                  vxmon lab exec\(flag) \(a.name) -- ping -c 3 \(b.ip)   # \(a.name) -> \(b.name)
+                  vxmon lab down\(flag)
+                """)
+        }
+    }
+
+    struct Down: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove the lab's namespaces, pins and state (also what a crashed lab left behind).")
+
+        @OptionGroup var labOptions: LabOptions
+
+        func run() throws {
+            try Preflight.requireRoot("lab down")
+            let lab = try labOptions.open()
+            let removed = try lab.down()
+            if removed.isEmpty {
+                print("lab '\(lab.name)' is not up; nothing to remove")
+            } else {
+                let namespaces = removed.filter { $0.hasPrefix("netns ") }.count
+                print("lab '\(lab.name)' is down: removed \(namespaces) namespaces, its pins and its state")
+            }
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the lab's nodes, pods, datapath attachments and event state.")
+
+        @OptionGroup var labOptions: LabOptions
+
+        func run() throws {
+            let lab = try labOptions.open()
+            switch lab.state() {
+            case .down:
+                print("lab '\(lab.name)': down")
+                return
+            case .stale(let items):
+                print("lab '\(lab.name)': incomplete (run `vxmon lab down` to clean): \(items.joined(separator: ", "))")
+                throw ExitCode.failure
+            case .up(let topology):
+                try Preflight.requireRoot("lab status")
+                show(lab, topology)
+            }
+        }
+
+        func show(_ lab: Lab, _ topology: LabTopology) {
+            let paths = lab.paths
+            let monitor = MonitorLock.holder(paths: paths).map { "attached (pid \($0))" } ?? "none"
+            print("lab '\(lab.name)': up; state \(paths.stateFile); pins \(paths.pinDirectory); monitor: \(monitor)")
+            print("")
+            var nodes = Table(["NODE", "NETNS", "ETH0", "POD CIDR", "VXLAN", "EVENTS", "CAPTURE"])
+            for node in topology.nodes {
+                let config = (try? NodeMaps(paths: paths, node: node.name))?.readConfig()
+                let events = config.map { eventsModeName($0.events_mode) } ?? "?"
+                nodes.add([
+                    node.name, node.namespace, "\(node.ip)/\(node.prefixLength)", node.podCIDR,
+                    config.map { "\(LabTopology.vxlanDevice) (ifindex \($0.vxlan_ifindex), udp \(topology.vxlanPort))" }
+                        ?? "?",
+                    events, config.map { "\($0.cap_len)/\($0.cap_len_overlay) bytes" } ?? "?",
+                ])
+            }
+            print(nodes.render(), terminator: "")
+            let eventsOn = topology.nodes.contains {
+                ((try? NodeMaps(paths: paths, node: $0.name))?.eventsMode ?? 0) != 0
+            }
+            if eventsOn && MonitorLock.holder(paths: paths) == nil {
+                print("note: events are on but no monitor is attached (one was killed); the next monitor resets them")
+            }
+            print("")
+            var pods = Table(["POD", "NODE", "IP", "MAC", "LXC", "LXC MAC", "IDENTITY", "ENDPOINT"])
+            for pod in topology.pods {
+                pods.add([
+                    pod.name, pod.node, pod.ip, pod.mac, pod.lxc, pod.lxcMAC, "\(pod.identity)", "\(pod.endpointID)",
+                ])
+            }
+            print(pods.render(), terminator: "")
+            print("")
+            var attachments = Table(["NODE", "DEVICE", "TC INGRESS PROGRAM", "STATUS"])
+            for a in lab.attachments(topology) {
+                let status: String
+                if a.isHealthy {
+                    status = "attached (prog id \(a.attachedID!))"
+                } else if let id = a.attachedID {
+                    status = "prog id \(id) is not vxmon's pinned program"
+                } else {
+                    status = "NOT ATTACHED"
+                }
+                attachments.add([a.node, a.interface, a.program, status])
+            }
+            print(attachments.render(), terminator: "")
+        }
+    }
+
+    struct Exec: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a command inside a pod's (or node's) network namespace.",
+            discussion: """
+                TARGET is a pod (worker2-pod1), a node (worker), `underlay`, or a pod IP. Example: \
+                vxmon lab exec worker2-pod1 -- ping -c 3 10.0.1.10
+                """)
+
+        @OptionGroup var labOptions: LabOptions
+
+        @Argument(help: "The pod, node or `underlay` to run in.")
+        var target: String
+
+        @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (default: a shell).")
+        var command: [String] = []
+
+        func run() throws {
+            try Preflight.requireRoot("lab exec")
+            let lab = try labOptions.open()
+            let topology = try lab.requireUp()
+            let namespace: String
+            if let pod = topology.pod(target) {
+                namespace = pod.namespace
+            } else if let node = topology.node(named: target) {
+                namespace = node.namespace
+            } else if target == "underlay" {
+                namespace = topology.underlayNamespace
+            } else if topology.namespaces.contains(target) {
+                namespace = target
+            } else {
+                // Neither a node nor the underlay: report it as an unknown pod.
+                namespace = try topology.requirePod(target).namespace
+            }
+            var arguments = command
+            if arguments.first == "--" { arguments.removeFirst() }
+            if arguments.isEmpty { arguments = [getenv("SHELL").map { String(cString: $0) } ?? "/bin/sh"] }
+            // setns on this thread, then exec: the command runs in the namespace and keeps bpffs visible
+            // (unlike `ip netns exec`, which remounts /sys).
+            try NetworkNamespace.enter(namespace)
+            var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+            argv.append(nil)
+            execvp(arguments[0], argv)
+            throw CLIError("cannot run \(arguments[0]): \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Glibc
+import VxmonBPF
+import VxmonCore
+
+/// Options of the commands that read the lab's event buffers live (monitor, record).
+struct LiveCommandOptions: ParsableArguments {
+    @OptionGroup var labOptions: LabOptions
+
+    @Option(help: "Read only this node's events (control-plane, worker, worker2).")
+    var node: String?
+
+    @Option(help: "Event buffer to read: perf (cilium_events, as Cilium) or ring (a BPF ring buffer).")
+    var buffer: BufferKind = .perf
+
+    @Option(help: "Stop after this many seconds.")
+    var duration: Double?
+
+    @Option(help: "Perf buffer size per CPU, in pages (a power of two).")
+    var perfPages: Int = LiveOptions().perfPagesPerCPU
+
+    @Option(help: "Perf samples per reader wakeup (everything is also read every 100 ms).")
+    var perfWakeup: UInt32 = LiveOptions().perfWakeupEvents
+
+    func validate() throws {
+        if let duration, duration < 0 { throw ValidationError("--duration must not be negative") }
+        if perfPages < 1 || perfPages & (perfPages - 1) != 0 {
+            throw ValidationError("--perf-pages must be a power of two")
+        }
+        if perfWakeup < 1 { throw ValidationError("--perf-wakeup must be at least 1") }
+    }
+
+    var liveOptions: LiveOptions {
+        var o = LiveOptions()
+        o.buffer = buffer
+        o.nodes = node.map { [$0] }
+        o.duration = duration
+        o.perfPagesPerCPU = perfPages
+        o.perfWakeupEvents = perfWakeup
+        return o
+    }
+
+    /// Checks the machine and the lab, then returns the lab's topology.
+    func prepare(_ command: String) throws -> LabTopology {
+        try Preflight.requirePrivileged(command)
+        let topology = try labOptions.open().requireUp()
+        Libbpf.routeLogs()
+        StopSignals.install()
+        return topology
+    }
+
+    /// One line for stderr at the end.
+    static func summary(_ stats: LiveStats, events: String) -> String {
+        var line = "vxmon: \(events), \(stats.lost) samples lost"
+        if stats.perfOutputFailures > 0 {
+            // A full perf ring is counted twice (a lost record here, a failed output in the datapath);
+            // the datapath count also includes outputs that found no reader.
+            line += " (the datapath counted \(stats.perfOutputFailures) failed perf outputs)"
+        }
+        return line + "; \(stats.endReason)"
+    }
+}
+
+struct Monitor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the lab's datapath events live, as cilium monitor does.",
+        discussion: """
+            Reads every node's event buffer (or one with --node) until interrupted. Output is flushed per \
+            event on a terminal and in blocks otherwise; a lost/decode summary goes to stderr at the end.
+            """)
+
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var live: LiveCommandOptions
+
+    /// `vxmon FILE` (replay's form from before monitor became the default) still replays FILE.
+    @Argument(help: .hidden)
+    var recording: String?
+
+    func run() throws {
+        if recording != nil {
+            let replay = try Replay.parse(Array(CommandLine.arguments.dropFirst().filter { $0 != "monitor" }))
+            try replay.run()
+            return
+        }
+        let topology = try live.prepare("monitor")
+        var options = live.liveOptions
+        options.watchFD = 1
+        let pipeline = output.makePipeline(flushEachRecord: isatty(1) != 0)
+        let nodes = try LiveSession.selectedNodes(topology, options).map(\.name)
+        let session = try LiveSession(
+            topology: topology, options: options, sink: PipelineSink(pipeline: pipeline, nodeNames: nodes))
+        session.announceInterfaces()
+        let stats = try DedicatedThread.run { try session.run() }
+        pipeline.flush()
+        var events = "\(pipeline.stats.events) events"
+        if pipeline.stats.decodeErrors > 0 { events += ", \(pipeline.stats.decodeErrors) skipped (undecodable)" }
+        EventPipeline.standardError(LiveCommandOptions.summary(stats, events: events))
+    }
+}
