@@ -1,0 +1,101 @@
+import Testing
+
+@testable import VxmonBPF
+
+// The parts of the lab and the live path that need no privileges: the deterministic topology, the
+// stale-namespace matcher and the time-ordering of staged perf samples.
+
+@Suite("lab topology and live-path helpers")
+struct TopologyTests {
+    @Test("the topology is the seed's cluster, deterministic, with unique identities and endpoint IDs")
+    func topology() throws {
+        let t = LabTopology.make(lab: "vxmon", podsPerNode: 3)
+        #expect(t == LabTopology.make(lab: "vxmon", podsPerNode: 3))
+        #expect(t.nodes.map(\.name) == ["control-plane", "worker", "worker2"])
+        #expect(t.nodes.map(\.ip) == ["172.18.0.2", "172.18.0.3", "172.18.0.4"])
+        #expect(t.nodes.map(\.podCIDR) == ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"])
+        #expect(t.underlayNamespace == "vxmon-underlay")
+        #expect(t.pods.count == 9)
+        #expect(Set(t.pods.map(\.identity)).count == 9)
+        #expect(Set(t.pods.map(\.endpointID)).count == 9)
+        #expect(Set(t.namespaces).count == t.namespaces.count)
+        for pod in t.pods {
+            let node = try #require(t.node(named: pod.node))
+            #expect((256..<(1 << 24)).contains(pod.identity))
+            #expect((1...4095).contains(pod.endpointID))
+            #expect(pod.lxc.hasPrefix("lxc") && pod.lxc.count == 11 && pod.lxc.count <= 15)
+            let hex = pod.lxc.dropFirst(3).allSatisfy { $0.isHexDigit }
+            #expect(hex)
+            #expect(pod.ip.hasPrefix(node.podCIDR.replacing("0/24", with: "")))
+            #expect(pod.ip != node.gateway)
+            #expect(parseMAC(pod.mac) != nil && parseMAC(pod.lxcMAC) != nil && pod.mac != pod.lxcMAC)
+            #expect(pod.namespace == "vxmon-\(pod.name)")
+        }
+        // Pods keep their identity when the pod count changes.
+        let two = LabTopology.make(lab: "other", podsPerNode: 2)
+        for pod in two.pods {
+            #expect(t.pod(pod.name)?.identity == pod.identity)
+        }
+        let decoded = try LabTopology.decode(t.encoded())
+        #expect(decoded == t)
+    }
+
+    @Test("lab names become namespace prefixes")
+    func labNames() {
+        #expect((try? LabTopology.validate(labName: "vxmon")) != nil)
+        #expect((try? LabTopology.validate(labName: "vxt123ping4")) != nil)
+        for bad in ["", "Vxmon", "1lab", "a b", "lab/x", String(repeating: "a", count: 33)] {
+            #expect((try? LabTopology.validate(labName: bad)) == nil, "\(bad)")
+        }
+    }
+
+    @Test("leftover namespaces are matched by name without touching labs that share a prefix")
+    func ownNamespaces() {
+        for ns in ["vxmon-underlay", "vxmon-worker", "vxmon-worker2", "vxmon-control-plane", "vxmon-worker2-pod12"] {
+            #expect(LabTopology.isOwnNamespace(ns, lab: "vxmon"), "\(ns)")
+        }
+        for ns in [
+            "vxmon-test-underlay", "vxmon-worker-worker-pod1", "vxmon-worker3", "vxmon-worker-pod", "vxmon-worker-podx",
+            "vxmonx-worker", "other-worker",
+        ] {
+            #expect(!LabTopology.isOwnNamespace(ns, lab: "vxmon"), "\(ns)")
+        }
+    }
+
+    @Test("staged perf samples come out in timestamp order across nodes and CPUs; lost records stay in place")
+    func stagingOrder() {
+        let staging = EventStaging()
+        func add(_ node: Int, _ cpu: Int, _ time: UInt64) {
+            var marker = UInt8(time)
+            withUnsafeBytes(of: &marker) { staging.add(node: node, cpu: cpu, time: time, bytes: $0) }
+        }
+        // Node 1 (read first) has later events than node 0 on another CPU.
+        add(1, 0, 30)
+        add(1, 0, 50)
+        staging.addLost(node: 1, cpu: 0, count: 7)
+        add(0, 1, 10)
+        add(0, 1, 40)
+        add(0, 0, 20)
+        var order: [String] = []
+        staging.drain { node, cpu, bytes, lost in
+            order.append(bytes.map { "\(node)/\(cpu)@\($0[0])" } ?? "lost \(lost) \(node)/\(cpu)")
+        }
+        #expect(order == ["0/1@10", "0/0@20", "1/0@30", "0/1@40", "1/0@50", "lost 7 1/0"])
+        #expect(staging.isEmpty)
+    }
+
+    @Test("the ifindex a trace or drop refers to is found at the decoder's offsets")
+    func interfaceIndex() {
+        var trace = [UInt8](repeating: 0, count: 48)
+        trace[0] = 4
+        trace[28] = 7
+        var drop = [UInt8](repeating: 0, count: 36)
+        drop[0] = 1
+        drop[32] = 9
+        #expect(trace.withUnsafeBytes { LiveSession.interfaceIndex($0) } == 7)
+        #expect(drop.withUnsafeBytes { LiveSession.interfaceIndex($0) } == 9)
+        #expect(Array(trace.prefix(20)).withUnsafeBytes { LiveSession.interfaceIndex($0) } == nil)
+        trace[28] = 0
+        #expect(trace.withUnsafeBytes { LiveSession.interfaceIndex($0) } == nil)
+    }
+}
