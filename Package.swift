@@ -17,9 +17,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
-        // The event ABI header shared with the BPF programs. Header-only: `sources: []` keeps SwiftPM
-        // from compiling *.bpf.c with the host compiler (bpf/Makefile builds those).
-        .target(name: "CVxmonABI", path: "bpf", sources: [], publicHeadersPath: "include"),
+        // The event ABI headers shared with the BPF programs, imported through bpf/include's module
+        // map. A module-map-only target: SwiftPM compiles nothing under bpf/ (a C target there built
+        // vxmon.bpf.c with the host compiler); bpf/Makefile builds the BPF object.
+        .systemLibrary(name: "CVxmonABI", path: "bpf/include"),
         .systemLibrary(
             name: "CLibbpf", path: "Sources/CLibbpf", pkgConfig: "libbpf",
             providers: [.apt(["libbpf-dev", "libelf-dev"])]),
