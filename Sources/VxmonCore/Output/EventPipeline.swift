@@ -17,6 +17,15 @@ public struct PipelineStats: Sendable {
     public var lostSamples: UInt64 = 0
     public var lostRecords = 0
     public var malformedRecords = 0
+
+    /// A one-line summary for stderr.
+    public var summaryLine: String {
+        var s = "vxmon: \(events) events"
+        if decodeErrors > 0 { s += ", \(decodeErrors) skipped (undecodable)" }
+        if malformedRecords > 0 { s += ", \(malformedRecords) malformed records" }
+        s += ", \(lostSamples) samples lost"
+        return s
+    }
 }
 
 /// Decode -> render -> buffered write, shared by replay, the live monitor and the benchmark.
@@ -142,11 +151,5 @@ public final class EventPipeline: RecordConsumer {
     }
 
     /// A one-line summary for stderr.
-    public func summaryLine() -> String {
-        var s = "vxmon: \(stats.events) events"
-        if stats.decodeErrors > 0 { s += ", \(stats.decodeErrors) skipped (undecodable)" }
-        if stats.malformedRecords > 0 { s += ", \(stats.malformedRecords) malformed records" }
-        s += ", \(stats.lostSamples) samples lost"
-        return s
-    }
+    public func summaryLine() -> String { stats.summaryLine }
 }

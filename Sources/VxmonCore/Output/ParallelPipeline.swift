@@ -250,11 +250,5 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
     }
 
     /// Same wording as `EventPipeline.summaryLine`.
-    public func summaryLine() -> String {
-        var s = "vxmon: \(stats.events) events"
-        if stats.decodeErrors > 0 { s += ", \(stats.decodeErrors) skipped (undecodable)" }
-        if stats.malformedRecords > 0 { s += ", \(stats.malformedRecords) malformed records" }
-        s += ", \(stats.lostSamples) samples lost"
-        return s
-    }
+    public func summaryLine() -> String { stats.summaryLine }
 }

@@ -114,9 +114,7 @@ public struct TextRenderer: Sendable {
             }
             out.hexPrefixed(UInt64(t.header.hash))
             out.append(" , identity ")
-            identity(t.sourceIdentity, out)
-            out.append("->")
-            identity(t.destinationIdentity, out)
+            identities(t.sourceIdentity, t.destinationIdentity, out)
             if t.ipTraceID > 0 {
                 out.append(" [ ip-trace-id = ")
                 out.decimal(t.ipTraceID)
@@ -162,9 +160,7 @@ public struct TextRenderer: Sendable {
         }
         if t.sourceIdentity != 0 || t.destinationIdentity != 0 {
             out.append(", , identity ")
-            identity(t.sourceIdentity, out)
-            out.append("->")
-            identity(t.destinationIdentity, out)
+            identities(t.sourceIdentity, t.destinationIdentity, out)
         }
         out.append(", orig-ip ")
         originalIP(t, out)
@@ -197,9 +193,7 @@ public struct TextRenderer: Sendable {
                 out.append(" ]")
             }
             out.append(", identity ")
-            identity(d.sourceIdentity, out)
-            out.append("->")
-            identity(d.destinationIdentity, out)
+            identities(d.sourceIdentity, d.destinationIdentity, out)
             out.append(": ")
             summary(event.packet, bytes, out)
             out.append(byte: 10)
@@ -214,9 +208,7 @@ public struct TextRenderer: Sendable {
         dropReason(d.reason, d.extError, out)
         if d.sourceIdentity != 0 || d.destinationIdentity != 0 {
             out.append(", identity ")
-            identity(d.sourceIdentity, out)
-            out.append("->")
-            identity(d.destinationIdentity, out)
+            identities(d.sourceIdentity, d.destinationIdentity, out)
         }
         if d.destinationID != 0 {
             out.append(", to endpoint ")
@@ -296,6 +288,13 @@ public struct TextRenderer: Sendable {
         out.append(" FROM ")
         out.decimal(h.source)
         out.append(byte: 32)
+    }
+
+    /// `src->dst`.
+    func identities(_ source: UInt32, _ destination: UInt32, _ out: OutputBuffer) {
+        identity(source, out)
+        out.append("->")
+        identity(destination, out)
     }
 
     func identity(_ id: UInt32, _ out: OutputBuffer) {
