@@ -4,10 +4,11 @@ import Glibc
 /// Traffic for the live benchmark: a sendmmsg UDP flood, a receiving socket, interface counters.
 public enum Traffic {
     /// Sends `payload`-byte UDP datagrams to `address`:`port` from the calling thread's network
-    /// namespace for `seconds`, `batch` per sendmmsg(2). Returns the number of datagrams sent.
-    public static func flood(to address: String, port: UInt16, payload: Int, seconds: Double, batch: Int = 64) throws
-        -> UInt64
-    {
+    /// namespace for `seconds`, `batch` per sendmmsg(2), as fast as possible or at `rate` datagrams per
+    /// second. Returns the number of datagrams sent.
+    public static func flood(
+        to address: String, port: UInt16, payload: Int, seconds: Double, rate: Int = 0, batch: Int = 64
+    ) throws -> UInt64 {
         guard let ip = parseIPv4(address) else { throw VxmonError("not an IPv4 address: \(address)") }
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         if fd < 0 { throw LibbpfError.errno("socket") }
@@ -24,7 +25,8 @@ public enum Traffic {
         if rc != 0 { throw LibbpfError.errno("connect", "\(address):\(port)") }
 
         let bytes = [UInt8](repeating: 0x78, count: max(payload, 1))
-        let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
+        let start = monotonicNanoseconds()
+        let deadline = start + UInt64(seconds * 1e9)
         var sent: UInt64 = 0
         var rounds = 0
         try bytes.withUnsafeBytes { p in
@@ -36,8 +38,19 @@ public enum Traffic {
                     throw LibbpfError(function: "sendmmsg", code: -n)
                 }
                 rounds &+= 1
-                // The clock is read every 16 batches: cheap, and precise to a millisecond or so.
-                if rounds & 15 == 0 && monotonicNanoseconds() >= deadline { break }
+                if rate > 0 {
+                    // Paced: wait until the datagrams sent so far are due.
+                    let due = start + sent * 1_000_000_000 / UInt64(rate)
+                    var now = monotonicNanoseconds()
+                    if now >= deadline { break }
+                    while now < due {
+                        if due - now > 200_000 { usleep(UInt32((due - now) / 1000 / 2)) }
+                        now = monotonicNanoseconds()
+                    }
+                } else if rounds & 15 == 0 && monotonicNanoseconds() >= deadline {
+                    // The clock is read every 16 batches: cheap, and precise to a millisecond or so.
+                    break
+                }
             }
         }
         return sent

@@ -32,8 +32,11 @@ extension LabCommand {
         @Option(help: "UDP payload bytes.")
         var size = 18
 
-        @Option(help: "Perf buffer size per CPU, in pages.")
-        var perfPages: Int = LiveOptions().perfPagesPerCPU
+        @Option(help: "Offered load in datagrams per second (default: as fast as one sender can).")
+        var rate = 0
+
+        @Option(help: "Perf buffer size per CPU, in pages (default: as vxmon monitor).")
+        var perfPages: Int?
 
         @Option(help: "Perf samples per reader wakeup.")
         var perfWakeup: UInt32 = LiveOptions().perfWakeupEvents
@@ -48,6 +51,7 @@ extension LabCommand {
             if seconds < 1 { throw ValidationError("--seconds must be at least 1") }
             if rounds < 1 { throw ValidationError("--rounds must be at least 1") }
             if !(1...1400).contains(size) { throw ValidationError("--size must be 1...1400") }
+            if rate < 0 { throw ValidationError("--rate must not be negative") }
         }
 
         func run() throws {
@@ -81,14 +85,15 @@ extension LabCommand {
 
             var live = LiveOptions()
             live.buffer = buffer
-            live.perfPagesPerCPU = perfPages
+            live.perfPagesPerCPU = perfPages ?? LiveOptions.defaultPerfPages
             live.perfWakeupEvents = perfWakeup
             let bufferText =
-                buffer == .perf ? "perf, \(perfPages) pages/CPU, wakeup every \(perfWakeup) samples" : "ring, 4 MiB"
+                buffer == .perf ? "perf, \(live.perfPagesPerCPU) pages/CPU, wakeup every \(perfWakeup) samples" : "ring, 4 MiB"
             print(
                 "vxmon lab bench: UDP \(source.name) (\(source.ip)) -> "
                     + "\(destination.name) (\(destination.ip)):\(port), "
-                    + "\(size)-byte payload, \(Int(seconds)) s per phase, buffer \(bufferText), "
+                    + "\(size)-byte payload, \(rate > 0 ? "\(grouped(Double(rate))) pps offered" : "unpaced"), "
+                    + "\(Int(seconds)) s per phase, buffer \(bufferText), "
                     + (record
                         ? "consumer: record to /dev/null"
                         : "consumer: monitor to /dev/null, output \(output.format.rawValue)")
@@ -162,7 +167,7 @@ extension LabCommand {
             let flood = try Shell.spawn(
                 [
                     exe, "_flood", "--netns", source.namespace, "--to", destination.ip, "--port", "\(port)",
-                    "--size", "\(size)", "--seconds", "\(warmup + seconds + 0.5)",
+                    "--size", "\(size)", "--seconds", "\(warmup + seconds + 0.5)", "--rate", "\(rate)",
                 ], quiet: true)
             sleepSeconds(warmup)
             let rx0 = try Traffic.counters(namespace: destination.namespace, interface: "eth0").rxPackets
@@ -213,9 +218,12 @@ struct Flood: ParsableCommand {
     @Option(help: "Seconds to send for.")
     var seconds: Double = 5
 
+    @Option(help: "Datagrams per second (0: unpaced).")
+    var rate = 0
+
     func run() throws {
         try NetworkNamespace.enter(netns)
-        let sent = try Traffic.flood(to: to, port: port, payload: size, seconds: seconds)
+        let sent = try Traffic.flood(to: to, port: port, payload: size, seconds: seconds, rate: rate)
         print("sent \(sent) datagrams in \(seconds) s")
     }
 }

@@ -25,6 +25,7 @@ struct ListOptions: ParsableArguments {
     /// The lab's topology and the maps of the selected nodes.
     func open(_ command: String) throws -> (LabTopology, [(LabTopology.Node, NodeMaps)]) {
         try Preflight.requirePrivileged(command)
+        Libbpf.routeLogs()
         let lab = try labOptions.open()
         let topology = try lab.requireUp()
         let nodes = try node.map { [try topology.requireNode($0)] } ?? topology.nodes
@@ -201,6 +202,7 @@ struct Policy: ParsableCommand {
         /// The policy key and the maps of the destination pod's node.
         func resolve() throws -> (vxmon_policy_key, LabTopology.Pod, NodeMaps, String) {
             try Preflight.requirePrivileged("policy")
+            Libbpf.routeLogs()
             let lab = try labOptions.open()
             let topology = try lab.requireUp()
             let destination = try topology.requirePod(to, "--to")

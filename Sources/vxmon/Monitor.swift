@@ -16,15 +16,15 @@ struct LiveCommandOptions: ParsableArguments {
     @Option(help: "Stop after this many seconds.")
     var duration: Double?
 
-    @Option(help: "Perf buffer size per CPU, in pages (a power of two).")
-    var perfPages: Int = LiveOptions().perfPagesPerCPU
+    @Option(help: "Perf buffer size per CPU, in pages (a power of two; default: 8 MiB per node, 64 to 1024 pages).")
+    var perfPages: Int?
 
     @Option(help: "Perf samples per reader wakeup (everything is also read every 100 ms).")
     var perfWakeup: UInt32 = LiveOptions().perfWakeupEvents
 
     func validate() throws {
         if let duration, duration < 0 { throw ValidationError("--duration must not be negative") }
-        if perfPages < 1 || perfPages & (perfPages - 1) != 0 {
+        if let perfPages, perfPages < 1 || perfPages & (perfPages - 1) != 0 {
             throw ValidationError("--perf-pages must be a power of two")
         }
         if perfWakeup < 1 { throw ValidationError("--perf-wakeup must be at least 1") }
@@ -35,7 +35,7 @@ struct LiveCommandOptions: ParsableArguments {
         o.buffer = buffer
         o.nodes = node.map { [$0] }
         o.duration = duration
-        o.perfPagesPerCPU = perfPages
+        o.perfPagesPerCPU = perfPages ?? LiveOptions.defaultPerfPages
         o.perfWakeupEvents = perfWakeup
         return o
     }
