@@ -34,7 +34,7 @@ struct CLITests {
         #expect(r.stderr == "")
     }
 
-    @Test("replay is the default subcommand, and the verbosity flags work")
+    @Test("`vxmon FILE` replays FILE (monitor is the default subcommand); the verbosity flags work")
     func flags() throws {
         let drop = "\(CLIFixtures.vectors)/drop_policy_denied_tcp.vxrec"
         let r = try run(Binary.vxmon, [drop])
