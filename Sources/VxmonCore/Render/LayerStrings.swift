@@ -28,14 +28,20 @@ struct LayerStrings {
         }
     }
 
+    /// Opens a slice field as gopacket's layerString does: writes `[`, and `..N..` when it holds more
+    /// than four elements. Returns true when the elements themselves are to be written.
+    func openList(_ count: Int) -> Bool {
+        out.append(byte: UInt8(ascii: "["))
+        guard count > 4 else { return true }
+        out.append("..")
+        out.decimal(count)
+        out.append("..")
+        return false
+    }
+
     /// A `[]byte` field: `[..N..]` above 4 bytes, else `[b0, b1]` in decimal.
     func slice(_ offset: Int, _ count: Int) {
-        out.append(byte: UInt8(ascii: "["))
-        if count > 4 {
-            out.append("..")
-            out.decimal(count)
-            out.append("..")
-        } else if count > 0 && bytes.has(count, at: offset) {
+        if openList(count), count > 0, bytes.has(count, at: offset) {
             for k in 0..<count {
                 if k > 0 { out.append(", ") }
                 out.unsignedDecimal(UInt64(bytes.u8(offset + k)))
@@ -295,12 +301,7 @@ struct LayerStrings {
     func ipv4Options(_ r: ByteRange) {
         var count = 0
         walkOptions(r, singleByte: { _ in count += 1 }, withData: { _, _, _ in count += 1 })
-        out.append(byte: UInt8(ascii: "["))
-        if count > 4 {
-            out.append("..")
-            out.decimal(count)
-            out.append("..")
-        } else {
+        if openList(count) {
             var k = 0
             walkOptions(
                 r,
@@ -351,12 +352,7 @@ struct LayerStrings {
     func tcpOptions(_ r: ByteRange) {
         var count = 0
         walkOptions(r, singleByte: { _ in count += 1 }, withData: { _, _, _ in count += 1 })
-        out.append(byte: UInt8(ascii: "["))
-        if count > 4 {
-            out.append("..")
-            out.decimal(count)
-            out.append("..")
-        } else {
+        if openList(count) {
             var k = 0
             let emit: (UInt8, Int, Int) -> Void = { kind, dataOffset, dataCount in
                 if k > 0 { out.append(", ") }
@@ -414,12 +410,7 @@ struct LayerStrings {
             guard bytes.has(2, at: start + o) else { break }
             o += Int(bytes.u8(start + o + 1)) + 2
         }
-        out.append(byte: UInt8(ascii: "["))
-        if count > 4 {
-            out.append("..")
-            out.decimal(count)
-            out.append("..")
-        } else {
+        if openList(count) {
             o = 2
             var k = 0
             while k < count {
@@ -455,12 +446,7 @@ struct LayerStrings {
             count += 1
             o += Int(bytes.u8(o + 3) & 0x1f) * 4 + 4
         }
-        out.append(byte: UInt8(ascii: "["))
-        if count > 4 {
-            out.append("..")
-            out.decimal(count)
-            out.append("..")
-        } else {
+        if openList(count) {
             o = r.offset
             for k in 0..<count {
                 if k > 0 { out.append(", ") }
