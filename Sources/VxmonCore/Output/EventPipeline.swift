@@ -127,7 +127,7 @@ public final class EventPipeline: RecordConsumer {
     }
 
     public func metadata(key: String, value: String) {
-        if key == "node" || key == "host" { node = value.isEmpty ? nil : value }
+        if let named = Vxrec.node(fromMetadata: key, value) { node = named }
     }
 
     public func malformedRecord(index: Int, offset: Int, reason: String) {

@@ -180,7 +180,7 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
     }
 
     public func metadata(key: String, value: String) {
-        if key == "node" || key == "host" { node = value.isEmpty ? nil : value }
+        if let named = Vxrec.node(fromMetadata: key, value) { node = named }
     }
 
     public func malformedRecord(index: Int, offset: Int, reason: String) {

@@ -14,6 +14,13 @@ public enum Vxrec {
     /// Largest body a reader accepts; a longer length field means a corrupt file.
     public static let maxBodyLength = 16 << 20
 
+    /// The node a metadata record names, if it is a node record: `node=NAME` (vxmon's convention) or
+    /// `host=NAME`. `.some(nil)` clears the node; nil means the record is about something else.
+    public static func node(fromMetadata key: String, _ value: String) -> String?? {
+        guard key == "node" || key == "host" else { return nil }
+        return .some(value.isEmpty ? nil : value)
+    }
+
     public enum Kind: UInt16, Sendable {
         case sample = 1
         case lost = 2
