@@ -160,6 +160,10 @@ public final class OutputBuffer {
         state.pointee.count &+= min(max(written, 0), maxBytes)
     }
 
+    /// Disfavoured: without it, Swift picks this overload for string literals (String is the
+    /// default literal type), and every `append("literal")` paid for a String's UTF-8 access
+    /// instead of the StaticString word copies.
+    @_disfavoredOverload
     public func append(_ s: String) {
         var s = s
         s.withUTF8 { append(bytes: $0) }
