@@ -6,7 +6,10 @@
  * Programs (all SEC("tc"), direct-action, tc ingress):
  *   vxmon_from_container  node-side lxc veth of every local pod
  *   vxmon_from_overlay    cilium_vxlan (collect-metadata VXLAN device)
- *   vxmon_from_network    optional, the node's underlay eth0 (trace only)
+ *   vxmon_from_network    the node's underlay eth0: from-network traces of
+ *                         VXLAN packets when VXMON_CFG_TRACE_UNDERLAY is set
+ *                         (what Cilium's bpf_host emits where it is attached
+ *                         to the native device; off by default)
  *
  * Packet bytes are read and written with bpf_skb_load_bytes/store_bytes
  * only (no direct packet access), so non-linear skbs need no special care.
@@ -86,17 +89,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } vxmon_stats SEC(".maps");
-
-struct vxmon_scratch_buf {
-	__u8 data[VXMON_SCRATCH_SIZE];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct vxmon_scratch_buf);
-} vxmon_scratch SEC(".maps");
 
 /* ---- packet layouts --------------------------------------------------- */
 
@@ -226,6 +218,8 @@ struct cfg {
 	__u32 cap_len;
 	__u32 cap_len_overlay;
 	__u32 ring_wakeup_bytes;
+	__u32 node_index;
+	__u32 flags;
 };
 
 static __always_inline void load_cfg(struct cfg *c)
@@ -238,6 +232,8 @@ static __always_inline void load_cfg(struct cfg *c)
 	c->cap_len = VXMON_CAP_LEN_DEFAULT;
 	c->cap_len_overlay = VXMON_CAP_LEN_OVERLAY_DEFAULT;
 	c->ring_wakeup_bytes = 0;
+	c->node_index = 0;
+	c->flags = 0;
 	if (!v)
 		return;
 	c->vxlan_ifindex = v->vxlan_ifindex;
@@ -247,6 +243,8 @@ static __always_inline void load_cfg(struct cfg *c)
 	if (v->cap_len_overlay)
 		c->cap_len_overlay = v->cap_len_overlay;
 	c->ring_wakeup_bytes = v->ring_wakeup_bytes;
+	c->node_index = v->node_index;
+	c->flags = v->flags;
 }
 
 static __always_inline void stat_inc(__u32 idx)
@@ -272,79 +270,99 @@ static __always_inline __u32 capture_len(struct __sk_buff *skb, const struct cfg
 }
 
 /*
- * Ring: copy header + packet into the per-CPU scratch buffer and output
- * exactly hdr_len + cap bytes. hdr_len is a compile-time constant (48 or 36)
- * at every call site.
+ * Ring: reserve the record in the ring itself at the smallest of three fixed
+ * sizes that holds the capture (the verifier wants a constant size), write
+ * the vxmon_ring_header and the notify struct, and load the packet bytes
+ * straight into it: no intermediate copy and no per-event counter, as at
+ * flood rates every write to memory shows in the pps.
  */
-static __noinline int ring_emit(struct __sk_buff *skb, const void *msg, __u32 hdr_len,
-				__u32 cap, __u32 wakeup_bytes)
+/*
+ * Counts the bytes this CPU has written to the ring and tells whether this
+ * record crossed a multiple of `mark` (a power of two): the reader is woken
+ * once per `mark` bytes written per CPU; its timer drains everything else.
+ */
+static __always_inline int ring_bytes_crossed(__u64 size, __u32 mark)
 {
-	__u32 zero = 0;
-	struct vxmon_scratch_buf *s;
-	__u64 flags = 0;
-	__u32 size;
+	__u32 idx = VXMON_STAT_RING_BYTES;
+	__u64 *v = bpf_map_lookup_elem(&vxmon_stats, &idx);
+	__u64 before;
 
-	if (!skb || !msg)
-		return -1;
-	s = bpf_map_lookup_elem(&vxmon_scratch, &zero);
-	if (!s)
-		return -1;
-	/* Only the two notify sizes exist; keeps every access constant-bounded. */
-	if (hdr_len == sizeof(struct vxmon_trace_notify))
-		__builtin_memcpy(s->data, msg, sizeof(struct vxmon_trace_notify));
-	else if (hdr_len == sizeof(struct vxmon_drop_notify))
-		__builtin_memcpy(s->data, msg, sizeof(struct vxmon_drop_notify));
-	else
-		return -1;
+	if (!v)
+		return 0;
+	before = *v;
+	*v = before + size;
+	return ((before ^ (before + size)) & ~((__u64)mark - 1)) != 0;
+}
 
+#define RING_RECORD(hdr_t, bucket)                                                      \
+	do {                                                                            \
+		const __u64 size = sizeof(struct vxmon_ring_header) + sizeof(hdr_t) + (bucket); \
+		struct vxmon_ring_header *h = bpf_ringbuf_reserve(&vxmon_events_rb, size, 0); \
+		__u8 *e;                                                                \
+		if (!h)                                                                 \
+			return -1;                                                      \
+		h->node = node;                                                         \
+		h->cpu = cpu;                                                           \
+		h->reserved = 0;                                                        \
+		e = (__u8 *)(h + 1);                                                    \
+		__builtin_memcpy(e, msg, sizeof(hdr_t));                                \
+		if (cap > (bucket))                                                     \
+			cap = (bucket);                                                 \
+		if (cap > 0 && bpf_skb_load_bytes(skb, 0, e + sizeof(hdr_t), cap) < 0) { \
+			bpf_ringbuf_discard(h, BPF_RB_NO_WAKEUP);                        \
+			return -1;                                                      \
+		}                                                                       \
+		if (wakeup_bytes && ring_bytes_crossed(size, wakeup_bytes)) {          \
+			flags = BPF_RB_FORCE_WAKEUP;                                    \
+			stat_inc(VXMON_STAT_RING_WAKEUP);                               \
+		}                                                                       \
+		bpf_ringbuf_submit(h, flags);                                           \
+		return 0;                                                               \
+	} while (0)
+
+static __noinline int ring_emit(struct __sk_buff *skb, const void *msg, __u32 hdr_len,
+				__u32 cap, const struct cfg *c)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	__u32 wakeup_bytes;
+	__u16 node, cpu;
+
+	if (!skb || !msg || !c)
+		return -1;
+	wakeup_bytes = c->ring_wakeup_bytes;
+	if (!wakeup_bytes)
+		flags = 0; /* the kernel's own policy */
+	node = (__u16)c->node_index;
+	cpu = (__u16)bpf_get_smp_processor_id();
 	cap &= 0x1ff;
-	if (cap > VXMON_CAP_LEN_MAX)
-		cap = VXMON_CAP_LEN_MAX;
-	if (cap > 0) {
-		__u8 *dst = s->data + (hdr_len == sizeof(struct vxmon_trace_notify)
-					       ? sizeof(struct vxmon_trace_notify)
-					       : sizeof(struct vxmon_drop_notify));
-
-		if (bpf_skb_load_bytes(skb, 0, dst, cap) < 0)
-			return -1;
+	if (hdr_len == sizeof(struct vxmon_trace_notify)) {
+		if (cap <= 64)
+			RING_RECORD(struct vxmon_trace_notify, 64);
+		if (cap <= 128)
+			RING_RECORD(struct vxmon_trace_notify, 128);
+		RING_RECORD(struct vxmon_trace_notify, VXMON_CAP_LEN_MAX);
 	}
-	size = hdr_len + cap;
-
-	if (wakeup_bytes) {
-		__u64 avail = bpf_ringbuf_query(&vxmon_events_rb, BPF_RB_AVAIL_DATA);
-
-		flags = (avail + size >= wakeup_bytes) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (hdr_len == sizeof(struct vxmon_drop_notify)) {
+		if (cap <= 64)
+			RING_RECORD(struct vxmon_drop_notify, 64);
+		if (cap <= 128)
+			RING_RECORD(struct vxmon_drop_notify, 128);
+		RING_RECORD(struct vxmon_drop_notify, VXMON_CAP_LEN_MAX);
 	}
-	if (size > VXMON_SCRATCH_SIZE)
-		return -1;
-	if (bpf_ringbuf_output(&vxmon_events_rb, s->data, size, flags) < 0)
-		return -1;
-	if (flags == BPF_RB_FORCE_WAKEUP)
-		stat_inc(VXMON_STAT_RING_WAKEUP);
-	return 0;
+	return -1;
 }
 
 static __always_inline void emit(struct __sk_buff *skb, const struct cfg *c, void *msg,
 				 __u32 hdr_len, __u32 cap)
 {
-	long ret;
-
 	if (c->events_mode == VXMON_EVENTS_PERF) {
-		ret = bpf_perf_event_output(skb, &cilium_events,
-					    ((__u64)cap << 32) | BPF_F_CURRENT_CPU, msg, hdr_len);
-		if (ret < 0) {
+		if (bpf_perf_event_output(skb, &cilium_events, ((__u64)cap << 32) | BPF_F_CURRENT_CPU,
+					  msg, hdr_len) < 0)
 			stat_inc(VXMON_STAT_PERF_FAIL);
-			return;
-		}
 	} else if (c->events_mode == VXMON_EVENTS_RING) {
-		if (ring_emit(skb, msg, hdr_len, cap, c->ring_wakeup_bytes) < 0) {
+		if (ring_emit(skb, msg, hdr_len, cap, c) < 0)
 			stat_inc(VXMON_STAT_RING_FAIL);
-			return;
-		}
-	} else {
-		return;
 	}
-	stat_inc(VXMON_STAT_EMITTED);
 }
 
 static __always_inline void send_trace(struct __sk_buff *skb, const struct cfg *c, __u8 obs,
@@ -691,7 +709,7 @@ int vxmon_from_network(struct __sk_buff *skb)
 	struct cfg c;
 
 	load_cfg(&c);
-	if (c.events_mode == VXMON_EVENTS_OFF)
+	if (c.events_mode == VXMON_EVENTS_OFF || !(c.flags & VXMON_CFG_TRACE_UNDERLAY))
 		return TC_ACT_OK;
 	if (!skb_is_vxlan(skb))
 		return TC_ACT_OK;

@@ -78,13 +78,14 @@ static inline int vxmon_shim_is_bpffs(const char *path)
 // ---- perf buffer with batched wakeups -------------------------------------------------------------
 
 /// perf_buffer__new_raw with the attributes libbpf's perf_buffer__new uses (software BPF output
-/// event, raw samples, one sample per event) except two: the wakeup comes every `wakeup_events`
-/// samples instead of every sample, which is what makes a perf buffer affordable at high rates, and
-/// samples carry the kernel's timestamp (PERF_SAMPLE_TIME) so that events of several CPUs and nodes
-/// can be put back in order. A sample record is then: perf_event_header, u64 time, u32 size, data.
+/// events, one sample per output) plus a kernel timestamp per sample (PERF_SAMPLE_TIME, so the
+/// rings of several nodes can be merged in time order) and batched wakeups: every `wakeup_events`
+/// samples, or, when it is 0, when `wakeup_bytes` bytes are pending in a CPU's ring (a watermark:
+/// the reader is expected to drain the rings on a timer as well). libbpf 1.1's perf_buffer_opts
+/// cannot express either. A sample record is: perf_event_header, u64 time, u32 size, data.
 /// Returns NULL and sets errno on failure.
 static inline struct perf_buffer *vxmon_shim_perf_buffer_new(int map_fd, size_t page_cnt,
-							      __u32 wakeup_events,
+							      __u32 wakeup_events, __u32 wakeup_bytes,
 							      perf_buffer_event_fn event_cb, void *ctx)
 {
 	struct perf_event_attr attr;
@@ -95,7 +96,12 @@ static inline struct perf_buffer *vxmon_shim_perf_buffer_new(int map_fd, size_t 
 	attr.config = PERF_COUNT_SW_BPF_OUTPUT;
 	attr.sample_type = PERF_SAMPLE_TIME | PERF_SAMPLE_RAW;
 	attr.sample_period = 1;
-	attr.wakeup_events = wakeup_events ? wakeup_events : 1;
+	if (wakeup_events) {
+		attr.wakeup_events = wakeup_events;
+	} else {
+		attr.watermark = 1;
+		attr.wakeup_watermark = wakeup_bytes ? wakeup_bytes : 1;
+	}
 	return perf_buffer__new_raw(map_fd, page_cnt, &attr, event_cb, ctx, NULL);
 }
 
@@ -137,6 +143,19 @@ struct vxmon_shim_mmsghdr {
 	struct msghdr msg_hdr;
 	unsigned int msg_len;
 };
+
+/// Pins the calling thread to CPU `cpu` (sched_setaffinity through the raw syscall: the CPU_SET
+/// macros need _GNU_SOURCE). Returns 0 or -errno.
+static inline int vxmon_shim_pin_to_cpu(int cpu)
+{
+	unsigned long mask[16];
+
+	if (cpu < 0 || cpu >= (int)(8 * sizeof(mask)))
+		return -EINVAL;
+	memset(mask, 0, sizeof(mask));
+	mask[cpu / (8 * sizeof(mask[0]))] = 1UL << (cpu % (8 * sizeof(mask[0])));
+	return syscall(SYS_sched_setaffinity, 0, sizeof(mask), mask) < 0 ? -errno : 0;
+}
 
 /// Sends `count` (at most 64) copies of `payload` on the connected socket `fd` with one
 /// sendmmsg(2). Returns the number of datagrams sent or -errno.

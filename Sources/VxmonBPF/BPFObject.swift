@@ -41,6 +41,15 @@ public final class BPFObject {
         return handle
     }
 
+    /// Makes the map `name` use the existing map `fd` instead of creating its own when the object is
+    /// loaded (call before `load`). Calls `bpf_object__find_map_by_name` and `bpf_map__reuse_fd`.
+    public func reuseMap(_ name: String, fd: Int32) throws(LibbpfError) {
+        guard let map = bpf_object__find_map_by_name(try object(), name) else {
+            throw LibbpfError(function: "bpf_object__find_map_by_name", code: ENOENT, subject: name)
+        }
+        try LibbpfError.check(bpf_map__reuse_fd(map, fd), "bpf_map__reuse_fd", name)
+    }
+
     /// Creates the maps and verifies and loads the programs. Calls `bpf_object__load`.
     public func load() throws(LibbpfError) {
         try LibbpfError.check(bpf_object__load(try object()), "bpf_object__load", path)
@@ -164,15 +173,19 @@ public final class BPFMap {
 }
 
 extension BPFMap {
-    /// The kernel id of the pinned program or map at `path`. Calls `bpf_obj_get` and
-    /// `bpf_obj_get_info_by_fd`.
-    public static func objectID(pinned path: String) -> UInt32? {
-        guard let object = try? BPFMap(pinned: path) else { return nil }
+    /// The kernel id of this program or map. Calls `bpf_obj_get_info_by_fd`.
+    public var objectID: UInt32? {
         // bpf_prog_info and bpf_map_info both start with `type` then `id`; ask for the prog layout,
         // which is the larger of the two.
         var info = bpf_prog_info()
         var length = UInt32(MemoryLayout<bpf_prog_info>.size)
-        guard bpf_obj_get_info_by_fd(object.fd, &info, &length) == 0 else { return nil }
+        guard bpf_obj_get_info_by_fd(fd, &info, &length) == 0 else { return nil }
         return info.id
+    }
+
+    /// The kernel id of the pinned program or map at `path`. Calls `bpf_obj_get` and
+    /// `bpf_obj_get_info_by_fd`.
+    public static func objectID(pinned path: String) -> UInt32? {
+        (try? BPFMap(pinned: path))?.objectID
     }
 }

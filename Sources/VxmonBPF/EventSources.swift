@@ -1,4 +1,5 @@
 import CLibbpf
+import CVxmonABI
 import Glibc
 
 /// Receives what a live source reads. Callbacks run synchronously on the polling thread, inside
@@ -8,6 +9,8 @@ protocol SourceDelegate: AnyObject {
     /// `kernelTime`: the perf sample's timestamp (perf clock, ns), 0 when the source has none.
     func sourceSample(node: Int, cpu: Int, kernelTime: UInt64, bytes: UnsafeRawBufferPointer)
     func sourceLost(node: Int, cpu: Int, count: UInt64)
+    /// A record that cannot be given to a node (malformed ring header, or a node not read).
+    func sourceUnattributed(cpu: Int, reason: String)
 }
 
 /// The context pointer libbpf hands back to the C callbacks: which node a buffer belongs to.
@@ -22,15 +25,17 @@ final class SourceContext {
 }
 
 /// A libbpf perf buffer over a PERF_EVENT_ARRAY, created with `perf_buffer__new_raw` so that the
-/// kernel wakes the reader every `wakeupEvents` samples instead of every sample (per-event wakeups
-/// are the dominant cost on small VMs); the owner consumes periodically so that nothing waits in a
-/// quiet buffer. `deinit` calls `perf_buffer__free`.
+/// kernel wakes the reader rarely instead of on every sample (a wakeup is an inter-processor
+/// interrupt, a VM exit here, and per-event wakeups are the dominant cost on small VMs): by default
+/// when a quarter of a CPU's ring is pending, or every `wakeupEvents` samples. The owner drains
+/// every ring on a short timer, so nothing waits in a quiet buffer. `deinit` calls `perf_buffer__free`.
 final class PerfBufferSource {
     private var buffer: OpaquePointer?
     private let context: SourceContext
 
-    /// Calls `perf_buffer__new_raw` (PERF_TYPE_SOFTWARE / PERF_COUNT_SW_BPF_OUTPUT, PERF_SAMPLE_RAW,
-    /// sample_period 1, wakeup_events `wakeupEvents`) with `pagesPerCPU` data pages on every CPU.
+    /// Calls `perf_buffer__new_raw` (PERF_TYPE_SOFTWARE / PERF_COUNT_SW_BPF_OUTPUT, PERF_SAMPLE_TIME
+    /// and PERF_SAMPLE_RAW, sample_period 1; wakeup_events `wakeupEvents`, or a watermark of a quarter
+    /// of the ring when it is 0) with `pagesPerCPU` data pages on every CPU.
     init(mapFD: Int32, pagesPerCPU: Int, wakeupEvents: UInt32, context: SourceContext) throws(LibbpfError) {
         self.context = context
         let onEvent: perf_buffer_event_fn = { ctx, cpu, header in
@@ -60,7 +65,9 @@ final class PerfBufferSource {
             return LIBBPF_PERF_EVENT_CONT
         }
         let ctx = Unmanaged.passUnretained(context).toOpaque()
-        guard let pb = vxmon_shim_perf_buffer_new(mapFD, pagesPerCPU, wakeupEvents, onEvent, ctx) else {
+        let pageSize = max(Int(sysconf(Int32(_SC_PAGESIZE))), 4096)
+        let watermark = UInt32(clamping: pagesPerCPU * pageSize / 4)
+        guard let pb = vxmon_shim_perf_buffer_new(mapFD, pagesPerCPU, wakeupEvents, watermark, onEvent, ctx) else {
             throw LibbpfError.errno("perf_buffer__new_raw")
         }
         buffer = pb
@@ -81,21 +88,50 @@ final class PerfBufferSource {
     func consume() -> Int32 { buffer.map { perf_buffer__consume($0) } ?? 0 }
 }
 
-/// A libbpf ring buffer over a BPF_MAP_TYPE_RINGBUF. The datapath batches wakeups itself
-/// (`vxmon_config.ring_wakeup_bytes`), so the owner consumes periodically as well. Ring records carry
-/// no CPU; they are reported as CPU 0. `deinit` calls `ring_buffer__free`.
+/// A libbpf ring buffer over the lab's BPF_MAP_TYPE_RINGBUF, which every node writes to: each
+/// record starts with a `vxmon_ring_header` naming the node (its index in the lab) and the CPU, and
+/// the records of all nodes come out in the order they were written. The datapath wakes the reader
+/// only when a lot is pending (`vxmon_config.ring_wakeup_bytes`), so the owner drains it on a short
+/// timer as well. `deinit` calls `ring_buffer__free`.
 final class RingBufferSource {
+    /// The context libbpf hands back to the callback: which session node each lab node index is.
+    final class Context {
+        unowned let delegate: any SourceDelegate
+        /// Lab node index -> session node, nil for nodes the session does not read.
+        let sessionNodes: [Int?]
+
+        init(delegate: any SourceDelegate, sessionNodes: [Int?]) {
+            self.delegate = delegate
+            self.sessionNodes = sessionNodes
+        }
+
+        func record(_ data: UnsafeRawPointer, _ size: Int) {
+            let headerSize = MemoryLayout<vxmon_ring_header>.size
+            guard size >= headerSize else {
+                delegate.sourceUnattributed(cpu: 0, reason: "a \(size)-byte ring record, shorter than its header")
+                return
+            }
+            let node = Int(data.loadUnaligned(fromByteOffset: 0, as: UInt16.self))
+            let cpu = Int(data.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+            guard node < sessionNodes.count, let sessionNode = sessionNodes[node] else {
+                delegate.sourceUnattributed(cpu: cpu, reason: "a ring record of node index \(node), not read")
+                return
+            }
+            delegate.sourceSample(
+                node: sessionNode, cpu: cpu, kernelTime: 0,
+                bytes: UnsafeRawBufferPointer(start: data + headerSize, count: size - headerSize))
+        }
+    }
+
     private var ring: OpaquePointer?
-    private let context: SourceContext
+    private let context: Context
 
     /// Calls `ring_buffer__new`.
-    init(mapFD: Int32, context: SourceContext) throws(LibbpfError) {
+    init(mapFD: Int32, context: Context) throws(LibbpfError) {
         self.context = context
         let onSample: ring_buffer_sample_fn = { ctx, data, size in
             guard let ctx, let data else { return 0 }
-            let context = Unmanaged<SourceContext>.fromOpaque(ctx).takeUnretainedValue()
-            context.delegate.sourceSample(
-                node: context.node, cpu: 0, kernelTime: 0, bytes: UnsafeRawBufferPointer(start: data, count: Int(size)))
+            Unmanaged<Context>.fromOpaque(ctx).takeUnretainedValue().record(UnsafeRawPointer(data), Int(size))
             return 0
         }
         let ctx = Unmanaged.passUnretained(context).toOpaque()

@@ -13,8 +13,9 @@ public final class Lab {
     /// Default datapath settings written to every node's config.
     public static let captureLength: UInt32 = 128
     public static let overlayCaptureLength: UInt32 = 192
-    /// Ring buffer: wake the reader once this many bytes are pending (1/16 of the 4 MiB ring).
-    public static let ringWakeupBytes: UInt32 = 256 * 1024
+    /// Ring buffer: wake the reader when this many bytes are pending (1/16 of the 16 MiB ring; the
+    /// reader drains it every 10 ms anyway, so at most rates the datapath never wakes it).
+    public static let ringWakeupBytes: UInt32 = 1 << 20
 
     public let name: String
     public let paths: LabPaths
@@ -99,7 +100,9 @@ public final class Lab {
     /// Builds the lab. A stale lab of the same name is cleaned first; a lab that is up is an error.
     /// On failure everything made so far is removed again.
     @discardableResult
-    public func up(podsPerNode: Int = 2, objectPath: String) throws -> LabTopology {
+    /// `traceUnderlay`: the nodes' eth0 programs also emit from-network traces of VXLAN packets
+    /// (what Cilium's bpf_host does where it is attached to the native device).
+    public func up(podsPerNode: Int = 2, objectPath: String, traceUnderlay: Bool = false) throws -> LabTopology {
         guard (1...200).contains(podsPerNode) else { throw VxmonError("--pods must be between 1 and 200") }
         switch state() {
         case .up(let topology):
@@ -121,7 +124,14 @@ public final class Lab {
         try FileSystem.writeAtomically(paths.stateFile, try topology.encoded())
         do {
             try buildNetwork(topology)
-            for node in topology.nodes { try loadDatapath(topology, node: node, objectPath: objectPath) }
+            // The first node's object creates the lab's one event ring; the others reuse it.
+            var ring: BPFMap?
+            for (index, node) in topology.nodes.enumerated() {
+                let created = try loadDatapath(
+                    topology, node: node, index: index, objectPath: objectPath, sharedRing: ring,
+                    traceUnderlay: traceUnderlay)
+                if ring == nil { ring = created }
+            }
         } catch {
             log("lab '\(name)': \(error); removing what was built")
             _ = try? down()
@@ -187,11 +197,17 @@ public final class Lab {
         }
     }
 
-    /// Loads the object for one node, pins it, attaches it inside the node and fills its maps.
-    private func loadDatapath(_ topology: LabTopology, node: LabTopology.Node, objectPath: String) throws {
+    /// Loads the object for one node (with the lab's event ring, if one exists already), pins it,
+    /// attaches it inside the node and fills its maps. Returns the node's event ring.
+    private func loadDatapath(
+        _ topology: LabTopology, node: LabTopology.Node, index: Int, objectPath: String, sharedRing: BPFMap?,
+        traceUnderlay: Bool
+    ) throws -> BPFMap {
         let object = try BPFObject(path: objectPath)
         defer { object.close() }
+        if let sharedRing { try object.reuseMap(DatapathNames.ringEvents, fd: sharedRing.fd) }
         try object.load()
+        let ring = try BPFMap(duplicating: try object.mapFD(DatapathNames.ringEvents), name: DatapathNames.ringEvents)
         try FileSystem.makeDirectories(paths.mapPins(node.name))
         try FileSystem.makeDirectories(paths.programPins(node.name))
         try object.pinMaps(in: paths.mapPins(node.name))
@@ -216,6 +232,9 @@ public final class Lab {
         config.cap_len_overlay = Lab.overlayCaptureLength
         config.ring_wakeup_bytes = Lab.ringWakeupBytes
         config.node_ip = (parseIPv4(node.ip) ?? 0).bigEndian
+        config.node_index = UInt32(index)
+        config.abi_version = UInt32(VXMON_ABI_VERSION)
+        config.flags = traceUnderlay ? UInt32(VXMON_CFG_TRACE_UNDERLAY) : 0
         try maps.writeConfig(config)
 
         for pod in pods {
@@ -240,6 +259,7 @@ public final class Lab {
                 prefix: parseIPv4(String(cidr[0]))!, length: UInt32(cidr[1])!, remote: parseIPv4(other.ip)!)
         }
         for attachment in attachments { attachment.keep() }
+        return ring
     }
 
     // MARK: Down

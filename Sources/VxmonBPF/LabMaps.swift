@@ -87,6 +87,14 @@ public final class NodeMaps {
         try writeConfig(c)
     }
 
+    /// Turns the from-network traces of VXLAN packets on eth0 on or off (VXMON_CFG_TRACE_UNDERLAY).
+    public func setTraceUnderlay(_ on: Bool) throws(LibbpfError) {
+        var c = readConfig()
+        let flag = UInt32(VXMON_CFG_TRACE_UNDERLAY)
+        c.flags = on ? c.flags | flag : c.flags & ~flag
+        try writeConfig(c)
+    }
+
     // MARK: endpoints, ipcache, tunnel
 
     /// Local pods: (IPv4 as a host-order value, endpoint info).

@@ -6,16 +6,21 @@ import VxmonCore
 
 /// How a live session reads.
 public struct LiveOptions: Sendable {
-    public var buffer: BufferKind = .perf
+    /// The lab's ring buffer by default: on the lab's datapath it costs the flood about half of what
+    /// `cilium_events` does (see README, live monitoring cost); `cilium_events` is Cilium's own.
+    public var buffer: BufferKind = .ring
     /// Nodes to read (nil: all nodes of the lab).
     public var nodes: [String]?
     /// Perf buffer data pages per CPU (a power of two): by default 8 MiB per node spread over its
     /// CPUs, 64 to 1024 pages (4 MiB) per CPU.
     public var perfPagesPerCPU = LiveOptions.defaultPerfPages
-    /// Perf samples per wakeup (32 KiB of small events; quiet buffers are read every tick anyway).
-    public var perfWakeupEvents: UInt32 = 256
-    /// Everything pending is consumed at least this often, so a quiet buffer holds nothing longer.
-    public var tickMilliseconds: Int32 = 100
+    /// Perf samples per wakeup; 0 (the default): wake when a quarter of a CPU's ring is pending.
+    public var perfWakeupEvents: UInt32 = 0
+    /// Every buffer is drained this often, whether or not the kernel woke the reader: the datapath
+    /// and the perf rings wake it only when a lot is pending, because wakeups are what costs.
+    public var tickMilliseconds: Int32 = 10
+    /// Datapath failure counters, the lab's presence and the output are checked this often.
+    public var housekeepingMilliseconds: Int32 = 100
     /// Stop by itself after this many seconds.
     public var duration: Double?
     /// A file descriptor whose error/hangup ends the session (stdout, for `vxmon | head`).
@@ -41,6 +46,9 @@ public struct LiveStats: Sendable {
     /// bpf_perf_event_output failures counted by the datapath while the session was attached (a full
     /// ring shows up both here and in `lost`; a CPU without a reader only here).
     public var perfOutputFailures: UInt64 = 0
+    /// Ring records that named no node this session reads (or were too short to name one):
+    /// reported on stderr, not rendered.
+    public var unattributed: UInt64 = 0
     /// Why the session ended.
     public var endReason = ""
 }
@@ -62,6 +70,7 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
     private var contexts: [SourceContext] = []
     private var perfSources: [PerfBufferSource] = []
     private var ringSources: [RingBufferSource] = []
+    private var ringContexts: [RingBufferSource.Context] = []
     private let resolvers: [InterfaceResolver]
     /// Ring reserve failures and perf output failures per node and CPU, at the last reading.
     private var ringFailBaseline: [[UInt64]] = []
@@ -93,18 +102,42 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
         resolvers = try selected.map { try InterfaceResolver(namespace: $0.namespace) }
         staging = options.buffer == .perf ? EventStaging() : nil
 
-        for (i, map) in eventMaps.enumerated() {
-            let context = SourceContext(delegate: self, node: i)
-            contexts.append(context)
-            switch options.buffer {
-            case .perf:
+        for (i, node) in maps.enumerated() {
+            let config = node.readConfig()
+            if config.abi_version != UInt32(VXMON_ABI_VERSION) {
+                throw VxmonError(
+                    "lab '\(topology.lab)' runs a datapath of another vxmon version (ABI \(config.abi_version), "
+                        + "this vxmon reads \(VXMON_ABI_VERSION)); rebuild it: vxmon lab down --lab \(topology.lab) "
+                        + "&& vxmon lab up --lab \(topology.lab)")
+            }
+            _ = i
+        }
+        switch options.buffer {
+        case .perf:
+            for (i, map) in eventMaps.enumerated() {
+                let context = SourceContext(delegate: self, node: i)
+                contexts.append(context)
                 perfSources.append(
                     try PerfBufferSource(
                         mapFD: map.fd, pagesPerCPU: options.perfPagesPerCPU, wakeupEvents: options.perfWakeupEvents,
                         context: context))
-            case .ring:
-                let source = try RingBufferSource(mapFD: map.fd, context: context)
-                ringSources.append(source)
+            }
+        case .ring:
+            // One ring serves the whole lab: read each distinct ring once, and map the node index in
+            // its records to this session's nodes.
+            let labIndex = selected.map { node in topology.nodes.firstIndex { $0.name == node.name }! }
+            var seen: [UInt32: Int] = [:]
+            for (i, map) in eventMaps.enumerated() {
+                let id = map.objectID ?? UInt32(i) | 0x8000_0000
+                if seen[id] != nil { continue }
+                seen[id] = i
+                var table = [Int?](repeating: nil, count: topology.nodes.count)
+                for (j, other) in eventMaps.enumerated() where (other.objectID ?? UInt32(j) | 0x8000_0000) == id {
+                    table[labIndex[j]] = j
+                }
+                let context = RingBufferSource.Context(delegate: self, sessionNodes: table)
+                ringContexts.append(context)
+                ringSources.append(try RingBufferSource(mapFD: map.fd, context: context))
             }
         }
     }
@@ -184,7 +217,9 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
     private func poll(epoll: Int32, watchTag: UInt64) throws -> String {
         let start = monotonicNanoseconds()
         let tick = UInt64(options.tickMilliseconds) * 1_000_000
+        let housekeeping = UInt64(options.housekeepingMilliseconds) * 1_000_000
         var lastTick = start
+        var lastHousekeeping = start
         var lastLabCheck = start
         let deadline = options.duration.map { start + UInt64(max($0, 0) * 1e9) }
         var tags = [UInt64](repeating: 0, count: 32)
@@ -219,9 +254,12 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
             if mono - lastTick >= tick {
                 lastTick = mono
                 consumeAll()
-                readFailureCounters()
+                if mono - lastHousekeeping >= housekeeping {
+                    lastHousekeeping = mono
+                    readFailureCounters()
+                    if !sink.flush() { outputGone = true }
+                }
                 publish()
-                if !sink.flush() { outputGone = true }
                 if mono - lastLabCheck >= 1_000_000_000 {
                     lastLabCheck = mono
                     if !FileSystem.exists(paths.stateFile) { return "lab '\(topology.lab)' went down" }
@@ -270,6 +308,14 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
             staging.add(node: node, cpu: cpu, time: kernelTime, bytes: bytes)
         } else {
             deliver(node: node, cpu: cpu, bytes: bytes)
+        }
+    }
+
+    func sourceUnattributed(cpu: Int, reason: String) {
+        if discarding { return }
+        counts.unattributed &+= 1
+        if counts.unattributed <= 3 {
+            EventPipeline.standardError("vxmon: skipped \(reason) (CPU \(cpu))")
         }
     }
 

@@ -176,6 +176,15 @@ public final class ChildProcess {
         return wait()
     }
 
+    /// Whether the child has exited (reaps it if so; never blocks).
+    public var hasExited: Bool {
+        if status != nil { return true }
+        var raw: Int32 = 0
+        guard waitpid(pid, &raw, WNOHANG) == pid else { return false }
+        status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+        return true
+    }
+
     /// Sends `signal` if the child has not been waited for yet.
     public func signal(_ signal: Int32) {
         if status == nil { kill(pid, signal) }

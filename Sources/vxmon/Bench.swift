@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLibbpf
 import CVxmonABI
 import Glibc
 import VxmonBPF
@@ -20,14 +21,14 @@ extension LabCommand {
         @OptionGroup var labOptions: LabOptions
         @OptionGroup var output: OutputOptions
 
-        @Option(help: "Seconds measured per phase.")
-        var seconds: Double = 5
+        @Option(help: "Seconds measured per window.")
+        var seconds: Double = 1
 
-        @Option(help: "Rounds of (events off, consuming).")
-        var rounds = 2
+        @Option(help: "Rounds of (events off, consuming) windows.")
+        var rounds = 10
 
-        @Option(help: "Event buffer: perf or ring.")
-        var buffer: BufferKind = .perf
+        @Option(help: "Event buffer: ring or perf (default: as vxmon monitor).")
+        var buffer: BufferKind = LiveOptions().buffer
 
         @Option(help: "UDP payload bytes.")
         var size = 18
@@ -38,8 +39,11 @@ extension LabCommand {
         @Option(help: "Perf buffer size per CPU, in pages (default: as vxmon monitor).")
         var perfPages: Int?
 
-        @Option(help: "Perf samples per reader wakeup.")
-        var perfWakeup: UInt32 = LiveOptions().perfWakeupEvents
+        @Option(help: "Perf samples per reader wakeup (default: as vxmon monitor, a watermark).")
+        var perfWakeup: UInt32?
+
+        @Option(help: "CPU the flood's sender (and so the datapath it drives) is pinned to; -1: not pinned.")
+        var floodCPU = 0
 
         @Flag(help: "Consume like `vxmon record -w /dev/null` (no decoding or rendering) instead of like the monitor.")
         var record = false
@@ -48,7 +52,7 @@ extension LabCommand {
         var bpfObject: String?
 
         func validate() throws {
-            if seconds < 1 { throw ValidationError("--seconds must be at least 1") }
+            if seconds < 0.2 { throw ValidationError("--seconds must be at least 0.2") }
             if rounds < 1 { throw ValidationError("--rounds must be at least 1") }
             if !(1...1400).contains(size) { throw ValidationError("--size must be 1...1400") }
             if rate < 0 { throw ValidationError("--rate must not be negative") }
@@ -77,8 +81,8 @@ extension LabCommand {
                 let destination = topology.pods.first(where: { $0.node == "worker" })
             else { throw CLIError("the lab needs a pod on worker2 and on worker") }
             let port: UInt16 = 9
-            let sink = try Traffic.openSink(namespace: destination.namespace, port: port)
-            defer { close(sink) }
+            let udpSink = try Traffic.openSink(namespace: destination.namespace, port: port)
+            defer { close(udpSink) }
             for node in topology.nodes {
                 try NodeMaps(paths: lab.paths, node: node.name).setEventsMode(UInt32(VXMON_EVENTS_OFF))
             }
@@ -86,32 +90,97 @@ extension LabCommand {
             var live = LiveOptions()
             live.buffer = buffer
             live.perfPagesPerCPU = perfPages ?? LiveOptions.defaultPerfPages
-            live.perfWakeupEvents = perfWakeup
+            live.perfWakeupEvents = perfWakeup ?? 0
+            let wakeup = perfWakeup.map { "every \($0) samples" } ?? "at 1/4 full"
             let bufferText =
-                buffer == .perf ? "perf, \(live.perfPagesPerCPU) pages/CPU, wakeup every \(perfWakeup) samples" : "ring, 4 MiB"
+                buffer == .perf
+                ? "perf, \(live.perfPagesPerCPU) pages/CPU, wakeup \(wakeup)"
+                : "ring, \(Int(VXMON_RINGBUF_SIZE) >> 20) MiB, wakeup at \(Lab.ringWakeupBytes >> 10) KiB pending"
             print(
                 "vxmon lab bench: UDP \(source.name) (\(source.ip)) -> "
                     + "\(destination.name) (\(destination.ip)):\(port), "
                     + "\(size)-byte payload, \(rate > 0 ? "\(grouped(Double(rate))) pps offered" : "unpaced"), "
-                    + "\(Int(seconds)) s per phase, buffer \(bufferText), "
+                    + "\(rounds) rounds of \(String(format1: seconds)) s windows, flood on CPU \(floodCPU), buffer \(bufferText), "
                     + (record
                         ? "consumer: record to /dev/null"
                         : "consumer: monitor to /dev/null, output \(output.format.rawValue)")
             )
+            let modeOn = UInt32(buffer == .perf ? VXMON_EVENTS_PERF : VXMON_EVENTS_RING)
+            let devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)
+            defer { close(devNull) }
+            let pipeline = output.makePipeline(fd: devNull, flushEachRecord: false)
+            let nodes = topology.nodes.map(\.name)
+            let sink: any LiveSink =
+                record
+                ? RecorderSink(fd: devNull, nodeNames: nodes) : PipelineSink(pipeline: pipeline, nodeNames: nodes)
+            let session = try LiveSession(topology: topology, options: live, sink: sink)
+            session.announceInterfaces()
+            let thread = try BackgroundThread { _ = try session.run() }
+            let maps = try topology.nodes.map { try NodeMaps(paths: lab.paths, node: $0.name) }
+            func setEvents(_ mode: UInt32) throws { for node in maps { try node.setEventsMode(mode) } }
+
+            // One flood for the whole run; events are switched off and on under it, so the two sides of
+            // a round are measured a second apart on the same sender and the same consumer.
+            let settle = min(0.3, seconds / 5)
+            let warmup = 1.0
+            let total = warmup + Double(rounds) * 2 * (seconds + settle) + 1
+            guard let exe = Preflight.executablePath else { throw CLIError("cannot find the vxmon executable") }
+            let flood = try Shell.spawn(
+                [
+                    exe, "_flood", "--netns", source.namespace, "--to", destination.ip, "--port", "\(port)",
+                    "--size", "\(size)", "--seconds", "\(total)", "--rate", "\(rate)",
+                ] + (floodCPU >= 0 ? ["--cpu", "\(floodCPU)"] : []), quiet: true)
+            defer {
+                flood.stop()
+                try? setEvents(UInt32(VXMON_EVENTS_OFF))
+                session.requestStop()
+                try? thread.join()
+            }
+            sleepSeconds(warmup)
+
+            func window(_ mode: UInt32) throws -> PhaseResult {
+                try setEvents(mode)
+                sleepSeconds(settle)
+                let rx0 = try Traffic.counters(namespace: destination.namespace, interface: "eth0").rxPackets
+                let t0 = monotonicSeconds()
+                let cpu0 = processCPUSeconds()
+                let s0 = session.stats
+                sleepSeconds(seconds)
+                let rx1 = try Traffic.counters(namespace: destination.namespace, interface: "eth0").rxPackets
+                let t1 = monotonicSeconds()
+                let cpu1 = processCPUSeconds()
+                let s1 = session.stats
+                let dt = t1 - t0
+                return PhaseResult(
+                    pps: Double(rx1 - rx0) / dt, eventsPerSecond: Double(s1.samples - s0.samples) / dt,
+                    lost: max(s1.lost - s0.lost, s1.perfOutputFailures - s0.perfOutputFailures),
+                    consumerCPU: (cpu1 - cpu0) / dt)
+            }
+
             var table = Table(["ROUND", "EVENTS OFF PPS", "CONSUMING PPS", "COST", "EVENTS/S", "CONSUMER CPU", "LOST"])
             var results: [(off: PhaseResult, on: PhaseResult)] = []
             for round in 1...rounds {
-                let off = try phase(topology, source, destination, port, consuming: nil)
-                if stopRequested.load(ordering: .relaxed) { break }
-                let on = try phase(topology, source, destination, port, consuming: live)
-                if stopRequested.load(ordering: .relaxed) { break }
+                // Alternate which side goes first, so a drift in the host's speed does not favour one.
+                var off: PhaseResult
+                var on: PhaseResult
+                if round % 2 == 1 {
+                    off = try window(UInt32(VXMON_EVENTS_OFF))
+                    on = try window(modeOn)
+                } else {
+                    on = try window(modeOn)
+                    off = try window(UInt32(VXMON_EVENTS_OFF))
+                }
+                if stopRequested.load(ordering: .relaxed) || flood.hasExited { break }
                 results.append((off, on))
                 table.add([
                     "\(round)", grouped(off.pps), grouped(on.pps), percent(1 - on.pps / off.pps),
                     grouped(on.eventsPerSecond), percent(on.consumerCPU), "\(on.lost)",
                 ])
             }
-            guard !results.isEmpty else { return }
+            try setEvents(UInt32(VXMON_EVENTS_OFF))
+            sleepSeconds(0.2)
+            let final = session.stats
+            guard !results.isEmpty else { throw CLIError("the flood ended before a round was measured") }
             func median(_ values: [Double]) -> Double {
                 let sorted = values.sorted()
                 return sorted.count % 2 == 1
@@ -120,7 +189,8 @@ extension LabCommand {
             let off = median(results.map(\.off.pps))
             let on = median(results.map(\.on.pps))
             let cost = median(results.map { 1 - $0.on.pps / $0.off.pps })
-            let lost = results.reduce(0) { $0 + $1.on.lost }
+            // Everything lost while the session ran counts, not only inside the windows.
+            let lost = max(final.lost, final.perfOutputFailures)
             let events = median(results.map(\.on.eventsPerSecond))
             table.add([
                 "median", grouped(off), grouped(on), percent(cost), grouped(events),
@@ -139,60 +209,6 @@ extension LabCommand {
             var lost: UInt64
             /// CPU time of this process (the consumer thread) per second of the window.
             var consumerCPU: Double
-        }
-
-        /// One measured flood, with a live session when `consuming` is set.
-        func phase(
-            _ topology: LabTopology, _ source: LabTopology.Pod, _ destination: LabTopology.Pod, _ port: UInt16,
-            consuming: LiveOptions?
-        ) throws -> PhaseResult {
-            var session: LiveSession?
-            var thread: BackgroundThread?
-            var pipeline: EventPipeline?
-            let devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)
-            defer { close(devNull) }
-            if let consuming {
-                let p = output.makePipeline(fd: devNull, flushEachRecord: false)
-                let nodes = topology.nodes.map(\.name)
-                let sink: any LiveSink =
-                    record ? RecorderSink(fd: devNull, nodeNames: nodes) : PipelineSink(pipeline: p, nodeNames: nodes)
-                let s = try LiveSession(topology: topology, options: consuming, sink: sink)
-                s.announceInterfaces()
-                pipeline = p
-                session = s
-                thread = try BackgroundThread { _ = try s.run() }
-            }
-            let warmup = 1.0
-            guard let exe = Preflight.executablePath else { throw CLIError("cannot find the vxmon executable") }
-            let flood = try Shell.spawn(
-                [
-                    exe, "_flood", "--netns", source.namespace, "--to", destination.ip, "--port", "\(port)",
-                    "--size", "\(size)", "--seconds", "\(warmup + seconds + 0.5)", "--rate", "\(rate)",
-                ], quiet: true)
-            sleepSeconds(warmup)
-            let rx0 = try Traffic.counters(namespace: destination.namespace, interface: "eth0").rxPackets
-            let t0 = monotonicSeconds()
-            let cpu0 = processCPUSeconds()
-            let s0 = session?.stats
-            sleepSeconds(seconds)
-            let rx1 = try Traffic.counters(namespace: destination.namespace, interface: "eth0").rxPackets
-            let t1 = monotonicSeconds()
-            let cpu1 = processCPUSeconds()
-            let s1 = session?.stats
-            flood.wait()
-            session?.requestStop()
-            try thread?.join()
-            _ = pipeline
-            let dt = t1 - t0
-            var result = PhaseResult(
-                pps: Double(rx1 - rx0) / dt, eventsPerSecond: 0, lost: 0, consumerCPU: (cpu1 - cpu0) / dt)
-            if let s0, let s1, let final = session?.stats {
-                result.eventsPerSecond = Double(s1.samples - s0.samples) / dt
-                // Everything lost during the whole phase counts, including the tail after the window. A
-                // full perf ring shows up both as a lost record and as an output failure: count the larger.
-                result.lost = max(final.lost, final.perfOutputFailures)
-            }
-            return result
         }
     }
 }
@@ -221,7 +237,14 @@ struct Flood: ParsableCommand {
     @Option(help: "Datagrams per second (0: unpaced).")
     var rate = 0
 
+    @Option(help: "CPU to pin the sender to (default: not pinned).")
+    var cpu: Int?
+
     func run() throws {
+        if let cpu {
+            let rc = vxmon_shim_pin_to_cpu(Int32(cpu))
+            if rc != 0 { throw CLIError("cannot pin the flood to CPU \(cpu): \(String(cString: strerror(-rc)))") }
+        }
         try NetworkNamespace.enter(netns)
         let sent = try Traffic.flood(to: to, port: port, payload: size, seconds: seconds, rate: rate)
         print("sent \(sent) datagrams in \(seconds) s")

@@ -39,6 +39,13 @@ extension LabCommand {
         @Option(help: "The BPF object to load (default: $VXMON_BPF_OBJECT, else next to vxmon, else bpf/.output).")
         var bpfObject: String?
 
+        @Flag(
+            help: """
+                Also trace VXLAN packets arriving on the nodes' eth0 (from-network), as Cilium does where \
+                bpf_host is attached to the native device. Off by default: one more event per packet.
+                """)
+        var traceUnderlay = false
+
         @Flag(name: .shortAndLong, help: "Show every step and libbpf's debug log.")
         var verbose = false
 
@@ -52,7 +59,7 @@ extension LabCommand {
             let lab = try labOptions.open()
             if !verbose { lab.log = { _ in } }
             Libbpf.routeLogs(debug: verbose)
-            let topology = try lab.up(podsPerNode: pods, objectPath: object)
+            let topology = try lab.up(podsPerNode: pods, objectPath: object, traceUnderlay: traceUnderlay)
             let a = topology.pods.first { $0.node == "worker2" } ?? topology.pods[0]
             let b = topology.pods.first { $0.node == "worker" } ?? topology.pods[0]
             let flag = lab.name == Lab.defaultName ? "" : " --lab \(lab.name)"

@@ -10,8 +10,12 @@ struct LiveCommandOptions: ParsableArguments {
     @Option(help: "Read only this node's events (control-plane, worker, worker2).")
     var node: String?
 
-    @Option(help: "Event buffer to read: perf (cilium_events, as Cilium) or ring (a BPF ring buffer).")
-    var buffer: BufferKind = .perf
+    @Option(
+        help: """
+            Event buffer: ring (the lab's BPF ring buffer, all nodes in order; cheapest) or perf \
+            (each node's cilium_events perf array, Cilium's own transport).
+            """)
+    var buffer: BufferKind = LiveOptions().buffer
 
     @Option(help: "Stop after this many seconds.")
     var duration: Double?
@@ -19,15 +23,19 @@ struct LiveCommandOptions: ParsableArguments {
     @Option(help: "Perf buffer size per CPU, in pages (a power of two; default: 8 MiB per node, 64 to 1024 pages).")
     var perfPages: Int?
 
-    @Option(help: "Perf samples per reader wakeup (everything is also read every 100 ms).")
-    var perfWakeup: UInt32 = LiveOptions().perfWakeupEvents
+    @Option(
+        help: """
+            Perf samples per reader wakeup (default: wake when a quarter of a CPU's ring is pending; \
+            every buffer is also drained every 10 ms).
+            """)
+    var perfWakeup: UInt32?
 
     func validate() throws {
         if let duration, duration < 0 { throw ValidationError("--duration must not be negative") }
         if let perfPages, perfPages < 1 || perfPages & (perfPages - 1) != 0 {
             throw ValidationError("--perf-pages must be a power of two")
         }
-        if perfWakeup < 1 { throw ValidationError("--perf-wakeup must be at least 1") }
+        if let perfWakeup, perfWakeup < 1 { throw ValidationError("--perf-wakeup must be at least 1") }
     }
 
     var liveOptions: LiveOptions {
@@ -36,7 +44,7 @@ struct LiveCommandOptions: ParsableArguments {
         o.nodes = node.map { [$0] }
         o.duration = duration
         o.perfPagesPerCPU = perfPages ?? LiveOptions.defaultPerfPages
-        o.perfWakeupEvents = perfWakeup
+        o.perfWakeupEvents = perfWakeup ?? 0
         return o
     }
 
@@ -57,6 +65,7 @@ struct LiveCommandOptions: ParsableArguments {
             // the datapath count also includes outputs that found no reader.
             line += " (the datapath counted \(stats.perfOutputFailures) failed perf outputs)"
         }
+        if stats.unattributed > 0 { line += ", \(stats.unattributed) ring records of no node read" }
         return line + "; \(stats.endReason)"
     }
 }

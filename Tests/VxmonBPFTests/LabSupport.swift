@@ -65,7 +65,7 @@ final class JSONCollector {
     let session: LiveSession
     private let thread: BackgroundThread
 
-    init(_ topology: LabTopology, buffer: BufferKind = .perf) throws {
+    init(_ topology: LabTopology, buffer: BufferKind = LiveOptions().buffer) throws {
         pipeline = EventPipeline(format: .json, fd: -1, diagnostics: { _ in })
         var options = LiveOptions()
         options.buffer = buffer
@@ -100,6 +100,7 @@ extension [String: Any] {
     var dropReason: Int? { self["drop_reason"] as? Int }
     var summary: String { self["summary"] as? String ?? "" }
     var interfaceName: String? { (self["interface"] as? [String: Any])?["name"] as? String }
+    var cpu: Int? { self["cpu"] as? Int }
 }
 
 /// Runs `arguments` in `namespace` (ip netns exec) and returns its exit status.

@@ -115,6 +115,62 @@ struct LabTests {
         }
     }
 
+    @Test("both buffers give a ping's events in datapath order, with node and CPU; from-network only when traced")
+    func orderAndUnderlay() throws {
+        try withLab("order") { lab, topology in
+            let source = try #require(topology.pods.first { $0.node == "worker2" })
+            let destination = try #require(topology.pods.first { $0.node == "worker" })
+            let request = "\(source.ip) -> \(destination.ip) EchoRequest"
+            let reply = "\(destination.ip) -> \(source.ip) EchoReply"
+            let path = [
+                "worker2 from-endpoint \(request)", "worker2 to-overlay \(request)",
+                "worker from-overlay \(request)", "worker to-endpoint \(request)",
+                "worker from-endpoint \(reply)", "worker to-overlay \(reply)",
+                "worker2 from-overlay \(reply)", "worker2 to-endpoint \(reply)",
+            ]
+            // The same path with the underlay traced: from-network before each from-overlay. Its
+            // summary is the inner flow followed by the tunnel.
+            var traced = path
+            traced.insert("worker from-network \(request)", at: 2)
+            traced.insert("worker2 from-network \(reply)", at: 7)
+
+            for (underlay, expected) in [(false, path), (true, traced)] {
+                for node in topology.nodes {
+                    try NodeMaps(paths: lab.paths, node: node.name).setTraceUnderlay(underlay)
+                }
+                for buffer in BufferKind.allCases {
+                    let collector = try JSONCollector(topology, buffer: buffer)
+                    let ping = try inNamespace(source.namespace, ["ping", "-c", "1", "-W", "2", destination.ip])
+                    let records = try collector.finish()
+                    #expect(ping.status == 0, "ping failed: \(ping.output)")
+                    let icmp = records.filter { $0.summary.contains("Echo") }
+                    let seen = icmp.map {
+                        "\($0.node ?? "?") \($0.subtype ?? "?") "
+                            + ($0.summary.split(separator: " [tunnel").first.map(String.init) ?? "")
+                    }
+                    #expect(seen == expected, "\(buffer), underlay traced: \(underlay)")
+                    #expect(
+                        icmp.allSatisfy { ($0.cpu ?? -1) >= 0 && ($0.cpu ?? .max) < Libbpf.possibleCPUs },
+                        "CPU out of range (\(buffer)): \(icmp.map { $0.cpu ?? -1 })")
+                }
+            }
+
+            // A datapath of another vxmon version is refused with what to do, not misread.
+            let maps = try NodeMaps(paths: lab.paths, node: "worker")
+            var config = maps.readConfig()
+            config.abi_version = 1
+            try maps.writeConfig(config)
+            let error = #expect(throws: VxmonError.self) {
+                _ = try LiveSession(
+                    topology: topology, options: LiveOptions(),
+                    sink: PipelineSink(
+                        pipeline: EventPipeline(format: .json, fd: -1, diagnostics: { _ in }),
+                        nodeNames: topology.nodes.map(\.name)))
+            }
+            #expect("\(error.map { "\($0)" } ?? "")".contains("vxmon lab down --lab \(lab.name)"))
+        }
+    }
+
     @Test("a second monitor is refused while one runs; events go off when the first ends")
     func secondMonitorRefused() throws {
         try withLab("lock") { lab, topology in

@@ -22,12 +22,15 @@
  *   vxmon_ipcache      HASH              __be32 IPv4 (4)           vxmon_ipcache_info (8)
  *   vxmon_tunnel_map   LPM_TRIE          vxmon_tunnel_key (8)      vxmon_tunnel_info (8)
  *   vxmon_policy       HASH              vxmon_policy_key (12)     vxmon_policy_entry (4)
- *   vxmon_config       ARRAY[1]          __u32 0 (4)               vxmon_config (32)
+ *   vxmon_config       ARRAY[1]          __u32 0 (4)               vxmon_config (40)
  *   vxmon_ct           LRU_HASH          vxmon_ct_key (16)         vxmon_ct_entry (16)
  *   vxmon_stats        PERCPU_ARRAY[4]   __u32 index (4)           __u64 per CPU (8)
  *   cilium_events      PERF_EVENT_ARRAY  __u32 cpu (4)             __u32 fd (4)
- *   vxmon_events_rb    RINGBUF (4 MiB)   -                         -
- *   vxmon_scratch      PERCPU_ARRAY[1]   __u32 0 (4)               VXMON_SCRATCH_SIZE bytes (internal)
+ *   vxmon_events_rb    RINGBUF (16 MiB)  -                         vxmon_ring_header + event
+ *
+ * cilium_events is per node, like Cilium's. vxmon_events_rb is one ring for
+ * the whole lab: the loader creates it with the first node and reuses it for
+ * the others, so its records come out in the order the nodes wrote them.
  */
 #ifndef VXMON_LAB_H
 #define VXMON_LAB_H
@@ -41,7 +44,7 @@
 #define VXMON_TUNNEL_MAX 1024
 #define VXMON_POLICY_MAX 16384
 #define VXMON_CT_MAX 65536
-#define VXMON_RINGBUF_SIZE (4 * 1024 * 1024)
+#define VXMON_RINGBUF_SIZE 16777216 /* 16 MiB, one ring per lab (a plain number: Swift imports it) */
 
 /* Capture lengths. 0 in the config selects the default. Values above
  * VXMON_CAP_LEN_MAX are clamped to it. */
@@ -49,9 +52,12 @@
 #define VXMON_CAP_LEN_OVERLAY_DEFAULT 192 /* VXLAN packets (outer + inner headers) */
 #define VXMON_CAP_LEN_MAX 256
 
-/* Ring buffer records are the event struct followed by exactly len_cap
- * packet bytes; the largest record is drop/trace header + VXMON_CAP_LEN_MAX. */
-#define VXMON_SCRATCH_SIZE (48 + VXMON_CAP_LEN_MAX)
+/* Bumped whenever the maps or the records change incompatibly; the loader
+ * writes it to vxmon_config.abi_version and readers refuse other values. */
+#define VXMON_ABI_VERSION 3
+
+/* vxmon_config.flags */
+#define VXMON_CFG_TRACE_UNDERLAY 1 /* from-network traces of VXLAN packets on eth0 */
 
 /* UDP ports that classify a packet as VXLAN for capture-length purposes. */
 #define VXMON_VXLAN_PORT 8472      /* Linux/Cilium default */
@@ -68,9 +74,9 @@
 
 /* vxmon_stats indexes (per-CPU __u64 counters). */
 #define VXMON_STAT_PERF_FAIL 0    /* bpf_perf_event_output failed (no reader / ring full) */
-#define VXMON_STAT_RING_FAIL 1    /* bpf_ringbuf_output failed (ring full) */
-#define VXMON_STAT_EMITTED 2      /* events successfully handed to perf or ring */
-#define VXMON_STAT_RING_WAKEUP 3  /* ring outputs sent with BPF_RB_FORCE_WAKEUP */
+#define VXMON_STAT_RING_FAIL 1    /* bpf_ringbuf_reserve failed (ring full) */
+#define VXMON_STAT_RING_BYTES 2   /* bytes reserved in the ring (paces its wakeups) */
+#define VXMON_STAT_RING_WAKEUP 3  /* ring records submitted with BPF_RB_FORCE_WAKEUP */
 #define VXMON_STAT_MAX 4
 
 /* Drop notification `file` ids (drop v1 byte 30). */
@@ -148,14 +154,35 @@ struct vxmon_config {
 	__u32 events_mode;       /* VXMON_EVENTS_OFF / _PERF / _RING, host order */
 	__u32 cap_len;           /* bytes captured per event, 0 = 128, max 256, host order */
 	__u32 cap_len_overlay;   /* same for VXLAN packets, 0 = 192, max 256, host order */
-	__u32 ring_wakeup_bytes; /* ring: force a wakeup once this many bytes are
-				  * pending, else BPF_RB_NO_WAKEUP; 0 = kernel's
-				  * default (wake on every record), host order */
+	__u32 ring_wakeup_bytes; /* ring, a power of two: wake the reader once per
+				  * this many bytes written, else BPF_RB_NO_WAKEUP
+				  * (the reader drains the ring on a timer); 0 =
+				  * the kernel's default (wake when the reader is
+				  * caught up), host order */
 	__be32 node_ip;          /* this node's underlay IPv4, network order (informational) */
-	__u32 pad[2];            /* zero */
+	__u32 node_index;        /* this node's index in the lab (ring header), host order */
+	__u32 abi_version;       /* VXMON_ABI_VERSION of the loader, host order */
+	__u32 flags;             /* VXMON_CFG_*, host order */
+	__u32 pad;               /* zero */
 };
-_Static_assert(sizeof(struct vxmon_config) == 32, "config is 32 bytes");
+_Static_assert(sizeof(struct vxmon_config) == 40, "config is 40 bytes");
 _Static_assert(__builtin_offsetof(struct vxmon_config, node_ip) == 20, "node_ip at 20");
+_Static_assert(__builtin_offsetof(struct vxmon_config, node_index) == 24, "node_index at 24");
+
+/* ---- vxmon_events_rb records ------------------------------------------ */
+/*
+ * Each ring record is this header, the notify struct (trace 48 or drop 36
+ * bytes, as on cilium_events) and the captured packet bytes. The record is
+ * reserved at one of three fixed sizes (64, 128 or VXMON_CAP_LEN_MAX packet
+ * bytes, the smallest that holds the capture): bytes after len_cap are not
+ * zeroed, so readers go by len_cap, as they do with perf's padding.
+ */
+struct vxmon_ring_header {
+	__u16 node;     /* vxmon_config.node_index of the node that wrote it */
+	__u16 cpu;      /* CPU it was written on */
+	__u32 reserved; /* zero */
+};
+_Static_assert(sizeof(struct vxmon_ring_header) == 8, "ring header is 8 bytes");
 
 /* ---- vxmon_ct: tiny conntrack (LRU hash) ----------------------------- */
 /*
