@@ -99,13 +99,22 @@ final class RingBufferSource {
         unowned let delegate: any SourceDelegate
         /// Lab node index -> session node, nil for nodes the session does not read.
         let sessionNodes: [Int?]
+        /// Records taken in the current `consume()`; it stops at `RingBufferSource.budget`.
+        var taken = 0
 
         init(delegate: any SourceDelegate, sessionNodes: [Int?]) {
             self.delegate = delegate
             self.sessionNodes = sessionNodes
         }
 
-        func record(_ data: UnsafeRawPointer, _ size: Int) {
+        /// Delivers one record; returns -1 (stop consuming) once this call's budget is used up.
+        func record(_ data: UnsafeRawPointer, _ size: Int) -> Int32 {
+            taken &+= 1
+            deliver(data, size)
+            return taken >= RingBufferSource.budget ? -1 : 0
+        }
+
+        private func deliver(_ data: UnsafeRawPointer, _ size: Int) {
             let headerSize = MemoryLayout<vxmon_ring_header>.size
             guard size >= headerSize else {
                 delegate.sourceUnattributed(cpu: 0, reason: "a \(size)-byte ring record, shorter than its header")
@@ -131,8 +140,7 @@ final class RingBufferSource {
         self.context = context
         let onSample: ring_buffer_sample_fn = { ctx, data, size in
             guard let ctx, let data else { return 0 }
-            Unmanaged<Context>.fromOpaque(ctx).takeUnretainedValue().record(UnsafeRawPointer(data), Int(size))
-            return 0
+            return Unmanaged<Context>.fromOpaque(ctx).takeUnretainedValue().record(UnsafeRawPointer(data), Int(size))
         }
         let ctx = Unmanaged.passUnretained(context).toOpaque()
         guard let rb = ring_buffer__new(mapFD, onSample, ctx, nil) else {
@@ -153,5 +161,17 @@ final class RingBufferSource {
     var epollFD: Int32 { ring.map { ring_buffer__epoll_fd($0) } ?? -1 }
 
     /// Reads everything available. Calls `ring_buffer__consume`.
-    func consume() -> Int32 { ring.map { ring_buffer__consume($0) } ?? 0 }
+    ///
+    /// libbpf 1.1's ring_buffer__consume keeps reading while the producer keeps writing, so a reader
+    /// slower than the datapath would never return (no output flush, no signal handling). The
+    /// callback stops it after `budget` records; the result then says more is pending.
+    func consume() -> (records: Int, more: Bool) {
+        guard let ring else { return (0, false) }
+        context.taken = 0
+        let rc = ring_buffer__consume(ring)
+        return (context.taken, rc < 0 && context.taken >= RingBufferSource.budget)
+    }
+
+    /// Records one `consume()` delivers at most (about 15 ms of rendering at full speed).
+    static let budget = 16384
 }

@@ -81,6 +81,8 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
     private var counts = LiveStats()
     private let published = Mutex(LiveStats())
     private var discarding = true
+    /// A ring still held records when its last consume stopped at the budget.
+    private var backlog = false
     /// Perf samples carry kernel timestamps: each poll round is staged and delivered in time order,
     /// so the events of several CPUs and nodes read in one round come out as they happened.
     private let staging: EventStaging?
@@ -177,7 +179,7 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
     public func run() throws -> LiveStats {
         guard lock != nil else { throw VxmonError("live session already closed") }
         // Ring records left from an earlier session would be replayed as new: drop them.
-        for source in ringSources { _ = source.consume() }
+        for source in ringSources { while source.consume().more {} }
         discarding = false
         ringFailBaseline = maps.map { $0.statCounters(VXMON_STAT_RING_FAIL) }
         perfFailBaseline = maps.map { $0.statCounters(VXMON_STAT_PERF_FAIL) }
@@ -202,7 +204,7 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
                 // Events off first, then read what is left, so nothing is cut in half.
                 for node in maps { try? node.setEventsMode(UInt32(VXMON_EVENTS_OFF)) }
                 now = wallClockNanoseconds()
-                consumeAll()
+                drainAll()
                 readFailureCounters()
                 _ = sink.flush()
                 counts.endReason = endReason
@@ -226,7 +228,9 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
         var events = [UInt32](repeating: 0, count: 32)
         while true {
             if stopRequested.load(ordering: .relaxed) || stopFlag.load(ordering: .relaxed) { return "stopped" }
-            var timeout = Int32(options.tickMilliseconds)
+            // A ring consume cut short by its budget: come straight back for the rest.
+            var timeout = backlog ? 0 : Int32(options.tickMilliseconds)
+            backlog = false
             if let deadline {
                 let mono = monotonicNanoseconds()
                 let left = deadline > mono ? deadline - mono : 0
@@ -246,7 +250,7 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
                     // tick (measured: full rings and lost samples at 100k events/s).
                     _ = perfSources[Int(tags[i])].consume()
                 } else {
-                    _ = ringSources[Int(tags[i]) - perfSources.count].consume()
+                    if ringSources[Int(tags[i]) - perfSources.count].consume().more { backlog = true }
                 }
             }
             deliverStaged()
@@ -272,7 +276,14 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
 
     private func consumeAll() {
         for source in perfSources { _ = source.consume() }
-        for source in ringSources { _ = source.consume() }
+        for source in ringSources where source.consume().more { backlog = true }
+        deliverStaged()
+    }
+
+    /// Drains everything, however long the backlog (used once events are off).
+    private func drainAll() {
+        for source in perfSources { _ = source.consume() }
+        for source in ringSources { while source.consume().more {} }
         deliverStaged()
     }
 
