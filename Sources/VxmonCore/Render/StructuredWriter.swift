@@ -29,28 +29,47 @@ extension StructuredWriter {
     /// A string from outside (interface or node names): escaped for JSON, which is also valid YAML
     /// inside double quotes. Control characters (C0, DEL, C1) are escaped so they never reach a terminal.
     mutating func escapedString(_ s: String) {
+        var s = s
         rawString { out in
-            for scalar in s.unicodeScalars {
-                let v = scalar.value
-                switch v {
-                case 0x22: out.append("\\\"")
-                case 0x5c: out.append("\\\\")
-                case 0x0a: out.append("\\n")
-                case 0x0d: out.append("\\r")
-                case 0x09: out.append("\\t")
-                case 0..<0x20, 0x7f...0x9f, 0x2028, 0x2029:
-                    out.append("\\u")
-                    let hex = UInt64(v)
-                    for shift in stride(from: 12, through: 0, by: -4) {
-                        out.append(byte: out.hexDigit(UInt8(truncatingIfNeeded: (hex >> UInt64(shift)) & 0xf)))
+            // Byte by byte over the UTF-8 (a String's is always valid): printable ASCII is copied,
+            // and only the escapes need the scalar, which their leading bytes identify.
+            s.withUTF8 { u in
+                var i = 0
+                while i < u.count {
+                    let b = u[i]
+                    switch b {
+                    case 0x22: out.append("\\\"")
+                    case 0x5c: out.append("\\\\")
+                    case 0x0a: out.append("\\n")
+                    case 0x0d: out.append("\\r")
+                    case 0x09: out.append("\\t")
+                    case 0..<0x20, 0x7f: out.unicodeEscape(UInt32(b))
+                    case 0xc2 where i + 1 < u.count && (0x80...0x9f).contains(u[i + 1]):
+                        // U+0080...U+009F, the C1 controls.
+                        out.unicodeEscape(UInt32(u[i + 1]))
+                        i += 1
+                    case 0xe2 where i + 2 < u.count && u[i + 1] == 0x80 && (u[i + 2] == 0xa8 || u[i + 2] == 0xa9):
+                        // U+2028, U+2029: line breaks to JavaScript.
+                        out.unicodeEscape(0x2000 | UInt32(u[i + 2] & 0x3f))
+                        i += 2
+                    default: out.append(byte: b)
                     }
-                default:
-                    for b in String(scalar).utf8 { out.append(byte: b) }
+                    i += 1
                 }
             }
         }
     }
 
+}
+
+extension OutputBuffer {
+    /// `\\u` and four lowercase hex digits.
+    func unicodeEscape(_ v: UInt32) {
+        append("\\u")
+        for shift in stride(from: 12, through: 0, by: -4) {
+            append(byte: hexDigit(UInt8(truncatingIfNeeded: (v >> UInt32(shift)) & 0xf)))
+        }
+    }
 }
 
 /// NDJSON: one object per line.

@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+import VxmonCore
+
+// Interface names come from outside (recordings, other namespaces): per node, and never able to put
+// a control character on a terminal or break a JSON line, whatever bytes they hold.
+
+@Suite("interface names")
+struct InterfaceNameTests {
+    /// A trace v1 to-overlay record without packet bytes, naming `ifindex` (layout: spec, trace_notify).
+    static func trace(ifindex: UInt32) -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: 48)
+        b[0] = 4  // CILIUM_NOTIFY_TRACE
+        b[1] = 4  // to-overlay
+        b[14] = 1  // version
+        b[16] = 0x39; b[17] = 0x30  // src_label 12345
+        withUnsafeBytes(of: ifindex.littleEndian) { for i in 0..<4 { b[28 + i] = $0[i] } }
+        return b
+    }
+
+    static func render(_ format: OutputFormat, _ setup: (EventPipeline) -> Void, _ events: [(String?, UInt32)])
+        -> String
+    {
+        let pipeline = EventPipeline(format: format, verbosity: .verbose, fd: -1, diagnostics: { _ in })
+        setup(pipeline)
+        for (node, ifindex) in events {
+            pipeline.node = node
+            pipeline.sample(trace(ifindex: ifindex).span.bytes, cpu: 0, timeNanoseconds: 0, index: 1, offset: -1)
+        }
+        return pipeline.out.string
+    }
+
+    @Test("names are per node, small and large ifindexes alike; an unknown one prints as a number")
+    func perNode() {
+        let text = Self.render(
+            .text,
+            { p in
+                p.names.set(3, "cilium_vxlan", node: "worker")
+                p.names.set(3, "eth0", node: "worker2")
+                p.names.set(70_000, "lxc-big", node: "worker")
+                p.names.set(3, "no-node")
+            },
+            [("worker", 3), ("worker2", 3), ("worker", 70_000), (nil, 3), ("worker2", 70_000), ("worker", 4)])
+        let interfaces = text.split(separator: "\n").compactMap { line -> String? in
+            guard let r = line.range(of: "interface ") else { return nil }
+            return String(line[r.upperBound...].prefix { $0 != "," })
+        }
+        #expect(interfaces == ["cilium_vxlan", "eth0", "lxc-big", "no-node", "70000", "4"])
+    }
+
+    static let hostile = "a\"b\\c\nd\u{1b}[31me\u{9b}f\u{7f}g\u{2028}h\u{2029}i\u{e9}\u{65e5}\u{1f600}\tj"
+
+    @Test("a hostile name: text shows no control character, JSON escapes it and round-trips")
+    func hostileName() throws {
+        let text = Self.render(.text, { $0.names.set(7, Self.hostile, node: "n") }, [("n", 7)])
+        let scalars = text.unicodeScalars.filter { $0 != "\n" }
+        #expect(!scalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) }, "\(text.debugDescription)")
+        #expect(text.contains("a\"b\\c?d?[31me?f?g\u{2028}h\u{2029}i\u{e9}\u{65e5}\u{1f600}?j"))
+
+        let json = Self.render(.json, { $0.names.set(7, Self.hostile, node: "n") }, [("n", 7)])
+        #expect(json.hasSuffix("\n") && json.dropLast().split(separator: "\n").count == 1)
+        #expect(!json.dropLast().unicodeScalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) })
+        #expect(json.contains(#""name":"a\"b\\c\nd\u001b[31me\u009bf\u007fg\u2028h\u2029i\#u{e9}\#u{65e5}\#u{1f600}\tj""#))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let name = (object["interface"] as? [String: Any])?["name"] as? String
+        #expect(name == Self.hostile)
+    }
+}
