@@ -15,7 +15,9 @@ protocol SourceDelegate: AnyObject {
 
 /// The context pointer libbpf hands back to the C callbacks: which node a buffer belongs to.
 final class SourceContext {
-    unowned let delegate: any SourceDelegate
+    /// Unowned(unsafe): the session owns its sources and closes them before it goes; a checked
+    /// unowned reference cost a reference-count operation per event.
+    unowned(unsafe) let delegate: any SourceDelegate
     let node: Int
 
     init(delegate: any SourceDelegate, node: Int) {
@@ -96,7 +98,9 @@ final class PerfBufferSource {
 final class RingBufferSource {
     /// The context libbpf hands back to the callback: which session node each lab node index is.
     final class Context {
-        unowned let delegate: any SourceDelegate
+        /// Unowned(unsafe): the session owns its sources and closes them before it goes; a checked
+        /// unowned reference cost a reference-count operation per event.
+        unowned(unsafe) let delegate: any SourceDelegate
         /// Lab node index -> session node, nil for nodes the session does not read.
         let sessionNodes: [Int?]
         /// Records taken in the current `consume()`; it stops at `RingBufferSource.budget`.

@@ -1,82 +1,80 @@
 /// ifindex -> interface name, per node (ifindexes are per network namespace, so two nodes can both
 /// have an ifindex 3). Replay fills it from recording records, the live monitor from each node's netns.
 public final class InterfaceNames: @unchecked Sendable {
-    /// One node's names. Rendering looks a name up for nearly every event, so the bytes to print
-    /// (sanitized once, when the name is set) are kept in one pool, found through a table indexed
-    /// by ifindex for the small ifindexes a namespace hands out, and a dictionary above that.
-    final class Table {
-        static let directLimit: UInt32 = 4096
-        var strings: [UInt32: String] = [:]
-        /// (offset, length) into `pool`; length -1: unknown.
-        var direct: [(offset: Int32, length: Int32)] = []
-        var indirect: [UInt32: (offset: Int32, length: Int32)] = [:]
-        var pool: [UInt8] = []
+    /// Rendering looks a name up for nearly every event, so everything it touches is a flat array of
+    /// plain values (no reference counting on the way): the bytes to print, sanitized once when the
+    /// name is set, live in `pool`; `direct` holds, per node, `directLimit` (offset, length) slots
+    /// indexed by ifindex (namespaces hand out small ifindexes); larger ones go to `indirect`.
+    static let directLimit = 4096
+    private typealias Slot = (offset: Int32, length: Int32)
+    private static let empty: Slot = (0, -1)
 
-        func set(_ ifindex: UInt32, _ name: String) {
-            strings[ifindex] = name
-            let scratch = OutputBuffer(capacity: 64)
-            scratch.appendSanitized(name)
-            let entry = (offset: Int32(pool.count), length: Int32(scratch.count))
-            pool.append(contentsOf: scratch.bytes)
-            if ifindex < Table.directLimit {
-                if direct.count <= Int(ifindex) {
-                    direct.append(
-                        contentsOf: repeatElement((offset: Int32(0), length: Int32(-1)), count: Int(ifindex) + 1 - direct.count))
-                }
-                direct[Int(ifindex)] = entry
-            } else {
-                indirect[ifindex] = entry
-            }
-        }
-
-        @inline(__always)
-        func entry(_ ifindex: UInt32) -> (offset: Int32, length: Int32)? {
-            if ifindex < UInt32(direct.count) {
-                let e = direct[Int(ifindex)]
-                return e.length >= 0 ? e : nil
-            }
-            return ifindex < Table.directLimit ? nil : indirect[ifindex]
-        }
-    }
-
-    /// Per node (nil: events without a node). A lab has a handful of nodes, and a linear scan of
-    /// short node names beats hashing them for every event.
-    private var tables: [(node: String?, table: Table)] = []
+    /// Node names (nil: events without a node); a node's slots start at index * directLimit.
+    private var nodes: [String?] = []
+    private var direct: [Slot] = []
+    private var indirect: [UInt64: Slot] = [:]
+    private var pool: [UInt8] = []
+    private var strings: [UInt64: String] = [:]
 
     public init() {}
 
-    private func table(_ node: String?) -> Table? {
-        for entry in tables where entry.node == node { return entry.table }
+    /// A lab has a handful of nodes: a linear scan of their (short) names beats hashing them.
+    @inline(__always)
+    private func nodeIndex(_ node: String?) -> Int? {
+        var i = 0
+        while i < nodes.count {
+            if nodes[i] == node { return i }
+            i += 1
+        }
         return nil
     }
 
     /// Records `name` for `ifindex` on `node` (nil: events without a node). A later entry wins.
     public func set(_ ifindex: UInt32, _ name: String, node: String? = nil) {
-        if let t = table(node) {
-            t.set(ifindex, name)
+        let n: Int
+        if let found = nodeIndex(node) {
+            n = found
         } else {
-            let t = Table()
-            t.set(ifindex, name)
-            tables.append((node, t))
+            n = nodes.count
+            nodes.append(node)
+            direct.append(contentsOf: repeatElement(Self.empty, count: Self.directLimit))
+        }
+        let key = UInt64(n) << 32 | UInt64(ifindex)
+        strings[key] = name
+        let scratch = OutputBuffer(capacity: 64)
+        scratch.appendSanitized(name)
+        let slot: Slot = (Int32(pool.count), Int32(scratch.count))
+        pool.append(contentsOf: scratch.bytes)
+        if Int(ifindex) < Self.directLimit {
+            direct[n * Self.directLimit + Int(ifindex)] = slot
+        } else {
+            indirect[key] = slot
         }
     }
 
     public func name(_ ifindex: UInt32, node: String?) -> String? {
-        table(node)?.strings[ifindex]
+        guard let n = nodeIndex(node) else { return nil }
+        return strings[UInt64(n) << 32 | UInt64(ifindex)]
     }
 
     /// Appends the name, or the decimal ifindex when unknown (as Cilium's link cache does on a miss).
     public func append(ifindex: UInt32, node: String?, to out: OutputBuffer) {
-        guard let t = table(node), let e = t.entry(ifindex) else {
-            out.decimal(ifindex)
-            return
+        if let n = nodeIndex(node) {
+            let slot =
+                Int(ifindex) < Self.directLimit
+                ? direct[n * Self.directLimit + Int(ifindex)]
+                : indirect[UInt64(n) << 32 | UInt64(ifindex)] ?? Self.empty
+            if slot.length >= 0 {
+                pool.withUnsafeBufferPointer {
+                    out.append(bytes: UnsafeBufferPointer(rebasing: $0[Int(slot.offset)..<Int(slot.offset + slot.length)]))
+                }
+                return
+            }
         }
-        t.pool.withUnsafeBufferPointer {
-            out.append(bytes: UnsafeBufferPointer(rebasing: $0[Int(e.offset)..<Int(e.offset + e.length)]))
-        }
+        out.decimal(ifindex)
     }
 
-    public var isEmpty: Bool { tables.isEmpty }
+    public var isEmpty: Bool { nodes.isEmpty }
 }
 
 extension OutputBuffer {
