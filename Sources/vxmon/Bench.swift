@@ -11,21 +11,23 @@ extension LabCommand {
             abstract:
                 "Measure what live monitoring costs: a cross-node UDP flood, events off versus vxmon consuming.",
             discussion: """
-                Floods UDP (sendmmsg) from a pod on worker2 to a pod on worker and measures the receiver's \
-                packets per second from the destination pod's eth0 counters, alternating rounds with events \
-                off and with an in-process vxmon monitor (decode + render to /dev/null with the given output \
-                options). Prints pps for both, the cost, events/s received and samples lost. Brings the lab \
-                up (and down again) if it is not up.
+                Floods UDP (sendmmsg, sender pinned to --flood-cpu) from a pod on worker2 to a pod on worker \
+                for the whole run, with an in-process vxmon monitor attached (decode + render to /dev/null with \
+                the given output options, or --record), and switches the datapath's events off and on under \
+                it: each round measures the receiver's packets per second (destination pod's eth0 counters) in \
+                one window with events off and one with events on, in alternating order. Prints both, the \
+                cost, the events/s received, the consumer's CPU and the samples lost per round, and the \
+                medians. Brings the lab up (and down again) if it is not up.
                 """)
 
         @OptionGroup var labOptions: LabOptions
         @OptionGroup var output: OutputOptions
 
-        @Option(help: "Seconds measured per window.")
-        var seconds: Double = 1
+        @Option(help: "Seconds measured per window (short windows, alternated, cancel the host's drift).")
+        var seconds: Double = 0.25
 
         @Option(help: "Rounds of (events off, consuming) windows.")
-        var rounds = 10
+        var rounds = 40
 
         @Option(help: "Event buffer: ring or perf (default: as vxmon monitor).")
         var buffer: BufferKind = LiveOptions().buffer
