@@ -12,13 +12,14 @@ export VXMON_LAB=$lab
 cleanup() { "$vxmon" lab down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 "$vxmon" lab down >/dev/null
-"$vxmon" lab up >/dev/null
+# The samples show the underlay too (from-network on eth0) and come through Cilium's own transport.
+"$vxmon" lab up --trace-underlay >/dev/null
 
 # record NAME SECONDS COMMAND...: record all nodes while COMMAND runs (started after 0.5 s).
 record() {
 	local name=$1 seconds=$2
 	shift 2
-	"$vxmon" record -w "$here/$name.vxrec" --duration "$seconds" 2>/dev/null &
+	"$vxmon" record -w "$here/$name.vxrec" --buffer perf --duration "$seconds" 2>/dev/null &
 	local rec=$!
 	sleep 0.5
 	"$@" >/dev/null 2>&1 || true
