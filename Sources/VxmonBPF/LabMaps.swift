@@ -44,7 +44,8 @@ public enum BufferKind: String, Sendable, CaseIterable {
     /// `vxmon_events_rb`, a BPF ring buffer.
     case ring
 
-    var eventsMode: UInt32 { self == .perf ? UInt32(VXMON_EVENTS_PERF) : UInt32(VXMON_EVENTS_RING) }
+    /// The vxmon_config.events_mode value that makes the datapath write to this buffer.
+    public var eventsMode: UInt32 { self == .perf ? UInt32(VXMON_EVENTS_PERF) : UInt32(VXMON_EVENTS_RING) }
 }
 
 /// One node's pinned maps, opened with `bpf_obj_get`, with typed accessors for the lab.h structs.

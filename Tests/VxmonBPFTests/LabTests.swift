@@ -175,7 +175,7 @@ struct LabTests {
     func secondMonitorRefused() throws {
         try withLab("lock") { lab, topology in
             let first = try JSONCollector(topology)
-            #expect(NodeMaps.eventsMode(lab, "worker") == 1)
+            #expect(NodeMaps.eventsMode(lab, "worker") == Int(LiveOptions().buffer.eventsMode))
             var message = ""
             do {
                 _ = try LiveSession(
