@@ -47,6 +47,9 @@ extension LabCommand {
         @Option(help: "CPU the flood's sender (and so the datapath it drives) is pinned to; -1: not pinned.")
         var floodCPU = 0
 
+        @Flag(help: "Trace the underlay during the run too (from-network on eth0: one more event per packet).")
+        var traceUnderlay = false
+
         @Flag(help: "Consume like `vxmon record -w /dev/null` (no decoding or rendering) instead of like the monitor.")
         var record = false
 
@@ -102,7 +105,8 @@ extension LabCommand {
                 "vxmon lab bench: UDP \(source.name) (\(source.ip)) -> "
                     + "\(destination.name) (\(destination.ip)):\(port), "
                     + "\(size)-byte payload, \(rate > 0 ? "\(grouped(Double(rate))) pps offered" : "unpaced"), "
-                    + "\(rounds) rounds of \(String(format1: seconds)) s windows, flood on CPU \(floodCPU), buffer \(bufferText), "
+                    + (traceUnderlay ? "underlay traced, " : "")
+                    + "\(rounds) rounds of \(Int((seconds * 1000).rounded())) ms windows, flood on CPU \(floodCPU), buffer \(bufferText), "
                     + (record
                         ? "consumer: record to /dev/null"
                         : "consumer: monitor to /dev/null, output \(output.format.rawValue)")
@@ -120,6 +124,9 @@ extension LabCommand {
             let thread = try BackgroundThread { _ = try session.run() }
             let maps = try topology.nodes.map { try NodeMaps(paths: lab.paths, node: $0.name) }
             func setEvents(_ mode: UInt32) throws { for node in maps { try node.setEventsMode(mode) } }
+            let underlayBefore = maps.map { $0.readConfig().flags & UInt32(VXMON_CFG_TRACE_UNDERLAY) != 0 }
+            if traceUnderlay { for node in maps { try node.setTraceUnderlay(true) } }
+            defer { for (node, on) in zip(maps, underlayBefore) { try? node.setTraceUnderlay(on) } }
 
             // One flood for the whole run; events are switched off and on under it, so the two sides of
             // a round are measured a second apart on the same sender and the same consumer.
