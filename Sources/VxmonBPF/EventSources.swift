@@ -124,8 +124,10 @@ final class RingBufferSource {
                 delegate.sourceUnattributed(cpu: 0, reason: "a \(size)-byte ring record, shorter than its header")
                 return
             }
-            let node = Int(data.loadUnaligned(fromByteOffset: 0, as: UInt16.self))
-            let cpu = Int(data.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+            // The imported C struct, so the layout is bpf/include/vxmon/lab.h's by construction.
+            let header = data.loadUnaligned(as: vxmon_ring_header.self)
+            let node = Int(header.node)
+            let cpu = Int(header.cpu)
             guard node < sessionNodes.count, let sessionNode = sessionNodes[node] else {
                 delegate.sourceUnattributed(cpu: cpu, reason: "a ring record of node index \(node), not read")
                 return
