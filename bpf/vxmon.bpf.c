@@ -320,6 +320,16 @@ static __always_inline int ring_bytes_crossed(__u64 size, __u32 mark)
 		return 0;                                                               \
 	} while (0)
 
+/* The smallest of the three record sizes that holds the capture. */
+#define RING_RECORD_SIZED(hdr_t)                                \
+	do {                                                    \
+		if (cap <= 64)                                  \
+			RING_RECORD(hdr_t, 64);                 \
+		if (cap <= 128)                                 \
+			RING_RECORD(hdr_t, 128);                \
+		RING_RECORD(hdr_t, VXMON_CAP_LEN_MAX);          \
+	} while (0)
+
 static __noinline int ring_emit(struct __sk_buff *skb, const void *msg, __u32 hdr_len,
 				__u32 cap, const struct cfg *c)
 {
@@ -335,20 +345,10 @@ static __noinline int ring_emit(struct __sk_buff *skb, const void *msg, __u32 hd
 	node = (__u16)c->node_index;
 	cpu = (__u16)bpf_get_smp_processor_id();
 	cap &= 0x1ff;
-	if (hdr_len == sizeof(struct vxmon_trace_notify)) {
-		if (cap <= 64)
-			RING_RECORD(struct vxmon_trace_notify, 64);
-		if (cap <= 128)
-			RING_RECORD(struct vxmon_trace_notify, 128);
-		RING_RECORD(struct vxmon_trace_notify, VXMON_CAP_LEN_MAX);
-	}
-	if (hdr_len == sizeof(struct vxmon_drop_notify)) {
-		if (cap <= 64)
-			RING_RECORD(struct vxmon_drop_notify, 64);
-		if (cap <= 128)
-			RING_RECORD(struct vxmon_drop_notify, 128);
-		RING_RECORD(struct vxmon_drop_notify, VXMON_CAP_LEN_MAX);
-	}
+	if (hdr_len == sizeof(struct vxmon_trace_notify))
+		RING_RECORD_SIZED(struct vxmon_trace_notify);
+	if (hdr_len == sizeof(struct vxmon_drop_notify))
+		RING_RECORD_SIZED(struct vxmon_drop_notify);
 	return -1;
 }
 
