@@ -273,13 +273,14 @@ static __always_inline __u32 capture_len(struct __sk_buff *skb, const struct cfg
  * Ring: reserve the record in the ring itself at the smallest of three fixed
  * sizes that holds the capture (the verifier wants a constant size), write
  * the vxmon_ring_header and the notify struct, and load the packet bytes
- * straight into it: no intermediate copy and no per-event counter, as at
- * flood rates every write to memory shows in the pps.
- */
-/*
- * Counts the bytes this CPU has written to the ring and tells whether this
- * record crossed a multiple of `mark` (a power of two): the reader is woken
- * once per `mark` bytes written per CPU; its timer drains everything else.
+ * straight into it, with no intermediate copy: at flood rates every write to
+ * memory shows in the pps.
+ *
+ * Wakeups: ring_bytes_crossed() counts the bytes this node's programs have
+ * reserved on this CPU (a per-CPU counter, the only per-event bookkeeping)
+ * and tells whether this record crossed a multiple of `mark` (a power of
+ * two): the reader is woken once per `mark` bytes written per CPU and node;
+ * its 10 ms timer drains everything else.
  */
 static __always_inline int ring_bytes_crossed(__u64 size, __u32 mark)
 {

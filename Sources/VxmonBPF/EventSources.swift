@@ -93,8 +93,8 @@ final class PerfBufferSource {
 /// A libbpf ring buffer over the lab's BPF_MAP_TYPE_RINGBUF, which every node writes to: each
 /// record starts with a `vxmon_ring_header` naming the node (its index in the lab) and the CPU, and
 /// the records of all nodes come out in the order they were written. The datapath wakes the reader
-/// only when a lot is pending (`vxmon_config.ring_wakeup_bytes`), so the owner drains it on a short
-/// timer as well. `deinit` calls `ring_buffer__free`.
+/// only once per `vxmon_config.ring_wakeup_bytes` written (per CPU and node), so the owner drains it
+/// on a short timer as well. `deinit` calls `ring_buffer__free`.
 final class RingBufferSource {
     /// The context libbpf hands back to the callback: which session node each lab node index is.
     final class Context {
@@ -132,9 +132,30 @@ final class RingBufferSource {
                 delegate.sourceUnattributed(cpu: cpu, reason: "a ring record of node index \(node), not read")
                 return
             }
+            let event = UnsafeRawBufferPointer(start: data + headerSize, count: size - headerSize)
             delegate.sourceSample(
-                node: sessionNode, cpu: cpu, kernelTime: 0,
-                bytes: UnsafeRawBufferPointer(start: data + headerSize, count: size - headerSize))
+                node: sessionNode, cpu: cpu, kernelTime: 0, bytes: UnsafeRawBufferPointer(rebasing: event[..<Self.used(event)]))
+        }
+
+        /// The bytes of a ring record the datapath wrote: records are reserved at fixed sizes, and
+        /// what follows the notify struct's len_cap packet bytes is whatever an earlier record left
+        /// there (possibly another node's packet), which must not reach a sink or a recording. The
+        /// datapath writes trace and drop notifies; anything else (or too short) is passed whole, for
+        /// the decoder to judge.
+        static func used(_ event: UnsafeRawBufferPointer) -> Int {
+            guard let type = event.first else { return 0 }
+            switch Int32(type) {
+            case VXMON_NOTIFY_TRACE:
+                let size = MemoryLayout<vxmon_trace_notify>.size
+                guard event.count >= size else { return event.count }
+                return min(event.count, size + Int(event.loadUnaligned(as: vxmon_trace_notify.self).len_cap))
+            case VXMON_NOTIFY_DROP:
+                let size = MemoryLayout<vxmon_drop_notify>.size
+                guard event.count >= size else { return event.count }
+                return min(event.count, size + Int(event.loadUnaligned(as: vxmon_drop_notify.self).len_cap))
+            default:
+                return event.count
+            }
         }
     }
 

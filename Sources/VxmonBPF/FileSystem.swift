@@ -1,7 +1,7 @@
 import Glibc
 
 /// The few file operations the lab needs, on plain Glibc calls.
-enum FileSystem {
+public enum FileSystem {
     static func exists(_ path: String) -> Bool {
         var st = stat()
         return lstat(path, &st) == 0
@@ -26,7 +26,7 @@ enum FileSystem {
         return names
     }
 
-    static func read(_ path: String) throws -> String {
+    public static func read(_ path: String) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw VxmonError("cannot read \(path): \(errnoString(errno))") }
         defer { close(fd) }

@@ -13,8 +13,8 @@ public final class Lab {
     /// Default datapath settings written to every node's config.
     public static let captureLength: UInt32 = 128
     public static let overlayCaptureLength: UInt32 = 192
-    /// Ring buffer: wake the reader when this many bytes are pending (1/16 of the 16 MiB ring; the
-    /// reader drains it every 10 ms anyway, so at most rates the datapath never wakes it).
+    /// Ring buffer: wake the reader once per this many bytes written per CPU and node (1/16 of the
+    /// 16 MiB ring; the reader drains it every 10 ms anyway, so at most rates nothing wakes it).
     public static let ringWakeupBytes: UInt32 = 1 << 20
 
     public let name: String
@@ -99,9 +99,9 @@ public final class Lab {
 
     /// Builds the lab. A stale lab of the same name is cleaned first; a lab that is up is an error.
     /// On failure everything made so far is removed again.
-    @discardableResult
     /// `traceUnderlay`: the nodes' eth0 programs also emit from-network traces of VXLAN packets
     /// (what Cilium's bpf_host does where it is attached to the native device).
+    @discardableResult
     public func up(podsPerNode: Int = 2, objectPath: String, traceUnderlay: Bool = false) throws -> LabTopology {
         guard (1...200).contains(podsPerNode) else { throw VxmonError("--pods must be between 1 and 200") }
         switch state() {

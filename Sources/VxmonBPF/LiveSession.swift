@@ -53,8 +53,9 @@ public struct LiveStats: Sendable {
     public var endReason = ""
 }
 
-/// Reads one lab's event buffers live: per node, the pinned `cilium_events` perf array (or the ring
-/// buffer) through libbpf, all nodes polled from one thread with epoll. It turns the datapath's
+/// Reads one lab's event buffers live through libbpf, from one thread with epoll: the lab's ring
+/// buffer (one for all nodes, records in the order written) or each node's pinned `cilium_events`
+/// perf array (merged in timestamp order). It turns the datapath's
 /// events on when it starts and off when it ends, and detaches nothing else (the lab's programs stay).
 ///
 /// Holding a `LiveSession` holds the lab's monitor lock: a second session is refused.
@@ -197,6 +198,12 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
             _ = vxmon_shim_epoll_add(epoll, fd, 0, watchTag)
         }
 
+        // Nodes this session does not read must not write: the ring is shared, and their records
+        // would only crowd it (an earlier monitor killed with -9 can have left them on).
+        let selected = Set(nodeNames)
+        for node in topology.nodes where !selected.contains(node.name) {
+            try? NodeMaps(paths: paths, node: node.name).setEventsMode(UInt32(VXMON_EVENTS_OFF))
+        }
         for node in maps { try node.setEventsMode(options.buffer.eventsMode) }
         var endReason = "stopped"
         do {
@@ -229,8 +236,9 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
         while true {
             if stopRequested.load(ordering: .relaxed) || stopFlag.load(ordering: .relaxed) { return "stopped" }
             // A ring consume cut short by its budget: come straight back for the rest.
-            var timeout = backlog ? 0 : Int32(options.tickMilliseconds)
+            let hadBacklog = backlog
             backlog = false
+            var timeout = hadBacklog ? 0 : Int32(options.tickMilliseconds)
             if let deadline {
                 let mono = monotonicNanoseconds()
                 let left = deadline > mono ? deadline - mono : 0
@@ -252,6 +260,10 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
                 } else {
                     if ringSources[Int(tags[i]) - perfSources.count].consume().more { backlog = true }
                 }
+            }
+            if hadBacklog {
+                // The rest of what a budgeted consume left: the datapath may never wake us for it.
+                for source in ringSources where source.consume().more { backlog = true }
             }
             deliverStaged()
             let mono = monotonicNanoseconds()

@@ -100,7 +100,7 @@ extension LabCommand {
             let bufferText =
                 buffer == .perf
                 ? "perf, \(live.perfPagesPerCPU) pages/CPU, wakeup \(wakeup)"
-                : "ring, \(Int(VXMON_RINGBUF_SIZE) >> 20) MiB, wakeup at \(Lab.ringWakeupBytes >> 10) KiB pending"
+                : "ring, \(Int(VXMON_RINGBUF_SIZE) >> 20) MiB, wakeup per \(Lab.ringWakeupBytes >> 10) KiB written"
             print(
                 "vxmon lab bench: UDP \(source.name) (\(source.ip)) -> "
                     + "\(destination.name) (\(destination.ip)):\(port), "
@@ -119,14 +119,15 @@ extension LabCommand {
             let sink: any LiveSink =
                 record
                 ? RecorderSink(fd: devNull, nodeNames: nodes) : PipelineSink(pipeline: pipeline, nodeNames: nodes)
-            let session = try LiveSession(topology: topology, options: live, sink: sink)
-            session.announceInterfaces()
-            let thread = try BackgroundThread { _ = try session.run() }
             let maps = try topology.nodes.map { try NodeMaps(paths: lab.paths, node: $0.name) }
             func setEvents(_ mode: UInt32) throws { for node in maps { try node.setEventsMode(mode) } }
+            // Before the session starts: both rewrite the whole config, so they must not overlap.
             let underlayBefore = maps.map { $0.readConfig().flags & UInt32(VXMON_CFG_TRACE_UNDERLAY) != 0 }
             if traceUnderlay { for node in maps { try node.setTraceUnderlay(true) } }
             defer { for (node, on) in zip(maps, underlayBefore) { try? node.setTraceUnderlay(on) } }
+            let session = try LiveSession(topology: topology, options: live, sink: sink)
+            session.announceInterfaces()
+            let thread = try BackgroundThread { _ = try session.run() }
 
             // One flood for the whole run; events are switched off and on under it, so the two sides of
             // a round are measured a second apart on the same sender and the same consumer.
@@ -134,11 +135,13 @@ extension LabCommand {
             let warmup = 1.0
             let total = warmup + Double(rounds) * 2 * (seconds + settle) + 1
             guard let exe = Preflight.executablePath else { throw CLIError("cannot find the vxmon executable") }
+            let floodErrors = "\(LabPaths(lab: lab.name).stateDirectory)/bench-flood.err"
+            defer { unlink(floodErrors) }
             let flood = try Shell.spawn(
                 [
                     exe, "_flood", "--netns", source.namespace, "--to", destination.ip, "--port", "\(port)",
                     "--size", "\(size)", "--seconds", "\(total)", "--rate", "\(rate)",
-                ] + (floodCPU >= 0 ? ["--cpu", "\(floodCPU)"] : []), quiet: true)
+                ] + (floodCPU >= 0 ? ["--cpu", "\(floodCPU)"] : []), quiet: true, errorFile: floodErrors)
             defer {
                 flood.stop()
                 try? setEvents(UInt32(VXMON_EVENTS_OFF))
@@ -189,7 +192,10 @@ extension LabCommand {
             try setEvents(UInt32(VXMON_EVENTS_OFF))
             sleepSeconds(0.2)
             let final = session.stats
-            guard !results.isEmpty else { throw CLIError("the flood ended before a round was measured") }
+            guard !results.isEmpty else {
+                let why = (try? FileSystem.read(floodErrors))?.split(separator: "\n").last.map { ": \($0)" } ?? ""
+                throw CLIError("the flood ended before a round was measured\(why)")
+            }
             func median(_ values: [Double]) -> Double {
                 let sorted = values.sorted()
                 return sorted.count % 2 == 1

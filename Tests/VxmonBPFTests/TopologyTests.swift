@@ -98,4 +98,29 @@ struct TopologyTests {
         trace[28] = 0
         #expect(trace.withUnsafeBytes { LiveSession.interfaceIndex($0) } == nil)
     }
+
+    @Test("a ring record reaches the sink cut at len_cap: the stale rest of its fixed-size slot does not")
+    func ringRecordTrim() {
+        // A trace (48-byte header) with len_cap 10 in a 48 + 64-byte slot, a drop (36) with len_cap 100
+        // in a 36 + 128-byte slot, then records the datapath does not write and short ones.
+        var trace = [UInt8](repeating: 0xee, count: 48 + 64)
+        trace[0] = 4
+        trace[12] = 10
+        trace[13] = 0
+        var drop = [UInt8](repeating: 0xee, count: 36 + 128)
+        drop[0] = 1
+        drop[12] = 100
+        drop[13] = 0
+        var lying = trace
+        lying[12] = 200  // len_cap beyond the slot: never more than the record holds
+        let debug: [UInt8] = [2] + [UInt8](repeating: 0, count: 30)
+        let short: [UInt8] = [4, 0, 0]
+        func used(_ b: [UInt8]) -> Int { b.withUnsafeBytes { RingBufferSource.Context.used($0) } }
+        #expect(used(trace) == 58)
+        #expect(used(drop) == 136)
+        #expect(used(lying) == trace.count)
+        #expect(used(debug) == debug.count)
+        #expect(used(short) == short.count)
+        #expect(used([]) == 0)
+    }
 }

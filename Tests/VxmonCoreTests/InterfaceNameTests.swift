@@ -48,6 +48,27 @@ struct InterfaceNameTests {
         #expect(interfaces == ["cilium_vxlan", "eth0", "lxc-big", "no-node", "70000", "4"])
     }
 
+    @Test("many nodes (a recording can name any number) and renamed interfaces")
+    func manyNodes() {
+        let names = InterfaceNames()
+        for n in 0..<40 {
+            names.set(3, "eth-\(n)", node: "node-\(n)")
+            names.set(3, "eth-\(n)", node: "node-\(n)")  // repeated, as recordings do
+        }
+        names.set(3, "renamed", node: "node-39")
+        names.set(3, "renamed-too", node: "node-2")
+        let out = OutputBuffer()
+        for n in [0, 1, 2, 15, 16, 17, 38, 39] {
+            names.append(ifindex: 3, node: "node-\(n)", to: out)
+            out.append(byte: 32)
+        }
+        names.append(ifindex: 3, node: "node-40", to: out)
+        #expect(out.string == "eth-0 eth-1 renamed-too eth-15 eth-16 eth-17 eth-38 renamed 3")
+        #expect(names.name(3, node: "node-39") == "renamed")
+        #expect(names.name(3, node: "node-20") == "eth-20")
+        #expect(names.name(4, node: "node-20") == nil)
+    }
+
     static let hostile = "a\"b\\c\nd\u{1b}[31me\u{9b}f\u{7f}g\u{2028}h\u{2029}i\u{e9}\u{65e5}\u{1f600}\tj"
 
     @Test("a hostile name: text shows no control character, JSON escapes it and round-trips")

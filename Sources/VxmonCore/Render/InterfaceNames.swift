@@ -4,13 +4,17 @@ public final class InterfaceNames: @unchecked Sendable {
     /// Rendering looks a name up for nearly every event, so everything it touches is a flat array of
     /// plain values (no reference counting on the way): the bytes to print, sanitized once when the
     /// name is set, live in `pool`; `direct` holds, per node, `directLimit` (offset, length) slots
-    /// indexed by ifindex (namespaces hand out small ifindexes); larger ones go to `indirect`.
+    /// indexed by ifindex (namespaces hand out small ifindexes); larger ones, and every node after
+    /// the first `directNodes` (a recording can name any number), go to `indirect`.
     static let directLimit = 4096
+    static let directNodes = 16
     private typealias Slot = (offset: Int32, length: Int32)
     private static let empty: Slot = (0, -1)
 
     /// Node names (nil: events without a node); a node's slots start at index * directLimit.
     private var nodes: [String?] = []
+    /// Index of every node after the first `directNodes`.
+    private var moreNodes: [String?: Int] = [:]
     private var direct: [Slot] = []
     private var indirect: [UInt64: Slot] = [:]
     private var pool: [UInt8] = []
@@ -22,11 +26,17 @@ public final class InterfaceNames: @unchecked Sendable {
     @inline(__always)
     private func nodeIndex(_ node: String?) -> Int? {
         var i = 0
-        while i < nodes.count {
+        let scanned = min(nodes.count, Self.directNodes)
+        while i < scanned {
             if nodes[i] == node { return i }
             i += 1
         }
-        return nil
+        return nodes.count > scanned ? moreNodes[node] : nil
+    }
+
+    @inline(__always)
+    private func directIndex(_ node: Int, _ ifindex: UInt32) -> Int? {
+        node < Self.directNodes && Int(ifindex) < Self.directLimit ? node * Self.directLimit + Int(ifindex) : nil
     }
 
     /// Records `name` for `ifindex` on `node` (nil: events without a node). A later entry wins.
@@ -37,16 +47,21 @@ public final class InterfaceNames: @unchecked Sendable {
         } else {
             n = nodes.count
             nodes.append(node)
-            direct.append(contentsOf: repeatElement(Self.empty, count: Self.directLimit))
+            if n < Self.directNodes {
+                direct.append(contentsOf: repeatElement(Self.empty, count: Self.directLimit))
+            } else {
+                moreNodes[node] = n
+            }
         }
         let key = UInt64(n) << 32 | UInt64(ifindex)
+        if strings[key] == name { return }  // recordings repeat names: keep the pool from growing
         strings[key] = name
         let scratch = OutputBuffer(capacity: 64)
         scratch.appendSanitized(name)
         let slot: Slot = (Int32(pool.count), Int32(scratch.count))
         pool.append(contentsOf: scratch.bytes)
-        if Int(ifindex) < Self.directLimit {
-            direct[n * Self.directLimit + Int(ifindex)] = slot
+        if let d = directIndex(n, ifindex) {
+            direct[d] = slot
         } else {
             indirect[key] = slot
         }
@@ -61,9 +76,7 @@ public final class InterfaceNames: @unchecked Sendable {
     public func append(ifindex: UInt32, node: String?, to out: OutputBuffer) {
         if let n = nodeIndex(node) {
             let slot =
-                Int(ifindex) < Self.directLimit
-                ? direct[n * Self.directLimit + Int(ifindex)]
-                : indirect[UInt64(n) << 32 | UInt64(ifindex)] ?? Self.empty
+                directIndex(n, ifindex).map { direct[$0] } ?? indirect[UInt64(n) << 32 | UInt64(ifindex)] ?? Self.empty
             if slot.length >= 0 {
                 pool.withUnsafeBufferPointer {
                     out.append(bytes: UnsafeBufferPointer(rebasing: $0[Int(slot.offset)..<Int(slot.offset + slot.length)]))

@@ -74,8 +74,8 @@
 
 /* vxmon_stats indexes (per-CPU __u64 counters). */
 #define VXMON_STAT_PERF_FAIL 0    /* bpf_perf_event_output failed (no reader / ring full) */
-#define VXMON_STAT_RING_FAIL 1    /* bpf_ringbuf_reserve failed (ring full) */
-#define VXMON_STAT_RING_BYTES 2   /* bytes reserved in the ring (paces its wakeups) */
+#define VXMON_STAT_RING_FAIL 1    /* ring record not written (ring full, or the packet load failed) */
+#define VXMON_STAT_RING_BYTES 2   /* bytes reserved in the ring while ring_wakeup_bytes is set (paces wakeups) */
 #define VXMON_STAT_RING_WAKEUP 3  /* ring records submitted with BPF_RB_FORCE_WAKEUP */
 #define VXMON_STAT_MAX 4
 
@@ -155,7 +155,8 @@ struct vxmon_config {
 	__u32 cap_len;           /* bytes captured per event, 0 = 128, max 256, host order */
 	__u32 cap_len_overlay;   /* same for VXLAN packets, 0 = 192, max 256, host order */
 	__u32 ring_wakeup_bytes; /* ring, a power of two: wake the reader once per
-				  * this many bytes written, else BPF_RB_NO_WAKEUP
+				  * this many bytes written (per CPU and node),
+				  * else BPF_RB_NO_WAKEUP
 				  * (the reader drains the ring on a timer); 0 =
 				  * the kernel's default (wake when the reader is
 				  * caught up), host order */
