@@ -55,8 +55,8 @@ public struct LiveStats: Sendable {
 
 /// Reads one lab's event buffers live through libbpf, from one thread with epoll: the lab's ring
 /// buffer (one for all nodes, records in the order written) or each node's pinned `cilium_events`
-/// perf array (merged in timestamp order). It turns the datapath's
-/// events on when it starts and off when it ends, and detaches nothing else (the lab's programs stay).
+/// perf array (merged in timestamp order). It turns the datapath's events on when it starts and off
+/// when it ends, and detaches nothing else (the lab's programs stay).
 ///
 /// Holding a `LiveSession` holds the lab's monitor lock: a second session is refused.
 public final class LiveSession: SourceDelegate, @unchecked Sendable {
@@ -105,7 +105,7 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
         resolvers = try selected.map { try InterfaceResolver(namespace: $0.namespace) }
         staging = options.buffer == .perf ? EventStaging() : nil
 
-        for (i, node) in maps.enumerated() {
+        for node in maps {
             let config = node.readConfig()
             if config.abi_version != UInt32(VXMON_ABI_VERSION) {
                 throw VxmonError(
@@ -113,7 +113,6 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
                         + "this vxmon reads \(VXMON_ABI_VERSION)); rebuild it: vxmon lab down --lab \(topology.lab) "
                         + "&& vxmon lab up --lab \(topology.lab)")
             }
-            _ = i
         }
         switch options.buffer {
         case .perf:
@@ -129,15 +128,12 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
             // One ring serves the whole lab: read each distinct ring once, and map the node index in
             // its records to this session's nodes.
             let labIndex = selected.map { node in topology.nodes.firstIndex { $0.name == node.name }! }
-            var seen: [UInt32: Int] = [:]
-            for (i, map) in eventMaps.enumerated() {
-                let id = map.objectID ?? UInt32(i) | 0x8000_0000
-                if seen[id] != nil { continue }
-                seen[id] = i
+            // The kernel's map id tells which pins are the same ring (a map whose id cannot be read
+            // counts as its own ring).
+            let ids = eventMaps.enumerated().map { i, map in map.objectID.map(Int.init) ?? -1 - i }
+            for (i, map) in eventMaps.enumerated() where ids.firstIndex(of: ids[i]) == i {
                 var table = [Int?](repeating: nil, count: topology.nodes.count)
-                for (j, other) in eventMaps.enumerated() where (other.objectID ?? UInt32(j) | 0x8000_0000) == id {
-                    table[labIndex[j]] = j
-                }
+                for j in ids.indices where ids[j] == ids[i] { table[labIndex[j]] = j }
                 let context = RingBufferSource.Context(delegate: self, sessionNodes: table)
                 ringContexts.append(context)
                 ringSources.append(try RingBufferSource(mapFD: map.fd, context: context))
