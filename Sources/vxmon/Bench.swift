@@ -111,7 +111,7 @@ extension LabCommand {
                         ? "consumer: record to /dev/null"
                         : "consumer: monitor to /dev/null, output \(output.format.rawValue)")
             )
-            let modeOn = UInt32(buffer == .perf ? VXMON_EVENTS_PERF : VXMON_EVENTS_RING)
+            let modeOn = buffer.eventsMode
             let devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)
             defer { close(devNull) }
             let pipeline = output.makePipeline(fd: devNull, flushEachRecord: false)
@@ -130,7 +130,7 @@ extension LabCommand {
             let thread = try BackgroundThread { _ = try session.run() }
 
             // One flood for the whole run; events are switched off and on under it, so the two sides of
-            // a round are measured a second apart on the same sender and the same consumer.
+            // a round are measured a window apart on the same sender and the same consumer.
             let settle = min(0.3, seconds / 5)
             let warmup = 1.0
             let total = warmup + Double(rounds) * 2 * (seconds + settle) + 1
