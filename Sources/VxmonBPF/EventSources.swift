@@ -167,7 +167,10 @@ final class RingBufferSource {
         self.context = context
         let onSample: ring_buffer_sample_fn = { ctx, data, size in
             guard let ctx, let data else { return 0 }
-            return Unmanaged<Context>.fromOpaque(ctx).takeUnretainedValue().record(UnsafeRawPointer(data), Int(size))
+            // The source keeps its context alive; borrowing it spares a retain/release per record.
+            return Unmanaged<Context>.fromOpaque(ctx)._withUnsafeGuaranteedRef {
+                $0.record(UnsafeRawPointer(data), Int(size))
+            }
         }
         let ctx = Unmanaged.passUnretained(context).toOpaque()
         guard let rb = ring_buffer__new(mapFD, onSample, ctx, nil) else {

@@ -15,12 +15,24 @@ public final class InterfaceNames: @unchecked Sendable {
     private var nodes: [String?] = []
     /// Index of every node after the first `directNodes`.
     private var moreNodes: [String?: Int] = [:]
-    private var direct: [Slot] = []
+    /// `directNodes * directLimit` slots and the byte pool, in memory this class owns: reading
+    /// them per event must not retain and release an array buffer.
+    private let direct: UnsafeMutablePointer<Slot>
+    private var pool: UnsafeMutablePointer<UInt8>
+    private var poolCount = 0
+    private var poolCapacity = 1024
     private var indirect: [UInt64: Slot] = [:]
-    private var pool: [UInt8] = []
     private var strings: [UInt64: String] = [:]
 
-    public init() {}
+    public init() {
+        direct = .allocate(capacity: Self.directNodes * Self.directLimit)
+        pool = .allocate(capacity: poolCapacity)
+    }
+
+    deinit {
+        direct.deallocate()
+        pool.deallocate()
+    }
 
     /// A lab has a handful of nodes: a linear scan of their (short) names beats hashing them.
     @inline(__always)
@@ -48,7 +60,7 @@ public final class InterfaceNames: @unchecked Sendable {
             n = nodes.count
             nodes.append(node)
             if n < Self.directNodes {
-                direct.append(contentsOf: repeatElement(Self.empty, count: Self.directLimit))
+                (direct + n * Self.directLimit).initialize(repeating: Self.empty, count: Self.directLimit)
             } else {
                 moreNodes[node] = n
             }
@@ -58,8 +70,16 @@ public final class InterfaceNames: @unchecked Sendable {
         strings[key] = name
         let scratch = OutputBuffer(capacity: 64)
         scratch.appendSanitized(name)
-        let slot: Slot = (Int32(pool.count), Int32(scratch.count))
-        pool.append(contentsOf: scratch.bytes)
+        let slot: Slot = (Int32(poolCount), Int32(scratch.count))
+        if poolCount + scratch.count > poolCapacity {
+            while poolCount + scratch.count > poolCapacity { poolCapacity *= 2 }
+            let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: poolCapacity)
+            grown.initialize(from: pool, count: poolCount)
+            pool.deallocate()
+            pool = grown
+        }
+        if let base = scratch.bytes.baseAddress { (pool + poolCount).initialize(from: base, count: scratch.count) }
+        poolCount += scratch.count
         if let d = directIndex(n, ifindex) {
             direct[d] = slot
         } else {
@@ -78,9 +98,7 @@ public final class InterfaceNames: @unchecked Sendable {
             let slot =
                 directIndex(n, ifindex).map { direct[$0] } ?? indirect[UInt64(n) << 32 | UInt64(ifindex)] ?? Self.empty
             if slot.length >= 0 {
-                pool.withUnsafeBufferPointer {
-                    out.append(bytes: UnsafeBufferPointer(rebasing: $0[Int(slot.offset)..<Int(slot.offset + slot.length)]))
-                }
+                out.append(bytes: UnsafeBufferPointer(start: pool + Int(slot.offset), count: Int(slot.length)))
                 return
             }
         }
