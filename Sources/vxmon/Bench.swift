@@ -27,7 +27,7 @@ extension LabCommand {
         var seconds: Double = 0.25
 
         @Option(help: "Rounds of (events off, consuming) windows.")
-        var rounds = 40
+        var rounds = 80
 
         @Option(help: "Event buffer: ring or perf (default: as vxmon monitor).")
         var buffer: BufferKind = LiveOptions().buffer
