@@ -1,6 +1,7 @@
 import CLibbpf
 import CVxmonABI
 import Glibc
+import VxmonCore
 
 /// Receives what a live source reads. Callbacks run synchronously on the polling thread, inside
 /// libbpf's poll/consume calls; `bytes` points into the kernel-shared buffer and is valid only
@@ -138,24 +139,23 @@ final class RingBufferSource {
         }
 
         /// The bytes of a ring record the datapath wrote: records are reserved at fixed sizes, and
-        /// what follows the notify struct's len_cap packet bytes is whatever an earlier record left
-        /// there (possibly another node's packet), which must not reach a sink or a recording. The
-        /// datapath writes trace and drop notifies; anything else (or too short) is passed whole, for
-        /// the decoder to judge.
+        /// what follows the notify's len_cap packet bytes is whatever an earlier record left there
+        /// (possibly another node's packet), which must not reach a sink or a recording. Read with
+        /// the decoder's layout table; anything but a trace or drop of a known version (or too
+        /// short) is passed whole, for the decoder to judge.
         static func used(_ event: UnsafeRawBufferPointer) -> Int {
-            guard let type = event.first else { return 0 }
+            guard event.count > EventLayout.Capture.version, let type = event.first else { return event.count }
+            let version = event[EventLayout.Capture.version]
+            let header: Int?
             switch Int32(type) {
-            case VXMON_NOTIFY_TRACE:
-                let size = MemoryLayout<vxmon_trace_notify>.size
-                guard event.count >= size else { return event.count }
-                return min(event.count, size + Int(event.loadUnaligned(as: vxmon_trace_notify.self).len_cap))
-            case VXMON_NOTIFY_DROP:
-                let size = MemoryLayout<vxmon_drop_notify>.size
-                guard event.count >= size else { return event.count }
-                return min(event.count, size + Int(event.loadUnaligned(as: vxmon_drop_notify.self).len_cap))
-            default:
-                return event.count
+            case VXMON_NOTIFY_TRACE: header = EventLayout.Trace.headerLength(version: version)
+            case VXMON_NOTIFY_DROP: header = EventLayout.Drop.headerLength(version: version)
+            default: header = nil
             }
+            guard let header, event.count >= header else { return event.count }
+            let captured = UInt16(
+                littleEndian: event.loadUnaligned(fromByteOffset: EventLayout.Capture.lengthCaptured, as: UInt16.self))
+            return min(event.count, header + Int(captured))
         }
     }
 

@@ -107,10 +107,12 @@ struct TopologyTests {
         trace[0] = 4
         trace[12] = 10
         trace[13] = 0
+        trace[14] = 1  // version 1, as the datapath writes
         var drop = [UInt8](repeating: 0xee, count: 36 + 128)
         drop[0] = 1
         drop[12] = 100
         drop[13] = 0
+        drop[14] = 1
         var lying = trace
         lying[12] = 200  // len_cap beyond the slot: never more than the record holds
         let debug: [UInt8] = [2] + [UInt8](repeating: 0, count: 30)
