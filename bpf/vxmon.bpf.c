@@ -366,6 +366,23 @@ static __always_inline void emit(struct __sk_buff *skb, const struct cfg *c, voi
 	}
 }
 
+/*
+ * Zeroes a version-1 trace or drop notify and fills the part both start with:
+ * the common header (the skb hash is Cilium's "MARK"/"flow"), the original
+ * and captured lengths and the version.
+ */
+#define NOTIFY_CAPTURE_HEAD(msg, type_, subtype_, source_, skb, cap)       \
+	do {                                                              \
+		__builtin_memset(&(msg), 0, sizeof(msg));                 \
+		(msg).hdr.type = (type_);                                 \
+		(msg).hdr.subtype = (subtype_);                           \
+		(msg).hdr.source = (source_);                             \
+		(msg).hdr.hash = bpf_get_hash_recalc(skb);                \
+		(msg).len_orig = (skb)->len;                              \
+		(msg).len_cap = (__u16)(cap);                             \
+		(msg).version = 1;                                        \
+	} while (0)
+
 static __always_inline void send_trace(struct __sk_buff *skb, const struct cfg *c, __u8 obs,
 				       __u16 source, __u32 src_label, __u32 dst_label,
 				       __u16 dst_id, __u8 reason, __u32 ifindex, __be32 orig_ip4,
@@ -377,19 +394,11 @@ static __always_inline void send_trace(struct __sk_buff *skb, const struct cfg *
 	if (c->events_mode == VXMON_EVENTS_OFF)
 		return;
 	cap = capture_len(skb, c, is_vxlan);
-	__builtin_memset(&msg, 0, sizeof(msg));
-	msg.hdr.type = VXMON_NOTIFY_TRACE;
-	msg.hdr.subtype = obs;
-	msg.hdr.source = source;
-	msg.hdr.hash = bpf_get_hash_recalc(skb);
-	msg.len_orig = skb->len;
-	msg.len_cap = (__u16)cap;
-	msg.version = 1;
+	NOTIFY_CAPTURE_HEAD(msg, VXMON_NOTIFY_TRACE, obs, source, skb, cap);
 	msg.src_label = src_label;
 	msg.dst_label = dst_label;
 	msg.dst_id = dst_id;
 	msg.reason = reason;
-	msg.flags = 0;
 	msg.ifindex = ifindex;
 	__builtin_memcpy(msg.orig_ip, &orig_ip4, sizeof(orig_ip4));
 	emit(skb, c, &msg, sizeof(msg), cap);
@@ -404,20 +413,12 @@ static __always_inline int send_drop(struct __sk_buff *skb, const struct cfg *c,
 
 	if (c->events_mode != VXMON_EVENTS_OFF) {
 		cap = capture_len(skb, c, is_vxlan);
-		__builtin_memset(&msg, 0, sizeof(msg));
-		msg.hdr.type = VXMON_NOTIFY_DROP;
-		msg.hdr.subtype = reason;
-		msg.hdr.source = source;
-		msg.hdr.hash = bpf_get_hash_recalc(skb);
-		msg.len_orig = skb->len;
-		msg.len_cap = (__u16)cap;
-		msg.version = 1;
+		NOTIFY_CAPTURE_HEAD(msg, VXMON_NOTIFY_DROP, reason, source, skb, cap);
 		msg.src_label = src_label;
 		msg.dst_label = dst_label;
 		msg.dst_id = dst_id;
 		msg.line = line;
 		msg.file = file;
-		msg.ext_error = 0;
 		msg.ifindex = skb->ifindex;
 		emit(skb, c, &msg, sizeof(msg), cap);
 	}
