@@ -129,13 +129,30 @@ struct EventABITests {
 
     @Test("message type constants")
     func messageTypes() {
-        #expect(Int32(MessageType.drop) == VXMON_NOTIFY_DROP)
-        #expect(Int32(MessageType.debug) == VXMON_NOTIFY_DBG_MSG)
-        #expect(Int32(MessageType.capture) == VXMON_NOTIFY_DBG_CAPTURE)
-        #expect(Int32(MessageType.trace) == VXMON_NOTIFY_TRACE)
-        #expect(Int32(MessageType.policyVerdict) == VXMON_NOTIFY_POLICY_VERDICT)
-        #expect(Int32(MessageType.recorder) == VXMON_NOTIFY_CAPTURE)
-        #expect(Int32(MessageType.traceSock) == VXMON_NOTIFY_TRACE_SOCK)
+        #expect(Int32(MessageType.drop.rawValue) == VXMON_NOTIFY_DROP)
+        #expect(Int32(MessageType.debug.rawValue) == VXMON_NOTIFY_DBG_MSG)
+        #expect(Int32(MessageType.capture.rawValue) == VXMON_NOTIFY_DBG_CAPTURE)
+        #expect(Int32(MessageType.trace.rawValue) == VXMON_NOTIFY_TRACE)
+        #expect(Int32(MessageType.policyVerdict.rawValue) == VXMON_NOTIFY_POLICY_VERDICT)
+        #expect(Int32(MessageType.recorder.rawValue) == VXMON_NOTIFY_CAPTURE)
+        #expect(Int32(MessageType.traceSock.rawValue) == VXMON_NOTIFY_TRACE_SOCK)
+    }
+
+    @Test("observation point and trace flag constants")
+    func observationPoints() {
+        let points: [(ObservationPoint, Int32)] = [
+            (.toEndpoint, VXMON_TRACE_TO_LXC), (.toProxy, VXMON_TRACE_TO_PROXY), (.toHost, VXMON_TRACE_TO_HOST),
+            (.toStack, VXMON_TRACE_TO_STACK), (.toOverlay, VXMON_TRACE_TO_OVERLAY),
+            (.fromEndpoint, VXMON_TRACE_FROM_LXC), (.fromProxy, VXMON_TRACE_FROM_PROXY),
+            (.fromHost, VXMON_TRACE_FROM_HOST), (.fromStack, VXMON_TRACE_FROM_STACK),
+            (.fromOverlay, VXMON_TRACE_FROM_OVERLAY), (.fromNetwork, VXMON_TRACE_FROM_NETWORK),
+            (.toNetwork, VXMON_TRACE_TO_NETWORK),
+        ]
+        for (point, c) in points { #expect(Int32(point.rawValue) == c, "\(point)") }
+        #expect(Int32(TraceFlags.ipv6.rawValue) == VXMON_TRACE_FLAG_IPV6)
+        #expect(Int32(TraceFlags.l3Device.rawValue) == VXMON_TRACE_FLAG_L3_DEVICE)
+        #expect(Int32(TraceFlags.vxlan.rawValue) == VXMON_TRACE_FLAG_VXLAN)
+        #expect(Int32(TraceFlags.geneve.rawValue) == VXMON_TRACE_FLAG_GENEVE)
     }
 }
 
@@ -173,7 +190,7 @@ func decodeEvent(_ bytes: [UInt8], release: CiliumRelease = .v1_13) throws -> Ev
 }
 
 func checkCommon(_ h: NotifyHeader, type: UInt8, subtype: UInt8, sourceLocation: SourceLocation = #_sourceLocation) {
-    #expect(h.type == type, sourceLocation: sourceLocation)
+    #expect(h.type.rawValue == type, sourceLocation: sourceLocation)
     #expect(h.subtype == subtype, sourceLocation: sourceLocation)
     #expect(h.source == 0x0102, sourceLocation: sourceLocation)
     #expect(h.hash == 0x1112_1314, sourceLocation: sourceLocation)
@@ -205,7 +222,7 @@ struct EventDecodeTests {
             return
         }
         checkCommon(t.header, type: 4, subtype: 0x0a)
-        #expect(t.observationPoint == 0x0a)
+        #expect(t.observationPoint == .fromNetwork)
         #expect(t.lengthOriginal == 0x2122_2324)
         #expect(t.lengthCaptured == 0x3132)
         #expect(t.version == version)
@@ -424,7 +441,7 @@ struct EventDecodeTests {
     func unknownAndEmpty() throws {
         let e = try decodeEvent([9, 0, 1, 2])
         guard case .unknown(let t) = e.message else { Issue.record("unexpected message: \(e.message)"); return }
-        #expect(t == 9)
+        #expect(t.rawValue == 9)
         #expect(e.typeCode == 9)
         #expect(throws: EventDecodeError.self) { try decodeEvent([]) }
     }

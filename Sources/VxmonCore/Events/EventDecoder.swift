@@ -4,9 +4,9 @@ import VxmonWire
 public struct EventDecodeError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable {
         case empty
-        case tooShort(type: UInt8, needed: Int, available: Int)
-        case unknownVersion(type: UInt8, version: Int)
-        case unknownExtension(type: UInt8, extensionVersion: Int)
+        case tooShort(type: MessageType, needed: Int, available: Int)
+        case unknownVersion(type: MessageType, version: Int)
+        case unknownExtension(type: MessageType, extensionVersion: Int)
     }
     public var kind: Kind
 
@@ -27,7 +27,7 @@ public struct EventDecodeError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    static func typeName(_ type: UInt8) -> String {
+    static func typeName(_ type: MessageType) -> String {
         switch type {
         case MessageType.trace: "trace notification"
         case MessageType.drop: "drop notification"
@@ -36,7 +36,7 @@ public struct EventDecodeError: Error, Sendable, CustomStringConvertible {
         case MessageType.policyVerdict: "policy verdict"
         case MessageType.traceSock: "socket trace"
         case MessageType.recorder: "recorder capture"
-        default: "message type \(type)"
+        default: "message type \(type.rawValue)"
         }
     }
 }
@@ -55,13 +55,32 @@ public struct EventDecoder: Sendable {
         self.packetDecoder = PacketDecoder(tunnelPorts: tunnelPorts)
     }
 
+    /// Hubble's reading of a trace reason: a reply iff the datapath said `reply`; unknown when the
+    /// datapath did not know (unknown, SRv6 encap/decap).
+    static func isReply(traceReason reason: UInt8) -> Bool? {
+        switch reason & 0x7f {
+        case 5, 6, 7: nil
+        case let r: r == 2
+        }
+    }
+
     /// Decodes `record` into `event` (reusing its packet storage). `cpu`, time and node are set by the caller.
     public func decode(_ record: RawSpan, into event: inout Event) throws(EventDecodeError) {
         let n = record.byteCount
         guard n >= 1 else { throw EventDecodeError(kind: .empty) }
-        let type = record.u8(0)
+        let type = MessageType(rawValue: record.u8(0))
         event.packetOffset = 0
         event.packetLength = 0
+        event.flow.type = type
+        event.flow.endpoint = 0
+        event.flow.destinationEndpoint = nil
+        event.flow.sourceIdentity = nil
+        event.flow.destinationIdentity = nil
+        event.flow.observationPoint = nil
+        event.flow.verdict = .unknown
+        event.flow.dropReason = nil
+        event.flow.ifindex = nil
+        event.flow.isReply = nil
 
         func need(_ count: Int) throws(EventDecodeError) {
             if n < count { throw EventDecodeError(kind: .tooShort(type: type, needed: count, available: n)) }
@@ -101,6 +120,14 @@ public struct EventDecoder: Sendable {
                 ifindex: record.le32(L.ifindex), originalIP: origIP,
                 ipTraceID: version >= 2 ? record.le64(L.ipTraceID) : 0)
             event.message = .trace(t)
+            event.flow.endpoint = t.header.source
+            event.flow.sourceIdentity = t.sourceIdentity
+            event.flow.destinationIdentity = t.destinationIdentity
+            event.flow.destinationEndpoint = UInt32(t.destinationID)
+            event.flow.observationPoint = t.observationPoint
+            event.flow.verdict = .forwarded
+            event.flow.ifindex = t.ifindex
+            event.flow.isReply = Self.isReply(traceReason: t.reason)
             event.packetOffset = headerLength
             captured = Int(t.lengthCaptured)
             if flags & 0x02 != 0 { first = .ip }
@@ -119,11 +146,19 @@ public struct EventDecoder: Sendable {
                 extError: Int8(bitPattern: record.u8(L.extError)), ifindex: record.le32(L.ifindex),
                 flags: version >= 2 ? record.u8(L.flags) : 0, ipTraceID: version >= 3 ? record.le64(L.ipTraceID) : 0)
             event.message = .drop(d)
+            event.flow.endpoint = d.header.source
+            event.flow.sourceIdentity = d.sourceIdentity
+            event.flow.destinationIdentity = d.destinationIdentity
+            event.flow.destinationEndpoint = d.destinationID
+            event.flow.verdict = .dropped
+            event.flow.dropReason = d.reason
+            event.flow.ifindex = d.ifindex
             event.packetOffset = headerLength
             captured = Int(d.lengthCaptured)
             if d.flags & 0x02 != 0 { first = .ip }
         case MessageType.debug:
             try need(EventLayout.Debug.length)
+            event.flow.endpoint = record.le16(2)
             event.message = .debug(
                 DebugMessage(
                     header: common(), arg1: record.le32(EventLayout.Debug.arg1), arg2: record.le32(EventLayout.Debug.arg2),
@@ -136,6 +171,7 @@ public struct EventDecoder: Sendable {
                 lengthCaptured: record.le16(EventLayout.Capture.lengthCaptured), version: version,
                 arg1: record.le32(EventLayout.DebugCapture.arg1), arg2: record.le32(EventLayout.DebugCapture.arg2))
             event.message = .capture(c)
+            event.flow.endpoint = c.header.source
             event.packetOffset = EventLayout.DebugCapture.headerLength
             captured = Int(c.lengthCaptured)
         case MessageType.policyVerdict:
@@ -151,6 +187,22 @@ public struct EventDecoder: Sendable {
                 authType: release == .latest ? record.u8(L.authType) : nil,
                 cookie: release == .latest ? record.le32(L.cookie) : nil)
             event.message = .policyVerdict(p)
+            event.flow.endpoint = p.header.source
+            if p.isIngress {
+                event.flow.sourceIdentity = p.remoteIdentity
+            } else {
+                event.flow.destinationIdentity = p.remoteIdentity
+            }
+            if p.isAudited {
+                event.flow.verdict = .audit
+            } else if p.verdict < 0 {
+                event.flow.verdict = .dropped
+                // -DROP_*: the magnitude is the drop reason when it fits one.
+                if p.verdict >= -255 { event.flow.dropReason = UInt8(truncatingIfNeeded: 0 &- p.verdict) }
+            } else {
+                event.flow.verdict = p.verdict > 0 ? .redirected : .forwarded
+            }
+            if p.verdict >= 0 { event.flow.isReply = false }
             event.packetOffset = headerLength
             captured = Int(p.lengthCaptured)
             if release == .latest && p.flags & 0x80 != 0 { first = .ip }
@@ -198,8 +250,11 @@ public struct EventDecoder: Sendable {
             event.packetLength = min(captured, available)
             let packetBytes = record.extracting(event.packetOffset..<(event.packetOffset &+ event.packetLength))
             packetDecoder.decode(packetBytes, first: first, into: &event.packet)
+            event.flow.setPacket(event.packet)
         } else {
             event.packet.reset()
+            event.flow.clearPacket()
+            if case .traceSock(let sock) = event.message { event.flow.setSocket(sock) }
         }
     }
 }

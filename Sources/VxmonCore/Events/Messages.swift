@@ -1,19 +1,75 @@
 import VxmonWire
 
-/// Cilium message types (the first byte of every datapath event).
-public enum MessageType {
-    public static let drop: UInt8 = 1
-    public static let debug: UInt8 = 2
-    public static let capture: UInt8 = 3
-    public static let trace: UInt8 = 4
-    public static let policyVerdict: UInt8 = 5
-    public static let recorder: UInt8 = 6
-    public static let traceSock: UInt8 = 7
+/// Cilium message types (the first byte of every datapath event), pinned to the C header's
+/// `VXMON_NOTIFY_*` values (EventABITests) and named as `cilium monitor --type` names them.
+public struct MessageType: RawRepresentable, Hashable, Sendable {
+    public var rawValue: UInt8
+    @inline(__always) public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let unspec = MessageType(rawValue: 0)
+    public static let drop = MessageType(rawValue: 1)
+    public static let debug = MessageType(rawValue: 2)
+    public static let capture = MessageType(rawValue: 3)
+    public static let trace = MessageType(rawValue: 4)
+    public static let policyVerdict = MessageType(rawValue: 5)
+    public static let recorder = MessageType(rawValue: 6)
+    public static let traceSock = MessageType(rawValue: 7)
+    /// Agent-side message types (Cilium's `MessageTypeAccessLog` and `MessageTypeAgent`).
+    public static let accessLog = MessageType(rawValue: 129)
+    public static let agent = MessageType(rawValue: 130)
+
+    /// `cilium monitor --type` names (Cilium's `MessageTypeNames`), in Cilium's order.
+    public static let monitorNames: [(String, MessageType)] = [
+        ("drop", .drop), ("debug", .debug), ("capture", .capture), ("trace", .trace),
+        ("policy-verdict", .policyVerdict), ("recorder", .recorder), ("trace-sock", .traceSock),
+        ("l7", .accessLog), ("agent", .agent),
+    ]
+}
+
+/// Trace observation points (the trace notification's subtype), pinned to the C header's
+/// `VXMON_TRACE_*` values (EventABITests).
+public struct ObservationPoint: RawRepresentable, Hashable, Sendable {
+    public var rawValue: UInt8
+    @inline(__always) public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let toEndpoint = ObservationPoint(rawValue: 0)
+    public static let toProxy = ObservationPoint(rawValue: 1)
+    public static let toHost = ObservationPoint(rawValue: 2)
+    public static let toStack = ObservationPoint(rawValue: 3)
+    public static let toOverlay = ObservationPoint(rawValue: 4)
+    public static let fromEndpoint = ObservationPoint(rawValue: 5)
+    public static let fromProxy = ObservationPoint(rawValue: 6)
+    public static let fromHost = ObservationPoint(rawValue: 7)
+    public static let fromStack = ObservationPoint(rawValue: 8)
+    public static let fromOverlay = ObservationPoint(rawValue: 9)
+    public static let fromNetwork = ObservationPoint(rawValue: 10)
+    public static let toNetwork = ObservationPoint(rawValue: 11)
+    /// Latest Cilium only.
+    public static let fromCrypto = ObservationPoint(rawValue: 12)
+    public static let toCrypto = ObservationPoint(rawValue: 13)
+
+    /// Cilium's text name (`to-overlay`), any release; nil for values no release names.
+    public var ciliumName: StaticString? { CiliumNames.observationPointAny(rawValue) }
+    /// Hubble's enum name (`TO_OVERLAY`).
+    public var hubbleName: StaticString { CiliumNames.hubbleObservationPoint(rawValue) }
+}
+
+/// The trace notification's `flags` byte. Cilium 1.13 defines only `ipv6` (the other bits are
+/// padding there); latest adds the rest. Pinned to `VXMON_TRACE_FLAG_*` (EventABITests).
+public struct TraceFlags: OptionSet, Sendable {
+    public var rawValue: UInt8
+    @inline(__always) public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let ipv6 = TraceFlags(rawValue: 0x01)
+    /// The capture starts at the IP header (latest only).
+    public static let l3Device = TraceFlags(rawValue: 0x02)
+    public static let vxlan = TraceFlags(rawValue: 0x04)
+    public static let geneve = TraceFlags(rawValue: 0x08)
 }
 
 /// The common notify header every capture-carrying message starts with.
 public struct NotifyHeader: Sendable {
-    public var type: UInt8
+    public var type: MessageType
     public var subtype: UInt8
     /// Endpoint ID of the emitting program (0 if none).
     public var source: UInt16
@@ -24,7 +80,7 @@ public struct NotifyHeader: Sendable {
 /// Trace notification (type 4), versions 0, 1 and 2.
 public struct TraceNotify: Sendable {
     public var header: NotifyHeader
-    public var observationPoint: UInt8 { header.subtype }
+    public var observationPoint: ObservationPoint { ObservationPoint(rawValue: header.subtype) }
     public var lengthOriginal: UInt32
     public var lengthCaptured: UInt16
     public var version: UInt8
@@ -135,43 +191,46 @@ public enum Message: Sendable {
     case traceSock(TraceSock)
     case recorder(RecorderCapture)
     /// A message type vxmon does not know; rendered as Cilium does (`Unknown event: [...]`).
-    case unknown(type: UInt8)
+    case unknown(type: MessageType)
 }
 
-/// One decoded event: its message, where it came from and the decoded packet it carries.
+/// One decoded event: its message, the decoded packet it carries and its `Flow` (which also holds
+/// where and when it happened: CPU, node, time).
 public struct Event: Sendable {
     public var message: Message
-    public var cpu: Int
-    /// Receive time in ns since the Unix epoch, 0 when unknown.
-    public var timeNanoseconds: UInt64
-    /// The node the event came from, when known.
-    public var node: String?
     /// Where the packet starts in the record, and how many bytes of it are real (len_cap clamped to
     /// what is present). `packetLength` is 0 for messages without a packet.
     public var packetOffset: Int
     public var packetLength: Int
     public var packet: DecodedPacket
+    /// The event's flow, computed once by the decoder.
+    public var flow: Flow
 
     public init() {
-        message = .unknown(type: 0)
-        cpu = 0
-        timeNanoseconds = 0
+        message = .unknown(type: .unspec)
         packetOffset = 0
         packetLength = 0
         packet = DecodedPacket()
+        flow = Flow()
     }
 
-    /// The message type byte.
-    public var typeCode: UInt8 {
-        switch message {
-        case .trace: MessageType.trace
-        case .drop: MessageType.drop
-        case .debug: MessageType.debug
-        case .capture: MessageType.capture
-        case .policyVerdict: MessageType.policyVerdict
-        case .traceSock: MessageType.traceSock
-        case .recorder: MessageType.recorder
-        case .unknown(let t): t
-        }
+    public var cpu: Int {
+        get { flow.cpu }
+        set { flow.cpu = newValue }
     }
+    /// Receive time in ns since the Unix epoch, 0 when unknown.
+    public var timeNanoseconds: UInt64 {
+        get { flow.timeNanoseconds }
+        set { flow.timeNanoseconds = newValue }
+    }
+    /// The node the event came from, when known.
+    public var node: String? {
+        get { flow.node }
+        set { flow.node = newValue }
+    }
+
+    /// The message type.
+    public var type: MessageType { flow.type }
+    /// The message type byte.
+    public var typeCode: UInt8 { flow.type.rawValue }
 }

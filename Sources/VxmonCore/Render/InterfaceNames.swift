@@ -114,13 +114,24 @@ extension OutputBuffer {
     public func appendSanitized(_ s: String) {
         for scalar in s.unicodeScalars {
             let v = scalar.value
-            if v < 0x20 || (v >= 0x7f && v <= 0x9f) {
-                append(byte: UInt8(ascii: "?"))  // C0, DEL and C1 controls (ESC, CSI) never reach a terminal
+            if v < 0x20 || (v >= 0x7f && v <= 0x9f) || OutputBuffer.isBidiControl(v) {
+                // C0, DEL and C1 controls (ESC, CSI) and bidi/format controls never reach a terminal.
+                append(byte: UInt8(ascii: "?"))
             } else if v < 0x80 {
                 append(byte: UInt8(v))
             } else {
                 for b in String(scalar).utf8 { append(byte: b) }
             }
+        }
+    }
+
+    /// Unicode bidi and invisible format controls that can reorder or hide what a terminal shows:
+    /// ALM, LRM/RLM, the embeddings and overrides, the isolates, zero-width and BOM.
+    @inline(__always)
+    public static func isBidiControl(_ v: UInt32) -> Bool {
+        switch v {
+        case 0x061C, 0x200B...0x200F, 0x202A...0x202E, 0x2060...0x2069, 0xFEFF: true
+        default: false
         }
     }
 }

@@ -85,13 +85,13 @@ public struct StructuredRenderer: Sendable {
         case .trace(let t):
             header(&w, t.header)
             w.key("trace_observation_point")
-            w.string(CiliumNames.hubbleObservationPoint(t.observationPoint))
+            w.string(t.observationPoint.hubbleName)
             w.key("trace_reason")
             if let r = CiliumNames.traceReason(t.reason, .latest) { w.string(r) } else { w.null() }
             w.field("reason_code", t.reason & 0x7f)
             w.field("encrypted", t.isEncrypted)
             endpoint(&w, "source", identity: t.sourceIdentity, id: nil)
-            if t.observationPoint == 1 {
+            if t.observationPoint == .toProxy {
                 endpoint(&w, "destination", identity: t.destinationIdentity, id: nil)
                 w.field("proxy_port", t.destinationID)
             } else {
@@ -266,109 +266,71 @@ public struct StructuredRenderer: Sendable {
 
     func packetFields<W: StructuredWriter>(_ w: inout W, _ event: borrowing Event, _ bytes: RawSpan) {
         let text = TextRenderer(release: release, names: names)
-        w.field("summary", raw: { text.summary(event.packet, bytes, $0) })
-        flowKeys(&w, event.packet)
+        w.field("summary", raw: { text.summary(event.flow, $0) })
+        flowKeys(&w, event.flow)
         packet(&w, event.packet, bytes)
     }
 
-    /// Hubble-style flow view: `ethernet`, `IP`, `l4` of the (inner, for tunnels) packet and `tunnel`.
-    func flowKeys<W: StructuredWriter>(_ w: inout W, _ p: borrowing DecodedPacket) {
-        let innerStart = p.tunnelIndex.map { $0 + 1 } ?? 0
-        var eth: EthernetHeader?
-        var ip: (IPAddress, IPAddress)?
-        var l4: LayerHeader?
-        for i in innerStart..<p.layers.count {
-            switch p.layers[i].header {
-            case .ethernet(let h): if eth == nil { eth = h }
-            case .ipv4(let h): ip = (.v4(h.source), .v4(h.destination))
-            case .ipv6(let h): ip = (.v6(h.source), .v6(h.destination))
-            case .tcp, .udp, .sctp, .icmpv4, .icmpv6: l4 = p.layers[i].header
-            default: break
-            }
-        }
-        if let eth {
+    /// Hubble-style flow view of the event's `Flow`: `ethernet`, `IP`, `l4` of the stack the summary
+    /// shows (the inner one for tunnel packets) and `tunnel` with the outer IP, UDP and the VNI.
+    func flowKeys<W: StructuredWriter>(_ w: inout W, _ flow: borrowing Flow) {
+        let f = flow.primary
+        if f.hasEthernet {
             w.key("ethernet")
             w.beginObject()
-            w.field("source", raw: { $0.mac(eth.source) })
-            w.field("destination", raw: { $0.mac(eth.destination) })
+            w.field("source", raw: { $0.mac(f.sourceMAC) })
+            w.field("destination", raw: { $0.mac(f.destinationMAC) })
             w.endObject()
         }
-        if let ip { ipObject(&w, ip) }
-        if let l4 { l4Object(&w, l4) }
-        if let t = p.tunnelIndex {
+        ipObject(&w, f)
+        l4Object(&w, f)
+        if let tunnel = flow.tunnel {
             w.key("tunnel")
             w.beginObject()
-            var outerIP: (IPAddress, IPAddress)?
-            var udp: LayerHeader?
-            for i in 0..<t {
-                switch p.layers[i].header {
-                case .ipv4(let h): outerIP = (.v4(h.source), .v4(h.destination))
-                case .ipv6(let h): outerIP = (.v6(h.source), .v6(h.destination))
-                case .udp: udp = p.layers[i].header
-                default: break
-                }
+            switch tunnel.kind {
+            case .vxlan: w.field("protocol", string: "VXLAN")
+            case .geneve: w.field("protocol", string: "GENEVE")
             }
-            switch p.layers[t].header {
-            case .vxlan(let v):
-                w.field("protocol", string: "VXLAN")
-                w.field("vni", v.vni)
-            case .geneve(let g):
-                w.field("protocol", string: "GENEVE")
-                w.field("vni", g.vni)
-            default: break
-            }
-            if let outerIP { ipObject(&w, outerIP) }
-            if let udp { l4Object(&w, udp) }
+            w.field("vni", tunnel.vni)
+            ipObject(&w, flow.outer)
+            l4Object(&w, flow.outer)
             w.endObject()
         }
     }
 
-    func ipObject<W: StructuredWriter>(_ w: inout W, _ ip: (IPAddress, IPAddress)) {
+    func ipObject<W: StructuredWriter>(_ w: inout W, _ f: borrowing FlowLayers) {
+        guard let source = f.source, let destination = f.destination else { return }
         w.key("IP")
         w.beginObject()
-        w.field("source", raw: { $0.ip(ip.0) })
-        w.field("destination", raw: { $0.ip(ip.1) })
-        if case .v4 = ip.0 { w.field("ipVersion", string: "IPv4") } else { w.field("ipVersion", string: "IPv6") }
+        w.field("source", raw: { $0.ip(source) })
+        w.field("destination", raw: { $0.ip(destination) })
+        if case .v4 = source { w.field("ipVersion", string: "IPv4") } else { w.field("ipVersion", string: "IPv6") }
         w.endObject()
     }
 
-    func l4Object<W: StructuredWriter>(_ w: inout W, _ h: LayerHeader) {
+    func l4Object<W: StructuredWriter>(_ w: inout W, _ f: borrowing FlowLayers) {
+        let name: StaticString
+        switch f.transport {
+        case .none: return
+        case .tcp: name = "TCP"
+        case .udp: name = "UDP"
+        case .sctp: name = "SCTP"
+        case .icmpv4: name = "ICMPv4"
+        case .icmpv6: name = "ICMPv6"
+        }
         w.key("l4")
         w.beginObject()
-        switch h {
-        case .tcp(let t):
-            w.key("TCP")
-            w.beginObject()
-            w.field("source_port", t.sourcePort)
-            w.field("destination_port", t.destinationPort)
-            tcpFlags(&w, t.flags)
-            w.endObject()
-        case .udp(let u):
-            w.key("UDP")
-            w.beginObject()
-            w.field("source_port", u.sourcePort)
-            w.field("destination_port", u.destinationPort)
-            w.endObject()
-        case .sctp(let s):
-            w.key("SCTP")
-            w.beginObject()
-            w.field("source_port", s.sourcePort)
-            w.field("destination_port", s.destinationPort)
-            w.endObject()
-        case .icmpv4(let i):
-            w.key("ICMPv4")
-            w.beginObject()
-            w.field("type", i.type)
-            w.field("code", i.code)
-            w.endObject()
-        case .icmpv6(let i):
-            w.key("ICMPv6")
-            w.beginObject()
-            w.field("type", i.type)
-            w.field("code", i.code)
-            w.endObject()
-        default: break
+        w.key(name)
+        w.beginObject()
+        if f.transport.hasPorts {
+            w.field("source_port", f.sourcePort)
+            w.field("destination_port", f.destinationPort)
+            if f.transport == .tcp { tcpFlags(&w, f.tcpFlags) }
+        } else {
+            w.field("type", f.icmpType)
+            w.field("code", f.icmpCode)
         }
+        w.endObject()
         w.endObject()
     }
 

@@ -127,7 +127,7 @@ public struct TextRenderer: Sendable {
             out.append(" orig-ip ")
             originalIP(t, out)
             out.append(": ")
-            summary(event.packet, bytes, out)
+            summary(event.flow, out)
             out.append(byte: 10)
             return
         }
@@ -143,10 +143,10 @@ public struct TextRenderer: Sendable {
         out.append(" FROM ")
         out.decimal(t.header.source)
         out.append(byte: 32)
-        if let name = CiliumNames.observationPoint(t.observationPoint, release) {
+        if let name = CiliumNames.observationPoint(t.observationPoint.rawValue, release) {
             out.append(name)
         } else {
-            out.decimal(t.observationPoint)
+            out.decimal(t.observationPoint.rawValue)
         }
         out.append(": ")
         out.decimal(t.lengthOriginal)
@@ -165,7 +165,7 @@ public struct TextRenderer: Sendable {
         out.append(", orig-ip ")
         originalIP(t, out)
         if t.destinationID != 0 {
-            out.append(t.observationPoint == 1 ? ", to proxy-port " : ", to endpoint ")
+            out.append(t.observationPoint == .toProxy ? ", to proxy-port " : ", to endpoint ")
             out.decimal(t.destinationID)
         }
         out.append(byte: 10)
@@ -195,7 +195,7 @@ public struct TextRenderer: Sendable {
             out.append(", identity ")
             identities(d.sourceIdentity, d.destinationIdentity, out)
             out.append(": ")
-            summary(event.packet, bytes, out)
+            summary(event.flow, out)
             out.append(byte: 10)
             return
         }
@@ -223,7 +223,7 @@ public struct TextRenderer: Sendable {
             guard DebugText.hasCapturePrefix(c.header.subtype) else { return }
             DebugText.capturePrefix(c, out, names: names, node: event.node)
             out.append(": ")
-            summary(event.packet, bytes, out)
+            summary(event.flow, out)
             out.append(byte: 10)
             return
         }
@@ -269,7 +269,7 @@ public struct TextRenderer: Sendable {
         out.append(", match ")
         out.append(CiliumNames.policyMatch(p.matchType))
         out.append(", ")
-        summary(event.packet, bytes, out)
+        summary(event.flow, out)
         out.append(byte: 10)
     }
 
@@ -332,7 +332,7 @@ public struct TextRenderer: Sendable {
     }
 
     func traceSummary(_ t: TraceNotify, _ out: OutputBuffer) {
-        switch t.observationPoint {
+        switch t.observationPoint.rawValue {
         case 0:
             out.append("-> endpoint ")
             out.decimal(t.destinationID)
@@ -405,105 +405,73 @@ public struct TextRenderer: Sendable {
         }
     }
 
-    /// Cilium's `GetConnectionSummary`, plus ` [tunnel ...]` with the inner flow for tunnel packets.
-    func summary(_ packet: borrowing DecodedPacket, _ bytes: RawSpan, _ out: OutputBuffer) {
-        let outer = packet.ciliumView(from: 0, inner: false)
-        if let t = packet.tunnelAfter(outer) {
-            let inner = packet.ciliumView(from: t + 1, inner: true)
-            ConnectionSummary.append(packet, inner, inner: true, out)
-            out.append(" [tunnel ")
-            ConnectionSummary.appendTunnelEndpoints(packet, outer, out)
-            switch packet.layers[t].header {
-            case .vxlan(let v):
-                out.append(" vxlan vni ")
-                out.decimal(v.vni)
-            case .geneve(let g):
-                out.append(" geneve vni ")
-                out.decimal(g.vni)
-            default: break
-            }
-            out.append(byte: UInt8(ascii: "]"))
-        } else {
-            ConnectionSummary.append(packet, outer, inner: false, out)
+    /// Cilium's `GetConnectionSummary` of the event's flow, plus ` [tunnel ...]` with the tunnel's
+    /// outer endpoints and VNI for tunnel packets. The inner flow is shown when anything of the inner
+    /// frame was decoded, else the outer one (never `[unknown]` for a tunnel packet).
+    public func summary(_ flow: borrowing Flow, _ out: OutputBuffer) {
+        guard let tunnel = flow.tunnel else {
+            ConnectionSummary.append(flow.outer, out)
+            return
         }
+        ConnectionSummary.append(flow.primary, out)
+        out.append(" [tunnel ")
+        ConnectionSummary.hostPort(flow.outer.source, flow.outer.sourcePort, out)
+        out.append(" -> ")
+        ConnectionSummary.hostPort(flow.outer.destination, flow.outer.destinationPort, out)
+        switch tunnel.kind {
+        case .vxlan: out.append(" vxlan vni ")
+        case .geneve: out.append(" geneve vni ")
+        }
+        out.decimal(tunnel.vni)
+        out.append(byte: UInt8(ascii: "]"))
     }
 }
 
-/// Cilium 1.13's `GetConnectionSummary` over a gopacket view.
+/// Cilium 1.13's `GetConnectionSummary`, over one stack of a `Flow`.
 enum ConnectionSummary {
-    enum Transport { case tcp, udp, sctp }
-
     /// Cilium's getTCPInfo order.
     static let summaryFlags: [(UInt16, StaticString)] = [
         (TCPHeader.syn, "SYN"), (TCPHeader.ack, "ACK"), (TCPHeader.rst, "RST"), (TCPHeader.fin, "FIN"),
     ]
 
-    static func append(_ packet: borrowing DecodedPacket, _ view: CiliumView, inner: Bool, _ out: OutputBuffer) {
-        var eth: EthernetHeader?
-        var ip: (IPAddress, IPAddress)?
-        var ports: (UInt16, UInt16)?
-        var proto: Transport?
-        var tcpFlags: UInt16 = 0
-        var icmp: (Bool, UInt8, UInt8)?
-        for i in view.start..<(view.start + view.count) {
-            // Like Cilium, read each decoded type from its (reused) gopacket struct.
-            let header = view.error == nil ? packet.layers[i].header : packet.ciliumLayer(i, in: view, inner: inner).header
-            switch header {
-            case .ethernet(let h): eth = h
-            case .ipv4(let h): ip = (.v4(h.source), .v4(h.destination))
-            case .ipv6(let h): ip = (.v6(h.source), .v6(h.destination))
-            case .tcp(let h):
-                proto = .tcp
-                ports = (h.sourcePort, h.destinationPort)
-                tcpFlags = h.flags
-            case .udp(let h):
-                proto = .udp
-                ports = (h.sourcePort, h.destinationPort)
-            case .sctp(let h):
-                proto = .sctp
-                ports = (h.sourcePort, h.destinationPort)
-            case .icmpv4(let h): icmp = (false, h.type, h.code)
-            case .icmpv6(let h): icmp = (true, h.type, h.code)
-            default: break
-            }
-        }
-        if let (v6, type, code) = icmp {
-            hostOnly(ip?.0, out)
+    static func append(_ f: borrowing FlowLayers, _ out: OutputBuffer) {
+        switch f.transport {
+        case .icmpv4, .icmpv6:
+            hostOnly(f.source, out)
             out.append(" -> ")
-            hostOnly(ip?.1, out)
+            hostOnly(f.destination, out)
             out.append(byte: 32)
-            out.icmpTypeCode(v6: v6, type: type, code: code)
-        } else if let proto, let ports {
-            hostPort(ip?.0, ports.0, out)
+            out.icmpTypeCode(v6: f.transport == .icmpv6, type: f.icmpType, code: f.icmpCode)
+        case .tcp, .udp, .sctp:
+            hostPort(f.source, f.sourcePort, out)
             out.append(" -> ")
-            hostPort(ip?.1, ports.1, out)
-            out.append(byte: 32)
-            switch proto {
-            case .tcp: out.append("tcp")
-            case .udp: out.append("udp")
-            case .sctp: out.append("sctp")
-            }
-            if proto == .tcp {
-                out.append(byte: 32)
+            hostPort(f.destination, f.destinationPort, out)
+            switch f.transport {
+            case .tcp:
+                out.append(" tcp ")
                 var first = true
-                for (bit, name) in summaryFlags where tcpFlags & bit != 0 {
+                for (bit, name) in summaryFlags where f.tcpFlags & bit != 0 {
                     if !first { out.append(", ") }
                     out.append(name)
                     first = false
                 }
+            case .udp: out.append(" udp")
+            default: out.append(" sctp")
             }
-        } else if let ip {
-            out.ip(ip.0)
-            out.append(" -> ")
-            out.ip(ip.1)
-        } else if let eth {
-            out.mac(eth.source)
-            out.append(" -> ")
-            out.mac(eth.destination)
-            out.append(byte: 32)
-            out.append(GoPacketNames.etherType(eth.typeOrLength))
-        } else {
-            out.append("[unknown]")
+        case .none:
+            if let source = f.source, let destination = f.destination {
+                out.ip(source)
+                out.append(" -> ")
+                out.ip(destination)
+            } else if f.hasEthernet {
+                out.mac(f.sourceMAC)
+                out.append(" -> ")
+                out.mac(f.destinationMAC)
+                out.append(byte: 32)
+                out.append(GoPacketNames.etherType(f.etherType))
+            } else {
+                out.append("[unknown]")
+            }
         }
     }
 
@@ -524,22 +492,5 @@ enum ConnectionSummary {
         }
         out.append(byte: UInt8(ascii: ":"))
         out.decimal(port)
-    }
-
-    /// `<outer src>:<sport> -> <outer dst>:<dport>` of the UDP that carries the tunnel.
-    static func appendTunnelEndpoints(_ packet: borrowing DecodedPacket, _ outer: CiliumView, _ out: OutputBuffer) {
-        var ip: (IPAddress, IPAddress)?
-        var ports: (UInt16, UInt16) = (0, 0)
-        for i in outer.start..<(outer.start + outer.count) {
-            switch packet.layers[i].header {
-            case .ipv4(let h): ip = (.v4(h.source), .v4(h.destination))
-            case .ipv6(let h): ip = (.v6(h.source), .v6(h.destination))
-            case .udp(let h): ports = (h.sourcePort, h.destinationPort)
-            default: break
-            }
-        }
-        hostPort(ip?.0, ports.0, out)
-        out.append(" -> ")
-        hostPort(ip?.1, ports.1, out)
     }
 }

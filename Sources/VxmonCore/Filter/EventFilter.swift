@@ -1,0 +1,265 @@
+import VxmonWire
+
+/// An IPv4 or IPv6 prefix (`10.0.2.0/24`, `fd00::/64`, or one address).
+public struct IPPrefix: Sendable, Equatable {
+    public var address: IPAddress
+    public var length: Int
+
+    public init(address: IPAddress, length: Int) {
+        self.address = address
+        self.length = length
+    }
+
+    @inline(__always)
+    public func contains(_ ip: IPAddress) -> Bool {
+        switch (address, ip) {
+        case (.v4(let p), .v4(let a)):
+            if length == 0 { return true }
+            let mask: UInt32 = length >= 32 ? ~0 : ~(UInt32.max >> UInt32(length))
+            return p.rawValue & mask == a.rawValue & mask
+        case (.v6(let p), .v6(let a)):
+            if length == 0 { return true }
+            if length <= 64 {
+                let mask: UInt64 = length == 64 ? ~0 : ~(UInt64.max >> UInt64(length))
+                return p.high & mask == a.high & mask
+            }
+            let mask: UInt64 = length >= 128 ? ~0 : ~(UInt64.max >> UInt64(length - 64))
+            return p.high == a.high && p.low & mask == a.low & mask
+        default:
+            return false
+        }
+    }
+}
+
+/// Which end of a flow a filter looks at: `--ip` either, `--from-ip` the source, `--to-ip` the destination.
+public enum FlowSide: Sendable {
+    case either
+    case source
+    case destination
+}
+
+/// One value of one filter flag.
+public enum FlowTerm: Sendable {
+    case ip(IPPrefix, FlowSide)
+    case port(UInt16, FlowSide)
+    /// `--protocol`: the transport, or ARP by its EtherType.
+    case transport(FlowTransport)
+    case icmp
+    case arp
+    case identity(UInt32, FlowSide)
+    /// A pod of the lab, resolved to its address through the filter's pod table.
+    case pod(String, FlowSide)
+    case vni(UInt32)
+    case observationPoint(ObservationPoint)
+    case verdict(FlowVerdict)
+    case dropReason(UInt8)
+    case interfaceIndex(UInt32)
+    case interfaceName(String)
+    case node(String)
+    /// `--tcp-flags SYN,!ACK`: all of `set` set and all of `clear` clear.
+    case tcpFlags(set: UInt16, clear: UInt16)
+}
+
+/// One filter flag's values (OR), possibly negated with `--not`.
+public struct FlowClause: Sendable {
+    public var flag: String
+    public var negated: Bool
+    public var terms: [FlowTerm]
+
+    public init(flag: String, negated: Bool, terms: [FlowTerm]) {
+        self.flag = flag
+        self.negated = negated
+        self.terms = terms
+    }
+}
+
+/// What a lab pod is, for `--pod`: learned from the lab, or from a recording's `pod` metadata.
+public struct PodInfo: Sendable, Equatable {
+    public var name: String
+    public var namespace: String
+    public var ip: IPAddress
+    public var identity: UInt32
+    public var node: String
+
+    public init(name: String, namespace: String = "default", ip: IPAddress, identity: UInt32, node: String) {
+        self.name = name
+        self.namespace = namespace
+        self.ip = ip
+        self.identity = identity
+        self.node = node
+    }
+}
+
+extension PodInfo {
+    /// The metadata record a recording carries for a pod: `pod=name=N,namespace=NS,ip=IP,identity=ID,node=NODE`.
+    public var metadataValue: String {
+        let out = OutputBuffer(capacity: 96)
+        out.ip(ip)
+        return "name=\(name),namespace=\(namespace),ip=\(out.string),identity=\(identity),node=\(node)"
+    }
+
+    /// Reads a `pod` metadata record; nil for other keys or a value that does not name a pod.
+    public init?(metadataKey key: String, value: String) {
+        guard key == "pod" else { return nil }
+        var fields: [Substring: Substring] = [:]
+        for item in value.split(separator: ",") {
+            guard let eq = item.firstIndex(of: "=") else { return nil }
+            fields[item[..<eq]] = item[item.index(after: eq)...]
+        }
+        guard let name = fields["name"], !name.isEmpty, let ipText = fields["ip"],
+            let ip = FilterParser.parseIP(ipText)
+        else { return nil }
+        self.init(
+            name: String(name), namespace: fields["namespace"].map(String.init) ?? "default", ip: ip,
+            identity: fields["identity"].flatMap { UInt32($0) } ?? 0, node: fields["node"].map(String.init) ?? "")
+    }
+}
+
+/// Which events to keep: Cilium's monitor filters (`--type`, `--from`, `--to`, `--related-to`) and
+/// Hubble-like flow filters (the values of one flag are alternatives, different flags must all hold,
+/// `--not` negates the next flag). Address, port and protocol filters look at the stack the summary
+/// shows (the inner frame of a tunnel packet) unless `outer` is set.
+public struct EventFilter: Sendable {
+    /// `-t/--type`: Cilium's message types (trace-sock and unknown types pass, as in Cilium).
+    public var types: [MessageType] = []
+    /// `--from`, `--to`, `--related-to`: endpoint IDs, with Cilium's per-type meaning.
+    public var fromEndpoints: [UInt16] = []
+    public var toEndpoints: [UInt16] = []
+    public var relatedEndpoints: [UInt16] = []
+    public var clauses: [FlowClause] = []
+    /// Match addresses, ports and protocols on the outer headers of tunnel packets.
+    public var outer = false
+    /// Pods by name (and `namespace/name`).
+    public private(set) var pods: [String: PodInfo] = [:]
+    /// Interface names, for `--interface NAME` (shared with the renderers).
+    public var names: InterfaceNames?
+
+    public init() {}
+
+    /// True when every event passes.
+    public var isEmpty: Bool {
+        types.isEmpty && fromEndpoints.isEmpty && toEndpoints.isEmpty && relatedEndpoints.isEmpty && clauses.isEmpty
+    }
+
+    /// True when any flag names a pod.
+    public var usesPods: Bool {
+        clauses.contains { $0.terms.contains { if case .pod = $0 { true } else { false } } }
+    }
+
+    /// The pod names the filter uses.
+    public var podNames: [String] {
+        clauses.flatMap { $0.terms.compactMap { if case .pod(let n, _) = $0 { n } else { nil } } }
+    }
+
+    public mutating func learn(_ pod: PodInfo) {
+        pods[pod.name] = pod
+        pods[pod.namespace + "/" + pod.name] = pod
+    }
+
+    /// Whether a lost-samples record passes: it always does (losses are never hidden).
+    public func matchesLost() -> Bool { true }
+
+    /// Whether `event` passes.
+    public func matches(_ event: borrowing Event) -> Bool {
+        if !monitorMatch(event) { return false }
+        for clause in clauses {
+            var any = false
+            for term in clause.terms where matches(term, event.flow) {
+                any = true
+                break
+            }
+            if any == clause.negated { return false }
+        }
+        return true
+    }
+
+    /// Cilium's `match(type, src, dst)`; trace-sock and unknown types are not filtered, as in Cilium.
+    func monitorMatch(_ event: borrowing Event) -> Bool {
+        let src: UInt16
+        let dst: UInt16
+        switch event.message {
+        case .traceSock, .unknown: return true
+        case .trace(let t):
+            src = t.header.source
+            dst = t.destinationID
+        case .drop(let d):
+            src = d.header.source
+            dst = UInt16(truncatingIfNeeded: d.destinationID)
+        case .debug(let m):
+            src = m.header.source
+            dst = 0
+        case .capture(let c):
+            src = c.header.source
+            dst = 0
+        case .policyVerdict(let p):
+            src = p.header.source
+            dst = UInt16(truncatingIfNeeded: p.remoteIdentity)
+        case .recorder:
+            src = 0
+            dst = 0
+        }
+        if !types.isEmpty && !types.contains(event.type) { return false }
+        if !fromEndpoints.isEmpty && !fromEndpoints.contains(src) { return false }
+        if !toEndpoints.isEmpty && !toEndpoints.contains(dst) { return false }
+        if !relatedEndpoints.isEmpty && !relatedEndpoints.contains(src) && !relatedEndpoints.contains(dst) {
+            return false
+        }
+        return true
+    }
+
+    @inline(__always)
+    func layers(_ flow: borrowing Flow) -> FlowLayers { outer ? flow.outer : flow.primary }
+
+    @inline(__always)
+    static func side<T>(_ side: FlowSide, _ source: T?, _ destination: T?, _ test: (T) -> Bool) -> Bool {
+        switch side {
+        case .either: (source.map(test) ?? false) || (destination.map(test) ?? false)
+        case .source: source.map(test) ?? false
+        case .destination: destination.map(test) ?? false
+        }
+    }
+
+    func matches(_ term: FlowTerm, _ flow: borrowing Flow) -> Bool {
+        switch term {
+        case .ip(let prefix, let side):
+            let f = layers(flow)
+            return Self.side(side, f.source, f.destination) { prefix.contains($0) }
+        case .port(let port, let side):
+            let f = layers(flow)
+            guard f.transport.hasPorts else { return false }
+            return Self.side(side, f.sourcePort, f.destinationPort) { $0 == port }
+        case .transport(let t):
+            return layers(flow).transport == t
+        case .icmp:
+            let t = layers(flow).transport
+            return t == .icmpv4 || t == .icmpv6
+        case .arp:
+            let f = layers(flow)
+            return f.hasEthernet && f.etherType == 0x0806
+        case .identity(let id, let side):
+            return Self.side(side, flow.sourceIdentity, flow.destinationIdentity) { $0 == id }
+        case .pod(let name, let side):
+            guard let pod = pods[name] else { return false }
+            let f = layers(flow)
+            return Self.side(side, f.source, f.destination) { $0 == pod.ip }
+        case .vni(let vni):
+            return flow.tunnel?.vni == vni
+        case .observationPoint(let point):
+            return flow.observationPoint == point
+        case .verdict(let verdict):
+            return flow.verdict == verdict
+        case .dropReason(let reason):
+            return flow.dropReason == reason
+        case .interfaceIndex(let index):
+            return flow.ifindex == index
+        case .interfaceName(let name):
+            guard let ifindex = flow.ifindex, let names else { return false }
+            return names.name(ifindex, node: flow.node) == name
+        case .node(let node):
+            return flow.node == node
+        case .tcpFlags(let set, let clear):
+            let f = layers(flow)
+            return f.transport == .tcp && f.tcpFlags & set == set && f.tcpFlags & clear == 0
+        }
+    }
+}

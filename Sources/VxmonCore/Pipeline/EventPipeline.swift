@@ -1,0 +1,228 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VxmonWire
+
+/// Output formats.
+public enum OutputFormat: String, Sendable, CaseIterable {
+    case text
+    case json
+    case yaml
+    /// No rendered output (only the other sinks, e.g. `--write-pcap`).
+    case none
+}
+
+/// Counters a source loop reports at the end.
+public struct PipelineStats: Sendable {
+    /// Events decoded.
+    public var events = 0
+    /// Decoded events the filter rejected.
+    public var filtered = 0
+    public var decodeErrors = 0
+    public var lostSamples: UInt64 = 0
+    public var lostRecords = 0
+    public var malformedRecords = 0
+
+    /// Events that passed the filter (rendered, written).
+    public var matched: Int { events - filtered }
+
+    public mutating func add(_ other: PipelineStats) {
+        events += other.events
+        filtered += other.filtered
+        decodeErrors += other.decodeErrors
+        lostSamples &+= other.lostSamples
+        lostRecords += other.lostRecords
+        malformedRecords += other.malformedRecords
+    }
+
+    /// A one-line summary for stderr.
+    public var summaryLine: String {
+        var s = "vxmon: \(events) events"
+        if filtered > 0 { s += " (\(matched) matched the filter, \(filtered) filtered out)" }
+        if decodeErrors > 0 { s += ", \(decodeErrors) skipped (undecodable)" }
+        if malformedRecords > 0 { s += ", \(malformedRecords) malformed records" }
+        s += ", \(lostSamples) samples lost"
+        return s
+    }
+}
+
+/// Decode -> flow -> filter -> sinks, shared by replay, the live monitor, the recorder and the
+/// benchmark: `RecordSource -> EventDecoder -> Event + Flow -> EventFilter -> [EventSink]`.
+///
+/// The rendering sink for `format` writes into `out`, which the pipeline writes to `fd`; other sinks
+/// (recordings, pcapng) own their outputs. Diagnostics (decode errors with their position) go to
+/// `diagnostics`, never to the output.
+public final class EventPipeline: RecordConsumer {
+    public let decoder: EventDecoder
+    public let format: OutputFormat
+    public let names: InterfaceNames
+    /// Where rendered records go. The parallel renderer points it at each batch's own buffer.
+    public var out: OutputBuffer {
+        didSet {
+            if let text = renderSink as? TextSink { text.out = out }
+            if let structured = renderSink as? StructuredSink { structured.out = out }
+        }
+    }
+    /// The sink that renders `format` into `out` (nil for `.none`).
+    public let renderSink: (any EventSink)?
+    /// Every sink, the rendering one first.
+    public private(set) var sinks: [any EventSink]
+    public var filter: EventFilter
+    /// Totals for `--summary` (nil: not counted).
+    public var counters: FlowCounters?
+    public var stats = PipelineStats()
+    /// Current node (set by `node=`/`host=` metadata or by the live source).
+    public var node: String?
+    /// Where diagnostics go (stderr by default).
+    public var diagnostics: (String) -> Void
+    /// Output file descriptor, or -1 to keep everything in `out` (tests).
+    public let fd: Int32
+    /// Flush after every record (a terminal), instead of in 64 KiB blocks.
+    public var flushEachRecord: Bool
+    /// Set when a write to `fd` failed (EPIPE: the reader went away).
+    public private(set) var outputClosed = false
+    /// The errno of a write that failed for another reason than EPIPE (0: none).
+    public private(set) var outputError: Int32 = 0
+    public var shouldStop: Bool { outputClosed || outputError != 0 }
+    /// The event being decoded, reused for every record. It lives behind a pointer so renderers can
+    /// borrow it: reading a class `var` would copy the whole Event (and retain its arrays) per record.
+    private let event: UnsafeMutablePointer<Event>
+
+    public init(
+        format: OutputFormat, verbosity: Verbosity = .info, hex: Bool = false, numeric: Bool = false,
+        release: CiliumRelease = .v1_13, tunnelPorts: TunnelPorts = .standard, fd: Int32 = 1,
+        flushEachRecord: Bool = false, names: InterfaceNames = InterfaceNames(),
+        decorations: TextDecorations = TextDecorations(), filter: EventFilter = EventFilter(),
+        diagnostics: @escaping (String) -> Void = EventPipeline.standardError
+    ) {
+        self.names = names
+        self.format = format
+        decoder = EventDecoder(release: release, tunnelPorts: tunnelPorts)
+        let out = OutputBuffer(capacity: 1 << 17)
+        self.out = out
+        switch format {
+        case .text:
+            renderSink = TextSink(
+                renderer: TextRenderer(verbosity: verbosity, hex: hex, numeric: numeric, release: release, names: names),
+                out: out, decorations: decorations)
+        case .json:
+            renderSink = StructuredSink(format: .json, renderer: StructuredRenderer(release: release, names: names), out: out)
+        case .yaml:
+            renderSink = StructuredSink(format: .yaml, renderer: StructuredRenderer(release: release, names: names), out: out)
+        case .none:
+            renderSink = nil
+        }
+        sinks = renderSink.map { [$0] } ?? []
+        var filter = filter
+        filter.names = names
+        self.filter = filter
+        self.fd = fd
+        self.flushEachRecord = flushEachRecord
+        self.diagnostics = diagnostics
+        event = .allocate(capacity: 1)
+        event.initialize(to: Event())
+    }
+
+    deinit {
+        event.deinitialize(count: 1)
+        event.deallocate()
+    }
+
+    /// Adds a sink after the rendering one.
+    public func add(_ sink: any EventSink) { sinks.append(sink) }
+
+    /// Writes `message` and a newline to stderr.
+    public static func standardError(_ message: String) {
+        var line = message
+        line.append("\n")
+        line.withUTF8 { p in _ = write(2, p.baseAddress, p.count) }
+    }
+
+    // MARK: RecordConsumer
+
+    public func sample(_ body: RawSpan, cpu: Int, timeNanoseconds: UInt64, index: Int, offset: Int) {
+        event.pointee.cpu = cpu
+        event.pointee.timeNanoseconds = timeNanoseconds
+        event.pointee.node = node
+        do {
+            try decoder.decode(body, into: &event.pointee)
+        } catch {
+            stats.decodeErrors += 1
+            var where_ = "record \(index)"
+            if offset >= 0 { where_ += " (byte offset \(offset))" }
+            if let node { where_ += " from node \(Self.sanitized(node))" }
+            diagnostics("vxmon: \(where_), CPU \(cpu): \(error); event skipped")
+            return
+        }
+        stats.events += 1
+        if !filter.isEmpty && !filter.matches(event.pointee) {
+            stats.filtered += 1
+            return
+        }
+        counters?.count(event.pointee)
+        for sink in sinks { sink.event(event.pointee, record: body) }
+        afterRecord()
+    }
+
+    public func lost(cpu: Int, count: UInt64, timeNanoseconds: UInt64) {
+        stats.lostSamples &+= count
+        stats.lostRecords += 1
+        let lost = LostSamples(cpu: cpu, count: count, timeNanoseconds: timeNanoseconds, node: node)
+        counters?.count(lost)
+        for sink in sinks { sink.lost(lost) }
+        afterRecord()
+    }
+
+    public func interfaceName(ifindex: UInt32, name: String) {
+        interfaceName(ifindex: ifindex, name: name, time: 0)
+    }
+
+    public func interfaceName(ifindex: UInt32, name: String, time: UInt64) {
+        names.set(ifindex, name, node: node)
+        for sink in sinks { sink.interfaceName(ifindex: ifindex, name: name, node: node, time: time) }
+    }
+
+    public func metadata(key: String, value: String) {
+        if let named = Vxrec.node(fromMetadata: key, value) { node = named }
+        if let pod = PodInfo(metadataKey: key, value: value) { filter.learn(pod) }
+        for sink in sinks { sink.metadata(key: key, value: value, time: 0) }
+    }
+
+    public func malformedRecord(index: Int, offset: Int, reason: String) {
+        stats.malformedRecords += 1
+        diagnostics("vxmon: record \(index) (byte offset \(offset)): \(reason); record skipped")
+    }
+
+    private func afterRecord() {
+        guard fd >= 0 else { return }
+        if flushEachRecord || out.count >= 1 << 16 { flush() }
+    }
+
+    /// Writes everything buffered, also in the other sinks. Returns false once the output is gone.
+    @discardableResult
+    public func flush() -> Bool {
+        if fd >= 0 && !outputClosed && outputError == 0 && out.count > 0 {
+            if !out.flush(to: fd) {
+                if errno == EPIPE { outputClosed = true } else { outputError = errno }
+            }
+        }
+        for sink in sinks where sink !== renderSink {
+            switch sink.flush() {
+            case .ok: break
+            case .closed: outputClosed = true
+            case .failed(let e): if outputError == 0 { outputError = e }
+            }
+        }
+        return !shouldStop
+    }
+
+    /// A one-line summary for stderr.
+    public func summaryLine() -> String { stats.summaryLine }
+
+    /// Text from outside, safe for a terminal.
+    static func sanitized(_ s: String) -> String {
+        let buffer = OutputBuffer(capacity: 64)
+        buffer.appendSanitized(s)
+        return buffer.string
+    }
+}
