@@ -109,7 +109,7 @@ public enum FileSystem {
 
 /// The realtime clock in nanoseconds since the Unix epoch.
 @inline(__always)
-func wallClockNanoseconds() -> UInt64 {
+public func wallClockNanoseconds() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)

@@ -37,7 +37,8 @@ public final class PipelineSink: LiveSink {
     }
 
     public func interfaceName(node: Int, ifindex: UInt32, name: String, time: UInt64) {
-        pipeline.names.set(ifindex, name, node: nodeNames[node])
+        select(node)
+        pipeline.interfaceName(ifindex: ifindex, name: name, time: time)
     }
 
     public func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer, time: UInt64) {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import VxmonBPF
 import VxmonCore
+import VxmonWire
 
 /// Options of the commands that read the lab's event buffers live (monitor, record).
 struct LiveCommandOptions: ParsableArguments {
@@ -57,6 +58,18 @@ struct LiveCommandOptions: ParsableArguments {
         return topology
     }
 
+    /// The filter, with the lab's pods known to it; a pod the lab does not have is a usage error.
+    func filter(_ filters: FilterOptions, _ topology: LabTopology) throws -> EventFilter {
+        var filter = try filters.makeFilter()
+        for pod in topology.pods { filter.learn(pod.info) }
+        for name in filter.podNames where filter.pods[name] == nil {
+            throw ValidationError(
+                "--pod: lab '\(topology.lab)' has no pod \(sanitizedArgument(name)); its pods: "
+                    + topology.pods.map(\.name).joined(separator: ", "))
+        }
+        return filter
+    }
+
     /// One line for stderr at the end.
     static func summary(_ stats: LiveStats, events: String) -> String {
         var line = "vxmon: \(events), \(stats.lost) samples lost"
@@ -80,6 +93,7 @@ struct Monitor: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
     @OptionGroup var live: LiveCommandOptions
+    @OptionGroup var filters: FilterOptions
 
     /// `vxmon FILE` (replay's form from before monitor became the default) still replays FILE.
     @Argument(help: .hidden)
@@ -87,22 +101,40 @@ struct Monitor: ParsableCommand {
 
     func run() throws {
         if recording != nil {
-            let replay = try Replay.parse(Array(CommandLine.arguments.dropFirst().filter { $0 != "monitor" }))
+            let replay = try Replay.parse(parsedArguments.filter { $0 != "monitor" })
             try replay.run()
             return
         }
         let topology = try live.prepare("monitor")
+        let filter = try live.filter(filters, topology)
         var options = live.liveOptions
         options.watchFD = 1
-        let pipeline = output.makePipeline(flushEachRecord: isatty(1) != 0)
         let nodes = try LiveSession.selectedNodes(topology, options).map(\.name)
+        let pipeline = output.makePipeline(flushEachRecord: isatty(1) != 0, filter: filter, nodeLabels: nodes.count > 1)
         let session = try LiveSession(
             topology: topology, options: options, sink: PipelineSink(pipeline: pipeline, nodeNames: nodes))
         session.announceInterfaces()
         let stats = try DedicatedThread.run { try session.run() }
         pipeline.flush()
         var events = "\(pipeline.stats.events) events"
+        if pipeline.stats.filtered > 0 { events += " (\(pipeline.stats.matched) matched the filter)" }
         if pipeline.stats.decodeErrors > 0 { events += ", \(pipeline.stats.decodeErrors) skipped (undecodable)" }
         EventPipeline.standardError(LiveCommandOptions.summary(stats, events: events))
+        output.printSummary(pipeline.counters, pipeline.stats)
+        if pipeline.outputError != 0 {
+            throw CLIError("writing the output failed: \(String(cString: strerror(pipeline.outputError)))")
+        }
+        if output.failOnLost && (stats.lost > 0 || pipeline.stats.lostSamples > 0) {
+            throw CLIError("\(max(stats.lost, pipeline.stats.lostSamples)) samples were lost (--fail-on-lost)")
+        }
+    }
+}
+
+extension LabTopology.Pod {
+    /// What filters and recordings know of a pod.
+    var info: PodInfo {
+        PodInfo(
+            name: name, namespace: namespace,
+            ip: FilterParser.parseIP(Substring(ip)) ?? .v4(IPv4Address(rawValue: 0)), identity: identity, node: node)
     }
 }

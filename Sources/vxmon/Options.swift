@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import VxmonCore
 import VxmonWire
 
@@ -10,7 +11,7 @@ struct OutputOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Verbose output: -v for debug messages, -vv for packet layer lines (like cilium monitor).")
     var verbose: Int
 
-    @Option(name: .shortAndLong, help: "Output format: text (Cilium's), json (one object per line) or yaml.")
+    @Option(name: .shortAndLong, help: "Output format: text (Cilium's), json (one object per line), yaml or none.")
     var output: OutputFormat = .text
 
     @Flag(name: .short, help: "Shorthand for --output json.")
@@ -31,7 +32,37 @@ struct OutputOptions: ParsableArguments {
     @Option(help: "UDP destination ports decoded as Geneve (comma-separated).")
     var genevePorts: String = "6081"
 
-    var format: OutputFormat { json ? .json : output }
+    @Flag(name: .shortAndLong, help: "No rendered output (same as --output none): only --write-pcap, --summary.")
+    var quiet = false
+
+    @Option(
+        help: ArgumentHelp(
+            "Prefix text records with their time: StampMilli (default for a bare --timestamps), RFC3339, RFC3339Milli, RFC3339Micro, RFC3339Nano or unix.",
+            valueName: "format"))
+    var timestamps: String?
+
+    @Option(help: "Colour text on a terminal: auto (a terminal, unless NO_COLOR is set), always or never.")
+    var color: ColorMode = .auto
+
+    @Flag(help: "At the end, print totals (by type, observation point, drop reason, node, CPU, VNI, top flows, lost) to stderr; a final summary record with -o json|yaml.")
+    var summary = false
+
+    @Option(help: "Stop after this many events were shown (after filtering).")
+    var count: Int?
+
+    @Flag(help: "Exit with status 1 if any sample was lost.")
+    var failOnLost = false
+
+    var format: OutputFormat { quiet ? .none : json ? .json : output }
+
+    var timeFormat: TimeFormat? { timestamps.flatMap { TimeFormat(name: $0) } }
+
+    /// Text decorations for output to `fd`; `nodeLabels` when the stream interleaves several nodes.
+    func decorations(fd: Int32, nodeLabels: Bool) -> TextDecorations {
+        TextDecorations(
+            timestamps: timeFormat.map { TimeFormatter(format: $0) }, nodeLabels: nodeLabels,
+            color: color.enabled(fd: fd))
+    }
 
     var verbosity: Verbosity {
         switch verbose {
@@ -47,6 +78,12 @@ struct OutputOptions: ParsableArguments {
         if json && output != .text && output != .json {
             throw ValidationError("-j conflicts with --output \(output.rawValue)")
         }
+        if let timestamps, TimeFormat(name: timestamps) == nil {
+            throw ValidationError(
+                "--timestamps: unknown format; expected one of "
+                    + TimeFormat.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
     }
 
     func ports(_ text: String, _ flag: String) throws -> [UInt16] {
@@ -63,9 +100,48 @@ struct OutputOptions: ParsableArguments {
         TunnelPorts(vxlan: (try? ports(vxlanPorts, "")) ?? [], geneve: (try? ports(genevePorts, "")) ?? [])
     }
 
-    func makePipeline(fd: Int32 = 1, flushEachRecord: Bool, names: InterfaceNames = InterfaceNames()) -> EventPipeline {
-        EventPipeline(
+    func makePipeline(
+        fd: Int32 = 1, flushEachRecord: Bool, names: InterfaceNames = InterfaceNames(),
+        filter: EventFilter = EventFilter(), nodeLabels: Bool = false
+    ) -> EventPipeline {
+        let pipeline = EventPipeline(
             format: format, verbosity: verbosity, hex: hex, numeric: numeric, release: cilium,
-            tunnelPorts: tunnelPorts, fd: fd, flushEachRecord: flushEachRecord, names: names)
+            tunnelPorts: tunnelPorts, fd: fd, flushEachRecord: flushEachRecord, names: names,
+            decorations: decorations(fd: fd, nodeLabels: nodeLabels), filter: filter)
+        if summary { pipeline.counters = FlowCounters() }
+        pipeline.maxEvents = count
+        return pipeline
+    }
+
+    /// The summary for the end of a run: a table on stderr, or a final record with -o json|yaml.
+    func printSummary(_ counters: FlowCounters?, _ stats: PipelineStats, fd: Int32 = 1) {
+        guard let counters else { return }
+        switch format {
+        case .json, .yaml:
+            let out = OutputBuffer(capacity: 1 << 12)
+            if format == .json {
+                counters.renderJSON(stats, release: cilium, into: out)
+            } else {
+                counters.renderYAML(stats, release: cilium, into: out)
+            }
+            out.flush(to: fd)
+        case .text, .none:
+            EventPipeline.standardError(counters.table(stats, release: cilium))
+        }
+    }
+}
+
+enum ColorMode: String, ExpressibleByArgument, CaseIterable {
+    case auto
+    case always
+    case never
+
+    /// Colour for output to `fd`: `always`, or `auto` on a terminal without NO_COLOR (any value).
+    func enabled(fd: Int32) -> Bool {
+        switch self {
+        case .always: return true
+        case .never: return false
+        case .auto: return isatty(fd) != 0 && getenv("NO_COLOR") == nil
+        }
     }
 }

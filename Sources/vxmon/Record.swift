@@ -16,6 +16,13 @@ struct Record: ParsableCommand {
     var write: String
 
     @OptionGroup var live: LiveCommandOptions
+    @OptionGroup var filters: FilterOptions
+
+    @Flag(help: "At the end, print totals (by type, observation point, drop reason, node, CPU, VNI, top flows, lost) to stderr.")
+    var summary = false
+
+    @Flag(help: "Exit with status 1 if any sample was lost.")
+    var failOnLost = false
 
     func run() throws {
         let topology = try live.prepare("record")
@@ -30,14 +37,37 @@ struct Record: ParsableCommand {
         }
         defer { if fd != 1 { close(fd) } }
         let nodes = try LiveSession.selectedNodes(topology, options).map(\.name)
-        let sink = RecorderSink(
-            fd: fd, nodeNames: nodes,
-            metadata: [("source", "vxmon"), ("lab", topology.lab), ("buffer", options.buffer.rawValue)])
+        let filter = try live.filter(filters, topology)
+        var metadata = [("source", "vxmon"), ("lab", topology.lab), ("buffer", options.buffer.rawValue)]
+        metadata += topology.pods.map { ("pod", $0.info.metadataValue) }
+        // Unfiltered, the recorder writes samples as read, without decoding them; a filter or the
+        // summary needs each event decoded, so the pipeline writes the recording then.
+        let sink: any LiveSink
+        let pipeline: EventPipeline?
+        let recorder: VxrecSink?
+        if filter.isEmpty && !summary {
+            sink = RecorderSink(fd: fd, nodeNames: nodes, metadata: metadata)
+            pipeline = nil
+            recorder = nil
+        } else {
+            let p = EventPipeline(format: .none, fd: -1, filter: filter)
+            if summary { p.counters = FlowCounters() }
+            let r = VxrecSink(fd: fd, metadata: metadata, time: wallClockNanoseconds())
+            p.add(r)
+            sink = PipelineSink(pipeline: p, nodeNames: nodes)
+            pipeline = p
+            recorder = r
+        }
         let session = try LiveSession(topology: topology, options: options, sink: sink)
         session.announceInterfaces()
         let stats = try DedicatedThread.run { try session.run() }
-        if !sink.flush() { throw CLIError("writing \(write) failed: \(String(cString: strerror(errno)))") }
+        if !sink.flush() { throw CLIError("writing \(sanitizedArgument(write)) failed: \(String(cString: strerror(errno)))") }
+        let written = (sink as? RecorderSink)?.samples ?? recorder?.samples ?? 0
         EventPipeline.standardError(
-            LiveCommandOptions.summary(stats, events: "recorded \(sink.samples) events to \(write)"))
+            LiveCommandOptions.summary(stats, events: "recorded \(written) events to \(sanitizedArgument(write))"))
+        if let pipeline, let counters = pipeline.counters {
+            EventPipeline.standardError(counters.table(pipeline.stats))
+        }
+        if failOnLost && stats.lost > 0 { throw CLIError("\(stats.lost) samples were lost (--fail-on-lost)") }
     }
 }

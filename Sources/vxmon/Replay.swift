@@ -15,6 +15,13 @@ struct Replay: ParsableCommand {
     var file: String
 
     @OptionGroup var options: OutputOptions
+    @OptionGroup var filters: FilterOptions
+
+    @Option(
+        help: ArgumentHelp(
+            "Only this node's events (repeatable). Text then stays exactly Cilium's; without it, text from a recording of several nodes names each record's node.",
+            valueName: "node"))
+    var node: [String] = []
 
     @Flag(
         help: """
@@ -27,32 +34,54 @@ struct Replay: ParsableCommand {
     var threads: Int?
 
     func run() throws {
+        let filter = try filters.makeFilter()
         let fd: Int32
         if file == "-" {
             fd = 0
         } else {
             fd = open(file, O_RDONLY | O_CLOEXEC)
             if fd < 0 {
-                throw CLIError("cannot open \(file): \(String(cString: strerror(errno)))")
+                throw CLIError("cannot open \(sanitizedArgument(file)): \(String(cString: strerror(errno)))")
             }
         }
         defer { if fd > 0 { close(fd) } }
         signal(SIGPIPE, SIG_IGN)
+        let nodeLabels = node.isEmpty
         // A terminal gets every record as it is rendered; files and pipes get the parallel renderer,
         // which keeps record order and uses every core.
-        if isatty(1) != 0 || workers <= 1 {
-            var consumer = options.makePipeline(flushEachRecord: isatty(1) != 0)
+        let stats: PipelineStats
+        let counters: FlowCounters?
+        let pods: [String: PodInfo]
+        if isatty(1) != 0 || workers <= 1 || options.count != nil {
+            var consumer = options.makePipeline(flushEachRecord: isatty(1) != 0, filter: filter, nodeLabels: nodeLabels)
             let failure = read(fd, into: &consumer)
             consumer.flush()
-            try finish(consumer.stats, consumer.summaryLine(), failure, outputClosed: consumer.outputClosed)
+            stats = consumer.stats
+            counters = consumer.counters
+            pods = consumer.filter.pods
+            try finish(stats, failure, outputError: consumer.outputError)
         } else {
             let names = InterfaceNames()
             var consumer = ParallelPipeline(workers: workers, fd: 1, names: names) { names in
-                options.makePipeline(fd: -1, flushEachRecord: false, names: names)
+                options.makePipeline(fd: -1, flushEachRecord: false, names: names, filter: filter, nodeLabels: nodeLabels)
             }
             let failure = read(fd, into: &consumer)
             consumer.finish()
-            try finish(consumer.stats, consumer.summaryLine(), failure, outputClosed: consumer.outputClosed)
+            stats = consumer.stats
+            counters = consumer.mergedCounters()
+            pods = consumer.pods
+            try finish(stats, failure, outputError: consumer.outputError)
+        }
+        for name in Set(filter.podNames) where pods[name] == nil {
+            EventPipeline.standardError(
+                "vxmon: --pod \(sanitizedArgument(name)): "
+                    + (pods.isEmpty
+                        ? "the recording names no pods (recordings made before pod records matched nothing)"
+                        : "no such pod in the recording (it names \(Set(pods.values.map(\.name)).sorted().joined(separator: ", ")))"))
+        }
+        options.printSummary(counters, stats)
+        if options.failOnLost && stats.lostSamples > 0 {
+            throw CLIError("\(stats.lostSamples) samples were lost (--fail-on-lost)")
         }
     }
 
@@ -61,39 +90,46 @@ struct Replay: ParsableCommand {
         return min(max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1), 4)
     }
 
-    func finish(_ stats: PipelineStats, _ summary: String, _ failure: RecordingError?, outputClosed: Bool) throws {
-        if stats.decodeErrors > 0 || stats.lostSamples > 0 || stats.malformedRecords > 0 {
-            EventPipeline.standardError(summary)
+    func finish(_ stats: PipelineStats, _ failure: RecordingError?, outputError: Int32) throws {
+        if !options.summary && (stats.decodeErrors > 0 || stats.lostSamples > 0 || stats.malformedRecords > 0) {
+            EventPipeline.standardError(stats.summaryLine)
         }
         if let failure {
-            throw CLIError("\(file == "-" ? "<stdin>" : file): \(failure)")
+            throw CLIError("\(file == "-" ? "<stdin>" : sanitizedArgument(file)): \(failure)")
+        }
+        if outputError != 0 {
+            throw CLIError("writing the output failed: \(String(cString: strerror(outputError)))")
         }
     }
 
     func read<C: RecordConsumer>(_ fd: Int32, into consumer: inout C) -> RecordingError? {
-        var failure: RecordingError?
-        do {
-            // A .vxrec starts with VXMONREC; a capture of a Cilium agent's monitor socket with a gob
-            // type definition.
-            var prefix = [UInt8](repeating: 0, count: 8)
-            var have = 0
-            while have < 8 {
-                let r = prefix.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + have, 8 - have) }
-                if r < 0 && errno == EINTR { continue }
-                if r <= 0 { break }
-                have += r
-            }
-            prefix.removeLast(8 - have)
-            if prefix.count == 8 && prefix != Vxrec.magic && AgentStreamReader.looksLikeAgentStream(prefix) {
-                let reader = AgentStreamReader(fd: fd, prefix: prefix)
-                reader.carryOverFields = ciliumCLIQuirks
-                try reader.run(&consumer)
-            } else {
-                try VxrecReader(fd: fd, prefix: prefix).run(&consumer)
-            }
-        } catch {
-            failure = error
-        }
-        return failure
+        readRecording(fd, into: &consumer, carryOverFields: ciliumCLIQuirks)
     }
+}
+
+/// Reads a recording from `fd` into `consumer`: a `.vxrec` (it starts with VXMONREC) or a capture of
+/// a Cilium agent's monitor socket (it starts with a gob type definition). Returns what ended it early.
+func readRecording<C: RecordConsumer>(_ fd: Int32, into consumer: inout C, carryOverFields: Bool) -> RecordingError? {
+    var failure: RecordingError?
+    do {
+        var prefix = [UInt8](repeating: 0, count: 8)
+        var have = 0
+        while have < 8 {
+            let r = prefix.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + have, 8 - have) }
+            if r < 0 && errno == EINTR { continue }
+            if r <= 0 { break }
+            have += r
+        }
+        prefix.removeLast(8 - have)
+        if prefix.count == 8 && prefix != Vxrec.magic && AgentStreamReader.looksLikeAgentStream(prefix) {
+            let reader = AgentStreamReader(fd: fd, prefix: prefix)
+            reader.carryOverFields = carryOverFields
+            try reader.run(&consumer)
+        } else {
+            try VxrecReader(fd: fd, prefix: prefix).run(&consumer)
+        }
+    } catch {
+        failure = error
+    }
+    return failure
 }

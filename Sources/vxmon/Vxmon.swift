@@ -1,6 +1,7 @@
 import ArgumentParser
 import VxmonBPF
 import VxmonCore
+import Glibc
 
 @main
 struct Vxmon: ParsableCommand {
@@ -12,10 +13,30 @@ struct Vxmon: ParsableCommand {
             Exit status: 0 success, 1 runtime failure, 64 usage error.
             """,
         subcommands: [
-            Monitor.self, Record.self, Replay.self, LabCommand.self, Tunnel.self, EndpointCommand.self,
+            Monitor.self, Record.self, Replay.self, Stats.self, LabCommand.self, Tunnel.self, EndpointCommand.self,
             IdentityCommand.self, Policy.self, Flood.self,
         ],
         defaultSubcommand: Monitor.self)
+
+    /// `--timestamps` takes an optional value, which ArgumentParser options cannot: a bare one (or one
+    /// followed by a format name as a separate word) is rewritten to `--timestamps=FORMAT` first.
+    static func main() {
+        var arguments: [String] = []
+        var words = Array(CommandLine.arguments.dropFirst())[...]
+        while let word = words.popFirst() {
+            if word == "--timestamps" {
+                if let next = words.first, TimeFormat(name: next) != nil {
+                    arguments.append("--timestamps=" + words.removeFirst())
+                } else {
+                    arguments.append("--timestamps=" + TimeFormat.stampMilli.rawValue)
+                }
+            } else {
+                arguments.append(word)
+            }
+        }
+        parsedArguments = arguments
+        main(arguments)
+    }
 }
 
 /// A runtime failure: printed as `Error: <message>` on stderr, exit status 1.
@@ -35,4 +56,11 @@ struct LabOptions: ParsableArguments {
     func open() throws -> Lab {
         try Lab(name: Lab.resolveName(lab), log: { EventPipeline.standardError($0) })
     }
+}
+
+/// A command-line word or file name, safe to print on a terminal.
+func sanitizedArgument(_ s: String) -> String {
+    let out = OutputBuffer(capacity: 64)
+    out.appendSanitized(s)
+    return out.string
 }

@@ -83,7 +83,11 @@ public final class EventPipeline: RecordConsumer {
     public private(set) var outputClosed = false
     /// The errno of a write that failed for another reason than EPIPE (0: none).
     public private(set) var outputError: Int32 = 0
-    public var shouldStop: Bool { outputClosed || outputError != 0 }
+    /// Stop once this many events passed the filter (`--count`).
+    public var maxEvents: Int?
+    public var shouldStop: Bool {
+        outputClosed || outputError != 0 || (maxEvents.map { stats.matched >= $0 } ?? false)
+    }
     /// The event being decoded, reused for every record. It lives behind a pointer so renderers can
     /// borrow it: reading a class `var` would copy the whole Event (and retain its arrays) per record.
     private let event: UnsafeMutablePointer<Event>
@@ -157,6 +161,11 @@ public final class EventPipeline: RecordConsumer {
         stats.events += 1
         if !filter.isEmpty && !filter.matches(event.pointee) {
             stats.filtered += 1
+            return
+        }
+        if let maxEvents, stats.matched > maxEvents {
+            // Past --count (a source that delivers a batch before it checks shouldStop).
+            stats.events -= 1
             return
         }
         counters?.count(event.pointee)

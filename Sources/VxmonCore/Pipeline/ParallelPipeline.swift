@@ -51,7 +51,9 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
     public let names: InterfaceNames
     public private(set) var stats = PipelineStats()
     public private(set) var outputClosed = false
-    public var shouldStop: Bool { outputClosed }
+    /// The errno of a write that failed for another reason than EPIPE (0: none).
+    public private(set) var outputError: Int32 = 0
+    public var shouldStop: Bool { outputClosed || outputError != 0 }
 
     // pthread objects must not move: they live in their own allocations.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -181,6 +183,22 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
 
     public func metadata(key: String, value: String) {
         if let named = Vxrec.node(fromMetadata: key, value) { node = named }
+        if let pod = PodInfo(metadataKey: key, value: value) {
+            // Pods apply from here on, in every worker's filter.
+            drain()
+            for worker in workers { worker.filter.learn(pod) }
+        }
+    }
+
+    /// The pods learned from the recording's metadata.
+    public var pods: [String: PodInfo] { workers.first?.filter.pods ?? [:] }
+
+    /// Every worker's `--summary` counters added up (nil when not counting). Call after `finish()`.
+    public func mergedCounters() -> FlowCounters? {
+        guard workers.first?.counters != nil else { return nil }
+        let total = FlowCounters()
+        for worker in workers { if let c = worker.counters { total.merge(c) } }
+        return total
     }
 
     public func malformedRecord(index: Int, offset: Int, reason: String) {
@@ -214,11 +232,10 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
         while !batch.done { pthread_cond_wait(batchDone, mutex) }
         pthread_mutex_unlock(mutex)
         for line in batch.diagnostics { diagnostics(line) }
-        stats.events += batch.stats.events
-        stats.decodeErrors += batch.stats.decodeErrors
-        stats.lostSamples &+= batch.stats.lostSamples
-        stats.lostRecords += batch.stats.lostRecords
-        if !outputClosed && fd >= 0 && !batch.out.flush(to: fd) { outputClosed = true }
+        stats.add(batch.stats)
+        if !shouldStop && fd >= 0 && !batch.out.flush(to: fd) {
+            if errno == EPIPE { outputClosed = true } else { outputError = errno }
+        }
         free.append(batch)
     }
 
