@@ -2,7 +2,8 @@
 # Installs what vxmon needs on a fresh Debian 12 machine and mounts bpffs. Idempotent; run as root.
 set -euo pipefail
 
-packages=(libbpf-dev libelf-dev bpftool iproute2 iputils-ping tcpdump jq netcat-openbsd)
+# tshark (with capinfos) is the oracle of the pcapng tests, which fail without it.
+packages=(libbpf-dev libelf-dev bpftool iproute2 iputils-ping tcpdump jq netcat-openbsd tshark)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
