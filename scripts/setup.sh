@@ -2,6 +2,7 @@
 # Installs what vxmon needs on a fresh Debian 12 machine and mounts bpffs. Idempotent; run as root.
 set -euo pipefail
 
+# tshark (with capinfos) is the oracle of the flow and pcapng tests, which fail without it.
 packages=(libbpf-dev libelf-dev bpftool iproute2 iputils-ping tcpdump jq netcat-openbsd tshark)
 missing=()
 for p in "${packages[@]}"; do

@@ -273,3 +273,40 @@ func traceV1(
     b += origIP
     return b + packet
 }
+
+// MARK: - External programs (oracles such as tshark)
+
+struct ProcessOutput {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs `executable` with `arguments` and collects its exit status and output. The streams go through
+/// temporary files, so no pipe can fill up and no threads are needed.
+func runProcess(_ executable: String, _ arguments: [String]) throws -> ProcessOutput {
+    let base = NSTemporaryDirectory() + "/vxmon-run-\(UUID().uuidString)"
+    let paths = (out: base + ".out", err: base + ".err")
+    defer { for path in [paths.out, paths.err] { try? FileManager.default.removeItem(atPath: path) } }
+    _ = FileManager.default.createFile(atPath: paths.out, contents: nil)
+    _ = FileManager.default.createFile(atPath: paths.err, contents: nil)
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    p.standardInput = FileHandle.nullDevice
+    p.standardOutput = FileHandle(forWritingAtPath: paths.out)
+    p.standardError = FileHandle(forWritingAtPath: paths.err)
+    try p.run()
+    p.waitUntilExit()
+    return ProcessOutput(
+        status: p.terminationStatus, stdout: Fixtures.text(paths.out) ?? "", stderr: Fixtures.text(paths.err) ?? "")
+}
+
+/// Finds an executable on PATH.
+func which(_ name: String) -> String? {
+    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+        let path = "\(dir)/\(name)"
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    return nil
+}

@@ -179,6 +179,23 @@ public final class OutputBuffer {
 
     public func append(_ other: OutputBuffer) { append(bytes: other.bytes) }
 
+    /// Appends `value` in little-endian byte order (binary formats such as pcapng).
+    @inline(__always)
+    public func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
+        let n = MemoryLayout<T>.size
+        reserve(n)
+        UnsafeMutableRawPointer(storage + count).storeBytes(of: value.littleEndian, as: T.self)
+        state.pointee.count &+= n
+    }
+
+    /// Overwrites the four bytes at `offset` (a value of `count` taken earlier) with `value` in
+    /// little-endian order: for length fields that are known only once the body is written. Does
+    /// nothing when those bytes have not been written.
+    public func setLittleEndian(_ value: UInt32, at offset: Int) {
+        guard offset >= 0, offset <= count &- 4 else { return }
+        UnsafeMutableRawPointer(storage + offset).storeBytes(of: value.littleEndian, as: UInt32.self)
+    }
+
     /// Appends `n` copies of `b`.
     public func append(repeating b: UInt8, count n: Int) {
         guard n > 0 else { return }
