@@ -111,6 +111,8 @@ struct Monitor: ParsableCommand {
         options.watchFD = 1
         let nodes = try LiveSession.selectedNodes(topology, options).map(\.name)
         let pipeline = output.makePipeline(flushEachRecord: isatty(1) != 0, filter: filter, nodeLabels: nodes.count > 1)
+        let pcap = try output.addPcapSink(to: pipeline)
+        defer { if let pcap { close(pcap) } }
         let session = try LiveSession(
             topology: topology, options: options, sink: PipelineSink(pipeline: pipeline, nodeNames: nodes))
         session.announceInterfaces()

@@ -53,6 +53,9 @@ struct OutputOptions: ParsableArguments {
     @Flag(help: "Exit with status 1 if any sample was lost.")
     var failOnLost = false
 
+    @Option(help: ArgumentHelp("Also write every captured packet (of the events that pass the filter) to this pcapng file, for Wireshark.", valueName: "file"))
+    var writePcap: String?
+
     var format: OutputFormat { quiet ? .none : json ? .json : output }
 
     var timeFormat: TimeFormat? { timestamps.flatMap { TimeFormat(name: $0) } }
@@ -111,6 +114,17 @@ struct OutputOptions: ParsableArguments {
         if summary { pipeline.counters = FlowCounters() }
         pipeline.maxEvents = count
         return pipeline
+    }
+
+    /// Adds the `--write-pcap` sink to `pipeline`; returns the file's descriptor (to close at the end).
+    func addPcapSink(to pipeline: EventPipeline) throws -> Int32? {
+        guard let writePcap else { return nil }
+        let fd = open(writePcap, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            throw CLIError("cannot create \(sanitizedArgument(writePcap)): \(String(cString: strerror(errno)))")
+        }
+        pipeline.add(PcapngSink(fd: fd, names: pipeline.names, release: cilium, numeric: numeric))
+        return fd
     }
 
     /// The summary for the end of a run: a table on stderr, or a final record with -o json|yaml.

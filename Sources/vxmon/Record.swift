@@ -24,6 +24,9 @@ struct Record: ParsableCommand {
     @Flag(help: "Exit with status 1 if any sample was lost.")
     var failOnLost = false
 
+    @Option(help: ArgumentHelp("Also write every captured packet (of the events recorded) to this pcapng file.", valueName: "file"))
+    var writePcap: String?
+
     func run() throws {
         let topology = try live.prepare("record")
         var options = live.liveOptions
@@ -45,7 +48,7 @@ struct Record: ParsableCommand {
         let sink: any LiveSink
         let pipeline: EventPipeline?
         let recorder: VxrecSink?
-        if filter.isEmpty && !summary {
+        if filter.isEmpty && !summary && writePcap == nil {
             sink = RecorderSink(fd: fd, nodeNames: nodes, metadata: metadata)
             pipeline = nil
             recorder = nil
@@ -54,6 +57,13 @@ struct Record: ParsableCommand {
             if summary { p.counters = FlowCounters() }
             let r = VxrecSink(fd: fd, metadata: metadata, time: wallClockNanoseconds())
             p.add(r)
+            if let writePcap {
+                let pcapFD = open(writePcap, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                if pcapFD < 0 {
+                    throw CLIError("cannot create \(sanitizedArgument(writePcap)): \(String(cString: strerror(errno)))")
+                }
+                p.add(PcapngSink(fd: pcapFD, names: p.names))
+            }
             sink = PipelineSink(pipeline: p, nodeNames: nodes)
             pipeline = p
             recorder = r

@@ -52,8 +52,11 @@ struct Replay: ParsableCommand {
         let stats: PipelineStats
         let counters: FlowCounters?
         let pods: [String: PodInfo]
-        if isatty(1) != 0 || workers <= 1 || options.count != nil {
+        // Sinks other than the renderer (--write-pcap) take records in order on one thread.
+        if isatty(1) != 0 || workers <= 1 || options.count != nil || options.writePcap != nil {
             var consumer = options.makePipeline(flushEachRecord: isatty(1) != 0, filter: filter, nodeLabels: nodeLabels)
+            let pcap = try options.addPcapSink(to: consumer)
+            defer { if let pcap { close(pcap) } }
             let failure = read(fd, into: &consumer)
             consumer.flush()
             stats = consumer.stats

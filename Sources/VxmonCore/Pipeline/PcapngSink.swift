@@ -1,0 +1,66 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VxmonWire
+
+/// Writes every captured packet of the events that pass the filter to a pcapng file, for Wireshark:
+/// one interface per node and interface (`worker2/lxc839726d5`), Ethernet or raw IP as the capture
+/// starts, the event's time, and the event's one-line summary (observation point, identities, VNI,
+/// drop reason) as the packet comment.
+public final class PcapngSink: EventSink {
+    private let fd: Int32
+    private let out = OutputBuffer(capacity: 1 << 17)
+    private let interfaces: PcapngInterfaces
+    private let summary: TextRenderer
+    private let scratch = OutputBuffer(capacity: 1 << 10)
+    public private(set) var packets = 0
+
+    /// `names` are the pipeline's interface names; `release` picks the summary's name tables.
+    public init(fd: Int32, names: InterfaceNames, release: CiliumRelease = .v1_13, numeric: Bool = false) {
+        self.fd = fd
+        interfaces = PcapngInterfaces()
+        summary = TextRenderer(verbosity: .info, numeric: numeric, release: release, names: names)
+        PcapngEncoder().sectionHeader(into: out)
+    }
+
+    public func event(_ event: borrowing Event, record: RawSpan) {
+        guard event.packetLength > 0 else { return }
+        let originalLength: UInt32
+        switch event.message {
+        case .trace(let t): originalLength = t.lengthOriginal
+        case .drop(let d): originalLength = d.lengthOriginal
+        case .capture(let c): originalLength = c.lengthOriginal
+        case .policyVerdict(let p): originalLength = p.lengthOriginal
+        case .recorder(let r): originalLength = r.length
+        default: return
+        }
+        let linkType: PcapngLinkType
+        switch event.packet.layers.first?.kind {
+        case .ipv4?, .ipv6?: linkType = .rawIP
+        default: linkType = .ethernet
+        }
+        let ifindex = event.flow.ifindex ?? 0
+        let interface: PcapngInterfaces.Interface =
+            summary.names.name(ifindex, node: event.node).map { .name($0) } ?? .index(ifindex)
+        scratch.removeAll()
+        summary.render(event, record: record, into: scratch)
+        if scratch.count > 0 && scratch.bytes[scratch.count - 1] == 10 { scratch.truncate(to: scratch.count - 1) }
+        let comment = scratch.count > 0 ? scratch.string : nil
+        record.withUnsafeBytes { raw in
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[event.packetOffset..<(event.packetOffset + event.packetLength)])
+            interfaces.packet(
+                node: event.node, interface: interface, linkType: linkType, timeNanoseconds: event.timeNanoseconds,
+                bytes: bytes, originalLength: originalLength, comment: comment, into: out)
+        }
+        packets += 1
+        if out.count >= 1 << 16 { _ = flush() }
+    }
+
+    public func lost(_ lost: LostSamples) {}
+
+    public func flush() -> SinkStatus {
+        guard out.count > 0 else { return .ok }
+        if out.flush(to: fd) { return .ok }
+        return errno == EPIPE ? .closed : .failed(errno)
+    }
+}
