@@ -42,10 +42,7 @@ public final class PcapngSink: EventSink {
         let ifindex = event.flow.ifindex ?? 0
         let interface: PcapngInterfaces.Interface =
             summary.names.name(ifindex, node: event.node).map { .name($0) } ?? .index(ifindex)
-        scratch.removeAll()
-        summary.render(event, record: record, into: scratch)
-        if scratch.count > 0 && scratch.bytes[scratch.count - 1] == 10 { scratch.truncate(to: scratch.count - 1) }
-        let comment = scratch.count > 0 ? scratch.string : nil
+        let comment = self.comment(event, record)
         record.withUnsafeBytes { raw in
             let bytes = UnsafeRawBufferPointer(rebasing: raw[event.packetOffset..<(event.packetOffset + event.packetLength)])
             interfaces.packet(
@@ -54,6 +51,28 @@ public final class PcapngSink: EventSink {
         }
         packets += 1
         if out.count >= 1 << 16 { _ = flush() }
+    }
+
+    /// The event's one-line summary; for the debug captures Cilium shows no line for, the header
+    /// line of its `-vv` rendering.
+    private func comment(_ event: borrowing Event, _ record: RawSpan) -> String? {
+        scratch.removeAll()
+        summary.render(event, record: record, into: scratch)
+        if scratch.count == 0 {
+            var verbose = summary
+            verbose.verbosity = .verbose
+            verbose.hex = true
+            verbose.render(event, record: record, into: scratch)
+        }
+        var bytes = scratch.bytes[...]
+        // Skip the -vv separator line (78 dashes).
+        if bytes.count > 2 && bytes[0] == UInt8(ascii: "-") && bytes[1] == UInt8(ascii: "-"),
+            let newline = bytes.firstIndex(of: 10)
+        {
+            bytes = bytes[(newline + 1)...]
+        }
+        let end = bytes.firstIndex(of: 10) ?? bytes.endIndex
+        return end > bytes.startIndex ? String(decoding: bytes[..<end], as: UTF8.self) : nil
     }
 
     public func lost(_ lost: LostSamples) {}
