@@ -52,149 +52,205 @@ public struct RecordingError: Error, Sendable, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// Streams a `.vxrec` file from a file descriptor in fixed-size chunks, so memory stays flat however
-/// large the recording is.
-public final class VxrecReader {
-    private let fd: Int32
+/// A source of recorded events: reads its input to the end, handing every record to a consumer.
+public protocol RecordSource {
+    func run<C: RecordConsumer>(_ consumer: inout C) throws(RecordingError)
+}
+
+/// Parses the `.vxrec` format from bytes handed to it in pieces of any size (`feed`, then `parse`),
+/// so it can read files, pipes and sockets alike and be fuzzed; it owns no file descriptor. Memory
+/// stays bounded: a record is at most `Vxrec.maxBodyLength`, and consumed bytes are dropped.
+public final class VxrecParser {
     private var buffer: UnsafeMutableRawPointer
     private var capacity: Int
     private var start = 0
     private var end = 0
-    private var eof = false
-    /// File offset of `buffer[start]`.
-    private var fileOffset = 0
+    private var headerDone = false
+    /// Offset in the input of `buffer[start]`.
+    private var inputOffset = 0
     private var recordIndex = 0
+    /// Padding still to skip before the next record (it may come in a later piece).
+    private var skip = 0
 
-    /// Reads from `fd`; `prefix` holds bytes already read from it (format detection).
-    public init(fd: Int32, prefix: [UInt8] = [], chunkSize: Int = 1 << 20) {
-        self.fd = fd
-        capacity = max(chunkSize, 4096, prefix.count)
-        buffer = .allocate(byteCount: capacity, alignment: 8)
-        prefix.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        end = prefix.count
+    public init(capacity: Int = 1 << 16) {
+        self.capacity = max(capacity, 64)
+        buffer = .allocate(byteCount: self.capacity, alignment: 8)
     }
 
     deinit { buffer.deallocate() }
 
-    /// Ensures at least `n` bytes are buffered from `start`; false at end of file.
-    private func fill(_ n: Int) throws(RecordingError) -> Bool {
-        if end - start >= n { return true }
-        if start > 0 {
+    /// Bytes buffered but not yet parsed.
+    public var pending: Int { end - start }
+
+    /// Appends input.
+    public func feed(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        if start > 0 && (start == end || end + bytes.count > capacity) {
             memmove(buffer, buffer + start, end - start)
             end -= start
             start = 0
         }
-        if n > capacity {
-            let newCapacity = max(n, capacity * 2)
+        if end + bytes.count > capacity {
+            let newCapacity = max(end + bytes.count, capacity * 2)
             let newBuffer = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 8)
             newBuffer.copyMemory(from: buffer, byteCount: end)
             buffer.deallocate()
             buffer = newBuffer
             capacity = newCapacity
         }
-        while end - start < n && !eof {
-            let r = read(fd, buffer + end, capacity - end)
-            if r < 0 {
-                if errno == EINTR { continue }
-                throw RecordingError("read failed: \(String(cString: strerror(errno)))")
-            }
-            if r == 0 { eof = true } else { end += r }
-        }
-        return end - start >= n
+        (buffer + end).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        end += bytes.count
     }
 
     private func le16(_ o: Int) -> UInt16 { UInt16(littleEndian: buffer.loadUnaligned(fromByteOffset: start + o, as: UInt16.self)) }
     private func le32(_ o: Int) -> UInt32 { UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: start + o, as: UInt32.self)) }
     private func le64(_ o: Int) -> UInt64 { UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: start + o, as: UInt64.self)) }
 
-    /// Reads the whole recording, handing every record to `consumer`. Throws for a bad header or a file
-    /// that ends inside a record (after every complete record has been delivered).
-    public func run<C: RecordConsumer>(_ consumer: inout C) throws(RecordingError) {
-        guard try fill(Vxrec.fileHeaderLength) else {
-            if end - start == 0 { throw RecordingError("empty file: not a vxmon recording") }
-            throw RecordingError("file ends inside the 16-byte header: not a vxmon recording")
-        }
-        for (i, b) in Vxrec.magic.enumerated() where buffer.load(fromByteOffset: start + i, as: UInt8.self) != b {
-            throw RecordingError("bad magic: not a vxmon recording (expected VXMONREC)")
-        }
-        let version = le16(8)
-        guard version == Vxrec.version else {
-            throw RecordingError("recording format version \(version) is not supported (this vxmon reads version 1)")
-        }
-        let headerLength = Int(le16(10))
-        guard headerLength >= Vxrec.fileHeaderLength else {
-            throw RecordingError("header length \(headerLength) is shorter than 16 bytes")
-        }
-        guard try fill(headerLength) else { throw RecordingError("file ends inside its \(headerLength)-byte header") }
-        // Records are padded to 8 bytes counted from the start of the file.
-        start += headerLength
-        fileOffset = headerLength
-        let headerPad = (8 - headerLength % 8) % 8
-        if headerPad > 0 {
-            guard try fill(headerPad) else { return }
-            start += headerPad
-            fileOffset += headerPad
-        }
+    private func advance(_ n: Int) {
+        start += n
+        inputOffset += n
+    }
 
-        while true {
-            guard try fill(Vxrec.recordHeaderLength) else {
-                if end - start > 0 {
-                    throw RecordingError(
-                        "truncated recording: \(end - start) bytes at offset \(fileOffset) are not a complete record header")
-                }
-                return
+    /// Hands every complete record buffered so far to `consumer`. Throws for a bad file header or a
+    /// corrupt record length (after every record before it was delivered).
+    public func parse<C: RecordConsumer>(into consumer: inout C) throws(RecordingError) {
+        if !headerDone {
+            guard end - start >= Vxrec.fileHeaderLength else { return }
+            for (i, b) in Vxrec.magic.enumerated() where buffer.load(fromByteOffset: start + i, as: UInt8.self) != b {
+                throw RecordingError("bad magic: not a vxmon recording (expected VXMONREC)")
             }
-            recordIndex += 1
+            let version = le16(8)
+            guard version == Vxrec.version else {
+                throw RecordingError("recording format version \(version) is not supported (this vxmon reads version 1)")
+            }
+            let headerLength = Int(le16(10))
+            guard headerLength >= Vxrec.fileHeaderLength else {
+                throw RecordingError("header length \(headerLength) is shorter than 16 bytes")
+            }
+            guard end - start >= headerLength else { return }
+            advance(headerLength)
+            // Records are padded to 8 bytes counted from the start of the file.
+            skip = (8 - headerLength % 8) % 8
+            headerDone = true
+        }
+        while true {
+            if skip > 0 {
+                let n = min(skip, end - start)
+                advance(n)
+                skip -= n
+                if skip > 0 { return }
+            }
+            guard end - start >= Vxrec.recordHeaderLength else { return }
             let kind = le16(0)
             let cpu = Int(le32(4))
             let time = le64(8)
             let length = Int(le32(16))
             guard length <= Vxrec.maxBodyLength else {
                 throw RecordingError(
-                    "record \(recordIndex) at offset \(fileOffset) claims \(length) bytes: corrupt recording")
+                    "record \(recordIndex + 1) at offset \(inputOffset) claims \(length) bytes: corrupt recording")
             }
-            let padded = (length + 7) & ~7
-            let total = Vxrec.recordHeaderLength + padded
-            guard try fill(Vxrec.recordHeaderLength + length) else {
-                throw RecordingError(
-                    "truncated recording: record \(recordIndex) at offset \(fileOffset) needs \(length) body bytes, "
-                        + "\(end - start - Vxrec.recordHeaderLength) present")
-            }
-            let bodyStart = start + Vxrec.recordHeaderLength
-            let body = UnsafeRawBufferPointer(start: buffer + bodyStart, count: length)
-            switch Vxrec.Kind(rawValue: kind) {
-            case .sample:
-                consumer.sample(body.bytes, cpu: cpu, timeNanoseconds: time, index: recordIndex, offset: fileOffset)
-            case .lost:
-                if length >= 8 {
-                    consumer.lost(cpu: cpu, count: UInt64(littleEndian: body.loadUnaligned(as: UInt64.self)), timeNanoseconds: time)
-                } else {
-                    consumer.malformedRecord(index: recordIndex, offset: fileOffset, reason: "lost record body is \(length) bytes, needs 8")
-                }
-            case .interfaceName:
-                if length >= 4 {
-                    let ifindex = UInt32(littleEndian: body.loadUnaligned(as: UInt32.self))
-                    let name = String(decoding: UnsafeRawBufferPointer(rebasing: body[4...]), as: UTF8.self)
-                    consumer.interfaceName(ifindex: ifindex, name: name)
-                } else {
-                    consumer.malformedRecord(index: recordIndex, offset: fileOffset, reason: "interface-name record is \(length) bytes, needs 4")
-                }
-            case .metadata:
-                let text = String(decoding: body, as: UTF8.self)
-                if let eq = text.firstIndex(of: "=") {
-                    consumer.metadata(key: String(text[..<eq]), value: String(text[text.index(after: eq)...]))
-                } else {
-                    consumer.metadata(key: text, value: "")
-                }
-            case nil:
-                break  // unknown kinds are skipped
-            }
-            // The padding may be missing at the very end of the file; that is not an error.
-            let advance = try fill(total) ? total : end - start
-            start += advance
-            fileOffset += advance
+            guard end - start >= Vxrec.recordHeaderLength + length else { return }
+            recordIndex += 1
+            let body = UnsafeRawBufferPointer(start: buffer + start + Vxrec.recordHeaderLength, count: length)
+            deliver(kind, cpu, time, body, &consumer)
+            advance(Vxrec.recordHeaderLength + length)
+            skip = (8 - length % 8) % 8
             if consumer.shouldStop { return }
         }
+    }
+
+    private func deliver<C: RecordConsumer>(
+        _ kind: UInt16, _ cpu: Int, _ time: UInt64, _ body: UnsafeRawBufferPointer, _ consumer: inout C
+    ) {
+        let index = recordIndex
+        let offset = inputOffset
+        let length = body.count
+        switch Vxrec.Kind(rawValue: kind) {
+        case .sample:
+            consumer.sample(body.bytes, cpu: cpu, timeNanoseconds: time, index: index, offset: offset)
+        case .lost:
+            if length >= 8 {
+                consumer.lost(cpu: cpu, count: UInt64(littleEndian: body.loadUnaligned(as: UInt64.self)), timeNanoseconds: time)
+            } else {
+                consumer.malformedRecord(index: index, offset: offset, reason: "lost record body is \(length) bytes, needs 8")
+            }
+        case .interfaceName:
+            if length >= 4 {
+                let ifindex = UInt32(littleEndian: body.loadUnaligned(as: UInt32.self))
+                let name = String(decoding: UnsafeRawBufferPointer(rebasing: body[4...]), as: UTF8.self)
+                consumer.interfaceName(ifindex: ifindex, name: name)
+            } else {
+                consumer.malformedRecord(index: index, offset: offset, reason: "interface-name record is \(length) bytes, needs 4")
+            }
+        case .metadata:
+            let text = String(decoding: body, as: UTF8.self)
+            if let eq = text.firstIndex(of: "=") {
+                consumer.metadata(key: String(text[..<eq]), value: String(text[text.index(after: eq)...]))
+            } else {
+                consumer.metadata(key: text, value: "")
+            }
+        case nil:
+            break  // unknown kinds are skipped
+        }
+    }
+
+    /// At the end of the input: throws if it ended inside the header or a record (the padding after
+    /// the last record may be missing; that is not an error).
+    public func finish() throws(RecordingError) {
+        if !headerDone {
+            if inputOffset == 0 && end - start == 0 { throw RecordingError("empty file: not a vxmon recording") }
+            if end - start < Vxrec.fileHeaderLength {
+                throw RecordingError("file ends inside the 16-byte header: not a vxmon recording")
+            }
+            throw RecordingError("file ends inside its \(le16(10))-byte header")
+        }
+        let left = end - start
+        guard left > 0 else { return }
+        if left < Vxrec.recordHeaderLength {
+            throw RecordingError(
+                "truncated recording: \(left) bytes at offset \(inputOffset) are not a complete record header")
+        }
+        throw RecordingError(
+            "truncated recording: record \(recordIndex + 1) at offset \(inputOffset) needs \(le32(16)) body bytes, "
+                + "\(left - Vxrec.recordHeaderLength) present")
+    }
+}
+
+/// Reads a `.vxrec` recording from a file descriptor (file, pipe, socket) in fixed-size chunks through
+/// a `VxrecParser`, so memory stays flat however large the recording is.
+public final class VxrecReader: RecordSource {
+    private let fd: Int32
+    private let prefix: [UInt8]
+    private let chunkSize: Int
+
+    /// Reads from `fd`; `prefix` holds bytes already read from it (format detection).
+    public init(fd: Int32, prefix: [UInt8] = [], chunkSize: Int = 1 << 20) {
+        self.fd = fd
+        self.prefix = prefix
+        self.chunkSize = max(chunkSize, 4096)
+    }
+
+    /// Reads the whole recording, handing every record to `consumer`. Throws for a bad header or a file
+    /// that ends inside a record (after every complete record has been delivered).
+    public func run<C: RecordConsumer>(_ consumer: inout C) throws(RecordingError) {
+        let parser = VxrecParser(capacity: chunkSize + 4096)
+        prefix.withUnsafeBytes { parser.feed($0) }
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 8)
+        defer { chunk.deallocate() }
+        while true {
+            try parser.parse(into: &consumer)
+            if consumer.shouldStop { return }
+            let r = read(fd, chunk.baseAddress, chunk.count)
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw RecordingError("read failed: \(String(cString: strerror(errno)))")
+            }
+            if r == 0 { break }
+            parser.feed(UnsafeRawBufferPointer(rebasing: chunk[0..<r]))
+        }
+        try parser.parse(into: &consumer)
+        if consumer.shouldStop { return }
+        try parser.finish()
     }
 }
 
