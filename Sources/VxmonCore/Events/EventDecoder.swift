@@ -89,6 +89,8 @@ public struct EventDecoder: Sendable {
             try need(headerLength)
             typealias L = EventLayout.Trace
             let flags = record.u8(L.flags)
+            // v0 has no orig_ip: Cilium decodes only the 32-byte TraceNotifyV0 into a zeroed struct, so
+            // its OriginalIP() is all zeros (the renderers print that zero; see TextRenderer).
             var origIP: IPAddress?
             if version >= 1 {
                 origIP = flags & 1 != 0 ? .v6(record.ipv6(L.originalIP)) : .v4(record.ipv4(L.originalIP))

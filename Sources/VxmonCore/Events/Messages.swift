@@ -34,7 +34,8 @@ public struct TraceNotify: Sendable {
     public var reason: UInt8
     public var flags: UInt8
     public var ifindex: UInt32
-    /// The original address before reverse NAT (v1+); nil for v0.
+    /// The original address before reverse NAT (v1+); nil for v0, whose header has no such field
+    /// (Cilium prints its zero value: `0.0.0.0`, or `::` when the IPv6 flag is set).
     public var originalIP: IPAddress?
     /// IP option trace id (v2 only; 0 = none).
     public var ipTraceID: UInt64

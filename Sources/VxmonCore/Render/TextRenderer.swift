@@ -327,8 +327,14 @@ public struct TextRenderer: Sendable {
         }
     }
 
+    /// `TraceNotify.OriginalIP().String()`. A v0 header has no orig_ip; Cilium decodes it into a zeroed
+    /// struct, so OriginalIP() is 4 zero bytes (`0.0.0.0`), or 16 (`::`) when the IPv6 flag is set.
     func originalIP(_ t: TraceNotify, _ out: OutputBuffer) {
-        if let ip = t.originalIP { out.ip(ip) } else { out.append("0.0.0.0") }
+        if let ip = t.originalIP {
+            out.ip(ip)
+        } else {
+            out.append(t.isIPv6 ? "::" : "0.0.0.0")
+        }
     }
 
     func traceSummary(_ t: TraceNotify, _ out: OutputBuffer) {
