@@ -42,7 +42,7 @@ func layers(_ object: [String: Any]) -> [[String: Any]] {
 struct DerivedVectorTests {
     @Test("derived fixtures are all present")
     func fixturesPresent() {
-        #expect(Fixtures.derivedNames.count == 2)
+        #expect(Fixtures.derivedNames.count == 4)
         for name in Fixtures.derivedNames {
             for mode in RenderMode.textModes + [RenderMode(name: "j", format: .json)] {
                 #expect(Fixtures.text("\(Fixtures.derived)/\(name).\(mode.name).txt") != nil, "\(name).\(mode.name).txt")
@@ -101,5 +101,18 @@ struct DerivedVectorTests {
         // Latest prints the same zero values (its OriginalIP() reads the same zeroed field).
         let latest = renderDerived("trace_v0_ipv6_flag_icmp6", .textVV, release: .latest).output
         #expect(lines(latest)[1].hasSuffix(", orig-ip ::"))
+    }
+
+    // MARK: Fix 2: recorder timestamp is Go's int(TimeBoot)
+
+    @Test("recorder ts: the u64 printed as a signed 64-bit int; JSON keeps the unsigned value")
+    func recorderTimestamp() throws {
+        let negative = renderDerived("recorder_capture_ts_negative", .textDefault).output
+        #expect(lines(negative).first == "Recorder capture: dir:egress rule:7 ts:-81985529216486896 caplen:62 len:62")
+        let wide = renderDerived("recorder_capture_ts_64bit", .textDefault).output
+        #expect(lines(wide).first == "Recorder capture: dir:ingress rule:3 ts:4418424085 caplen:62 len:62")
+        let json = renderDerived("recorder_capture_ts_negative", .json).output
+        #expect(json.contains("\"boot_ns\":18364758544493064720,"))
+        #expect(renderDerived("recorder_capture_ts_negative", .yaml).output.contains("\nboot_ns: 18364758544493064720\n"))
     }
 }

@@ -75,7 +75,9 @@ public struct TextRenderer: Sendable {
             out.append(" rule:")
             out.decimal(r.ruleID)
             out.append(" ts:")
-            out.decimal(r.bootNanoseconds)
+            // Cilium formats `int(n.TimeBoot)` with %d (datapath_recorder.go): a u64 as a signed 64-bit
+            // int, so values from 2^63 on print negative.
+            out.decimal(Int64(bitPattern: r.bootNanoseconds))
             out.append(" caplen:")
             out.decimal(r.captureLength)
             out.append(" len:")

@@ -68,6 +68,17 @@ def events():
     hdr[28:32] = le32(17)  # ifindex
     out["trace_v0_ipv4_flag_tcp_syn"] = (cpu, hdr + packet)
 
+    # Fix 2: recorder timestamp.
+    cpu, rec = sample("recorder_capture_ingress")
+    r = bytearray(rec)
+    r[1] = 2  # egress
+    r[2:4] = le16(7)  # rule
+    r[8:16] = le64(0xFEDCBA9876543210)  # >= 2^63
+    out["recorder_capture_ts_negative"] = (cpu, r)
+    r = bytearray(rec)
+    r[8:16] = le64(0x1075BCD15)  # 2^32 + 123456789: more than a u32 tv_sec
+    out["recorder_capture_ts_64bit"] = (cpu, r)
+
     return out
 
 
