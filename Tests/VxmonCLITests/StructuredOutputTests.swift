@@ -130,6 +130,9 @@ struct StructuredOutputTests {
         #expect(names.count == 36)
         for name in names { try emit(name, CLIFixtures.bytes("\(CLIFixtures.vectors)/\(name).vxrec")) }
         try emit("synthetic", vxrec(synthetic()))
+        // Trace v2, drop v3 and the L3-device flag are latest layouts (1.13 rejects the first and reads
+        // the others as a 36-byte drop / an Ethernet capture): render the same records as latest too.
+        try emit("synthetic_as_latest", vxrec(synthetic()), release: .latest)
         try emit("synthetic_latest", vxrec(syntheticLatest()), release: .latest)
         try emit("mutated", vxrec(mutated()))
         try emit("mutated_latest", vxrec(mutated()), release: .latest)

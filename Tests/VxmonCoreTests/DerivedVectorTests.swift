@@ -42,7 +42,7 @@ func layers(_ object: [String: Any]) -> [[String: Any]] {
 struct DerivedVectorTests {
     @Test("derived fixtures are all present")
     func fixturesPresent() {
-        #expect(Fixtures.derivedNames.count == 4)
+        #expect(Fixtures.derivedNames.count == 8)
         for name in Fixtures.derivedNames {
             for mode in RenderMode.textModes + [RenderMode(name: "j", format: .json)] {
                 #expect(Fixtures.text("\(Fixtures.derived)/\(name).\(mode.name).txt") != nil, "\(name).\(mode.name).txt")
@@ -114,5 +114,29 @@ struct DerivedVectorTests {
         let json = renderDerived("recorder_capture_ts_negative", .json).output
         #expect(json.contains("\"boot_ns\":18364758544493064720,"))
         #expect(renderDerived("recorder_capture_ts_negative", .yaml).output.contains("\nboot_ns: 18364758544493064720\n"))
+    }
+
+    // MARK: Fix 3: flag bits 1.13 does not have
+
+    @Test("L3-device bit: ignored for 1.13 (Ethernet parse), honoured for latest (IP parse)")
+    func l3Bit() throws {
+        let v113 = try derivedJSON("trace_v1_l3flag_ipv4_packet")
+        #expect(v113["flags"] as? Int == 2)
+        #expect(layers(v113).map { $0["layer"] as? String } == ["ethernet"])
+        #expect(v113["summary"] as? String == "40:00:40:01:d5:b3 -> 45:00:00:54:4d:2e UnknownEthernetType")
+        let latest = try derivedJSON("trace_v1_l3flag_ipv4_packet", release: .latest)
+        #expect(layers(latest).map { $0["layer"] as? String } == ["ipv4", "icmpv4"])
+
+        let drop = try derivedJSON("drop_v2_l3flag_in_113")
+        #expect(drop["version"] as? Int == 2)
+        #expect(drop["flags"] == nil, "1.13 drops have no flags")
+        #expect(drop["summary"] as? String == "00:30:12:34:40:00 -> 02:00:00:00:45:00 UnknownEthernetType")
+        let dropLatest = try derivedJSON("drop_v2_l3flag_in_113", release: .latest)
+        #expect(dropLatest["flags"] as? Int == 2)
+        #expect(dropLatest["summary"] as? String == "10.0.2.32:43712 -> 10.96.0.10:53 tcp SYN")
+
+        // Policy verdict bit 7 is latest's l3 bit, padding in 1.13.
+        let pv = renderDerived("policy_verdict_l3bit_ignored", .textDefault).output
+        #expect(pv.hasSuffix(", match L3-L4, 10.0.2.32:43712 -> 10.96.0.10:53 tcp SYN\n"))
     }
 }

@@ -58,9 +58,10 @@ public struct DropNotify: Sendable {
     public var file: UInt8
     public var extError: Int8
     public var ifindex: UInt32
-    /// v2+: trace flags (IPv6, L3 device, VXLAN, Geneve).
+    /// Latest v2+: trace flags (IPv6, L3 device, VXLAN, Geneve). Always 0 when decoding for 1.13,
+    /// whose drop header has no flags.
     public var flags: UInt8
-    /// v3: IP option trace id.
+    /// Latest v3: IP option trace id.
     public var ipTraceID: UInt64
 }
 

@@ -79,6 +79,31 @@ def events():
     r[8:16] = le64(0x1075BCD15)  # 2^32 + 123456789: more than a u32 tv_sec
     out["recorder_capture_ts_64bit"] = (cpu, r)
 
+    # Fix 3: flag bits 1.13 does not have.
+    cpu, t = sample("trace_v1_to_overlay_icmp")
+    ip = t[48 + 14:]  # the ping without its Ethernet header (an L3-device capture)
+    hdr = bytearray(t[:48])
+    hdr[8:12] = le32(len(ip))
+    hdr[12:14] = le16(len(ip))
+    hdr[27] = 0x02  # L3 device (latest only)
+    out["trace_v1_l3flag_ipv4_packet"] = (cpu, hdr + ip)
+    pad = bytearray(t)
+    pad[27] = 0xFE  # every bit but IPv6
+    out["trace_v1_flags_pad_bits_icmp"] = (cpu, pad)
+
+    cpu, d = sample("drop_policy_denied_tcp")
+    ip = d[36 + 14:]  # the SYN from its IPv4 header (48 bytes)
+    hdr = bytearray(d[:36])
+    hdr[8:12] = le32(len(ip))
+    hdr[12:14] = le16(len(ip) + 4)  # see README: what 1.13 dissects (everything after byte 36)
+    hdr[14] = 2  # drop v2 (latest, 40-byte header)
+    out["drop_v2_l3flag_in_113"] = (cpu, hdr + bytes([0x02, 0, 0, 0]) + ip)
+
+    cpu, p = sample("policy_verdict_ingress_allow_l3l4")
+    p = bytearray(p)
+    p[27] |= 0x80  # latest's l3 bit; pad in 1.13
+    out["policy_verdict_l3bit_ignored"] = (cpu, p)
+
     return out
 
 
