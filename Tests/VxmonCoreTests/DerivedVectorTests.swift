@@ -114,6 +114,9 @@ struct DerivedVectorTests {
         let json = renderDerived("recorder_capture_ts_negative", .json).output
         #expect(json.contains("\"boot_ns\":18364758544493064720,"))
         #expect(renderDerived("recorder_capture_ts_negative", .yaml).output.contains("\nboot_ns: 18364758544493064720\n"))
+        // Latest Cilium has no recorder type: the same record is an unknown event there.
+        let latest = renderDerived("recorder_capture_ts_negative", .textDefault, release: .latest).output
+        #expect(latest.hasPrefix("CPU 00: Unknown event: [6 2 7 0 0 0 0 0 16 50 84 118 152 186 220 254 "))
     }
 
     // MARK: Fix 3: flag bits 1.13 does not have

@@ -455,6 +455,17 @@ struct EventDecodeTests {
         #expect(e.packetLength == 0)
     }
 
+    @Test("recorder capture is 1.13 only: latest renders type 6 as an unknown event")
+    func recorderLatest() throws {
+        var r = RecordBuilder(24)
+        r.u8(0, 6)
+        r.u8(1, 0x01)
+        let e = try decodeEvent(r.bytes, release: .latest)
+        guard case .unknown(let t) = e.message else { Issue.record("unexpected message: \(e.message)"); return }
+        #expect(t == 6)
+        #expect(e.packetLength == 0)
+    }
+
     @Test("unknown type and empty sample")
     func unknownAndEmpty() throws {
         let e = try decodeEvent([9, 0, 1, 2])

@@ -209,7 +209,8 @@ public struct EventDecoder: Sendable {
                         destinationPort: record.le16(L.destinationPort), socketCookie: record.le64(L.socketCookie),
                         cgroupID: record.le64(L.cgroupID), l4Proto: record.u8(L.l4Proto), flags: flags))
             }
-        case MessageType.recorder:
+        case MessageType.recorder where release == .v1_13:
+            // Type 6 exists in 1.13 only; latest Cilium prints it as an unknown event (default case).
             typealias L = EventLayout.Recorder
             try need(L.headerLength)
             let r = RecorderCapture(
