@@ -323,10 +323,8 @@ public struct PacketDecoder: Sendable {
                 let vx = VXLANHeader(
                     flags: flags, secondOctet: second,
                     groupPolicyID: bytes.be16(offset &+ 2), vni: bytes.be32(offset &+ 4) >> 8)
-                guard vx.validID else {
-                    stop(.vxlan, .malformed, .vxlanNoValidID)
-                    return
-                }
+                // A clear I flag (`validID`) says the VNI is not valid, not that no frame follows:
+                // gopacket and Wireshark read the VNI field and decode the inner Ethernet frame anyway.
                 push(.vxlan, header: 8, payload: avail &- 8, .vxlan(vx), goNext: .ethernet)
                 packet.tunnelIndex = packet.layers.count &- 1
                 offset &+= 8

@@ -22,7 +22,10 @@ extension Fixtures {
 
 /// The derived vectors whose packet is a tunnel packet: the inner flow vxmon's summary shows (nil when
 /// the inner frame is cut before its addresses, so the outer flow stands in), the tunnel and its VNI.
-let derivedTunnels: [String: (innerFlow: String?, tunnel: String, vni: UInt32)] = [:]
+let derivedTunnels: [String: (innerFlow: String?, tunnel: String, vni: UInt32)] = [
+    "trace_v1_vxlan_iflag_clear": ("10.0.2.32:40000 -> 10.0.1.168:8080 tcp ACK", "vxlan", 8287),
+    "trace_v1_geneve_v1_oam_critical": ("10.0.2.32:40000 -> 10.0.1.168:8080 tcp ACK", "geneve", 8287),
+]
 
 func renderDerived(_ name: String, _ mode: RenderMode, release: CiliumRelease = .v1_13) -> RenderResult {
     renderRecording(Fixtures.bytes("\(Fixtures.derived)/\(name).vxrec"), mode, release: release)
@@ -42,7 +45,7 @@ func layers(_ object: [String: Any]) -> [[String: Any]] {
 struct DerivedVectorTests {
     @Test("derived fixtures are all present")
     func fixturesPresent() {
-        #expect(Fixtures.derivedNames.count == 8)
+        #expect(Fixtures.derivedNames.count == 10)
         for name in Fixtures.derivedNames {
             for mode in RenderMode.textModes + [RenderMode(name: "j", format: .json)] {
                 #expect(Fixtures.text("\(Fixtures.derived)/\(name).\(mode.name).txt") != nil, "\(name).\(mode.name).txt")
@@ -141,5 +144,48 @@ struct DerivedVectorTests {
         // Policy verdict bit 7 is latest's l3 bit, padding in 1.13.
         let pv = renderDerived("policy_verdict_l3bit_ignored", .textDefault).output
         #expect(pv.hasSuffix(", match L3-L4, 10.0.2.32:43712 -> 10.96.0.10:53 tcp SYN\n"))
+    }
+
+    // MARK: Fix 4: VXLAN without the I flag, Geneve version 1 with O and C
+
+    @Test("VXLAN with the I flag clear: flags, valid_vni and vni in JSON and YAML; inner frame decoded")
+    func vxlanIFlagClear() throws {
+        let o = try derivedJSON("trace_v1_vxlan_iflag_clear")
+        let l = layers(o)
+        #expect(l.map { $0["layer"] as? String } == ["ethernet", "ipv4", "udp", "vxlan", "ethernet", "ipv4", "tcp"])
+        let vx = try #require(l.first { $0["layer"] as? String == "vxlan" })
+        #expect(vx["flags"] as? Int == 0)
+        #expect(vx["valid_vni"] as? Bool == false)
+        #expect(vx["vni"] as? Int == 8287)
+        #expect(vx["gbp"] as? Bool == false)
+        let tunnel = try #require(o["tunnel"] as? [String: Any])
+        #expect(tunnel["protocol"] as? String == "VXLAN")
+        #expect(tunnel["vni"] as? Int == 8287)
+        #expect((o["IP"] as? [String: Any])?["source"] as? String == "10.0.2.32")
+        #expect((o["packet"] as? [String: Any])?["stop"] == nil)
+
+        let yaml = renderDerived("trace_v1_vxlan_iflag_clear", .yaml).output
+        let block = try #require(yaml.range(of: "- layer: \"vxlan\"\n"))
+        let vxYAML = String(yaml[block.upperBound...].prefix { $0 != "-" })
+        for line in ["flags: 0", "valid_vni: false", "vni: 8287"] {
+            #expect(vxYAML.contains("      \(line)\n"), "YAML vxlan layer lacks \(line): \(vxYAML)")
+        }
+        // The set flag reads true in the shared vector.
+        let set = renderVector("trace_v1_from_network_vxlan", .json).output
+        #expect(set.contains("\"layer\":\"vxlan\",\"offset\":42,\"header_length\":8,\"payload_length\":70,\"flags\":8,\"valid_vni\":true,\"vni\":8287,"))
+    }
+
+    @Test("Geneve version 1 with O and C: decoded on, the bits reported")
+    func geneveBits() throws {
+        let o = try derivedJSON("trace_v1_geneve_v1_oam_critical")
+        let l = layers(o)
+        #expect(l.map { $0["layer"] as? String } == ["ethernet", "ipv4", "udp", "geneve", "ethernet", "ipv4", "tcp"])
+        let g = try #require(l.first { $0["layer"] as? String == "geneve" })
+        #expect(g["version"] as? Int == 1)
+        #expect(g["oam"] as? Bool == true)
+        #expect(g["critical"] as? Bool == true)
+        #expect(g["protocol"] as? Int == 0x6558)
+        #expect(g["vni"] as? Int == 8287)
+        #expect((o["tunnel"] as? [String: Any])?["protocol"] as? String == "GENEVE")
     }
 }

@@ -71,18 +71,19 @@ struct TunnelWireTests {
         #expect(v.groupPolicyID == 0x1234)
     }
 
-    @Test("VXLAN with the I bit clear is malformed")
+    @Test("VXLAN with the I bit clear: VNI and inner frame still decoded (as Wireshark and gopacket do)")
     func noValidID() throws {
         var b = Self.vxlan
         b[42] = 0x00
         let p = decode(b)
-        #expect(kinds(p) == [.ethernet, .ipv4, .udp])
-        #expect(p.tunnelIndex == nil)
-        let stop = try #require(p.stop)
-        #expect(stop.layer == .vxlan)
-        #expect(stop.reason == .malformed)
-        #expect(stop.detail == .vxlanNoValidID)
-        #expect(stop.offset == 42)
+        #expect(kinds(p) == [.ethernet, .ipv4, .udp, .vxlan, .ethernet, .ipv4, .tcp])
+        #expect(p.tunnelIndex == 3)
+        #expect(p.stop == nil)
+        guard case .vxlan(let v) = p.layers[3].header else { Issue.record("not vxlan"); return }
+        #expect(v.flags == 0x00)
+        #expect(!v.validID)
+        #expect(v.vni == 8287)
+        #expect(p.layers[3].payloadLength == 70)
     }
 
     @Test("tunnel decoding can be turned off")

@@ -104,6 +104,16 @@ def events():
     p[27] |= 0x80  # latest's l3 bit; pad in 1.13
     out["policy_verdict_l3bit_ignored"] = (cpu, p)
 
+    # Fix 4: VXLAN without the I flag; Geneve version 1 with O and C.
+    cpu, v = sample("trace_v1_from_network_vxlan")
+    x = bytearray(v)
+    x[48 + 42] = 0x00  # VXLAN flags: I clear
+    out["trace_v1_vxlan_iflag_clear"] = (cpu, x)
+    g = bytearray(v)
+    g[48 + 36:48 + 38] = struct.pack(">H", 6081)  # UDP destination port
+    g[48 + 42:48 + 46] = bytes([0x40, 0xC0, 0x65, 0x58])  # version 1, no options, O, C, Ethernet
+    out["trace_v1_geneve_v1_oam_critical"] = (cpu, g)
+
     return out
 
 
