@@ -25,6 +25,8 @@ extension Fixtures {
 let derivedTunnels: [String: (innerFlow: String?, tunnel: String, vni: UInt32)] = [
     "trace_v1_vxlan_iflag_clear": ("10.0.2.32:40000 -> 10.0.1.168:8080 tcp ACK", "vxlan", 8287),
     "trace_v1_geneve_v1_oam_critical": ("10.0.2.32:40000 -> 10.0.1.168:8080 tcp ACK", "geneve", 8287),
+    "trace_v1_vxlan_inner_eth_cut": (nil, "vxlan", 8287),
+    "trace_v1_vxlan_inner_ipv4_cut": (nil, "vxlan", 8287),
 ]
 
 func renderDerived(_ name: String, _ mode: RenderMode, release: CiliumRelease = .v1_13) -> RenderResult {
@@ -45,7 +47,7 @@ func layers(_ object: [String: Any]) -> [[String: Any]] {
 struct DerivedVectorTests {
     @Test("derived fixtures are all present")
     func fixturesPresent() {
-        #expect(Fixtures.derivedNames.count == 10)
+        #expect(Fixtures.derivedNames.count == 12)
         for name in Fixtures.derivedNames {
             for mode in RenderMode.textModes + [RenderMode(name: "j", format: .json)] {
                 #expect(Fixtures.text("\(Fixtures.derived)/\(name).\(mode.name).txt") != nil, "\(name).\(mode.name).txt")
@@ -187,5 +189,48 @@ struct DerivedVectorTests {
         #expect(g["protocol"] as? Int == 0x6558)
         #expect(g["vni"] as? Int == 8287)
         #expect((o["tunnel"] as? [String: Any])?["protocol"] as? String == "GENEVE")
+    }
+
+    // MARK: Fix 5: tunnel packets cut before the inner addresses
+
+    @Test("inner frame cut before its addresses: outer flow plus the tunnel suffix, in text and JSON",
+          arguments: ["trace_v1_vxlan_inner_eth_cut", "trace_v1_vxlan_inner_ipv4_cut"])
+    func innerCut(name: String) throws {
+        let want = "192.168.56.11:61000 -> 192.168.56.12:8472 udp [tunnel 192.168.56.11:61000 -> 192.168.56.12:8472 vxlan vni 8287]"
+        #expect(renderDerived(name, .textDefault).output.hasSuffix(": \(want)\n"))
+        let o = try derivedJSON(name)
+        #expect(o["summary"] as? String == want)
+        #expect(o["IP"] == nil)
+        #expect((o["tunnel"] as? [String: Any])?["vni"] as? Int == 8287)
+        let stop = try #require((o["packet"] as? [String: Any])?["stop"] as? [String: Any])
+        #expect(stop["inner"] as? Bool == true)
+        #expect(stop["reason"] as? String == "truncated")
+    }
+
+    /// The VXLAN packet of the shared vectors with its inner frame replaced, lengths fixed up.
+    static func vxlanCarrying(_ inner: [UInt8]) -> [UInt8] {
+        var outer = Array(tracePacket(parseVxrec(Fixtures.bytes("\(Fixtures.vectors)/trace_v1_from_network_vxlan.vxrec"))[0].body).prefix(50))
+        let udp = 8 + 8 + inner.count
+        outer[16] = UInt8((20 + udp) >> 8)
+        outer[17] = UInt8((20 + udp) & 0xff)
+        outer[38] = UInt8(udp >> 8)
+        outer[39] = UInt8(udp & 0xff)
+        return outer + inner
+    }
+
+    @Test("summary rule: a complete inner frame without IP keeps its MACs; nothing decoded inside falls back")
+    func summaryRule() throws {
+        let arp = hexBytes("ffffffffffff 020000000001 0806  0001 0800 06 04 0001 020000000001 0a000001 000000000000 0a000002")
+        let complete = renderSample(traceV1(Self.vxlanCarrying(arp)), .textDefault).output
+        #expect(complete.hasSuffix(
+            ": 02:00:00:00:00:01 -> ff:ff:ff:ff:ff:ff ARP [tunnel 192.168.56.11:61000 -> 192.168.56.12:8472 vxlan vni 8287]\n"))
+        // The same ARP frame cut inside its addresses: the outer flow stands in.
+        let cut = renderSample(traceV1(Self.vxlanCarrying(Array(arp.prefix(30)))), .textDefault).output
+        #expect(cut.hasSuffix(
+            ": 192.168.56.11:61000 -> 192.168.56.12:8472 udp [tunnel 192.168.56.11:61000 -> 192.168.56.12:8472 vxlan vni 8287]\n"))
+        // An empty VXLAN payload never prints [unknown].
+        let empty = renderSample(traceV1(Self.vxlanCarrying([])), .textDefault).output
+        #expect(!empty.contains("[unknown]"))
+        #expect(empty.hasSuffix(": 192.168.56.11:61000 -> 192.168.56.12:8472 udp [tunnel 192.168.56.11:61000 -> 192.168.56.12:8472 vxlan vni 8287]\n"))
     }
 }

@@ -418,7 +418,11 @@ public struct TextRenderer: Sendable {
         let outer = packet.ciliumView(from: 0, inner: false)
         if let t = packet.tunnelAfter(outer) {
             let inner = packet.ciliumView(from: t + 1, inner: true)
-            ConnectionSummary.append(packet, inner, inner: true, out)
+            if ConnectionSummary.namesFlow(packet, inner) {
+                ConnectionSummary.append(packet, inner, inner: true, out)
+            } else {
+                ConnectionSummary.append(packet, outer, inner: false, out)
+            }
             out.append(" [tunnel ")
             ConnectionSummary.appendTunnelEndpoints(packet, outer, out)
             switch packet.layers[t].header {
@@ -513,6 +517,25 @@ enum ConnectionSummary {
         } else {
             out.append("[unknown]")
         }
+    }
+
+    /// Whether a tunnel's inner view can stand for the packet in the one-line summary. It cannot when
+    /// nothing inside decoded (the summary would be `[unknown]`), or when the inner frame has no IP
+    /// layer because the capture ended before it (the summary would be bare MACs, or `[unknown]`):
+    /// the caller then prints the outer flow, as Cilium 1.13 does, before the ` [tunnel ...]` suffix.
+    /// An inner frame that is complete but carries no IP (ARP, an unknown EtherType) keeps its MACs.
+    static func namesFlow(_ packet: borrowing DecodedPacket, _ view: CiliumView) -> Bool {
+        var ethernet = false
+        for i in view.start..<(view.start + view.count) {
+            switch packet.layers[i].kind {
+            case .ipv4, .ipv6: return true
+            case .ethernet: ethernet = true
+            default: break
+            }
+        }
+        guard ethernet else { return false }
+        let cut = packet.stop.map { $0.isInner && $0.reason == .truncated } ?? false
+        return !cut
     }
 
     /// Go prints a nil net.IP as `<nil>` (unreachable with Cilium's layer set, kept for completeness).

@@ -114,6 +114,11 @@ def events():
     g[48 + 42:48 + 46] = bytes([0x40, 0xC0, 0x65, 0x58])  # version 1, no options, O, C, Ethernet
     out["trace_v1_geneve_v1_oam_critical"] = (cpu, g)
 
+    # Fix 5: tunnel packets cut before the inner addresses.
+    for name, cap in (("trace_v1_vxlan_inner_eth_cut", 60), ("trace_v1_vxlan_inner_ipv4_cut", 72)):
+        c = bytearray(v[:48 + cap])
+        c[12:14] = le16(cap)  # len_cap; len_orig stays 120
+        out[name] = (cpu, c)
     return out
 
 
