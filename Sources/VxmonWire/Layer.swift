@@ -273,7 +273,6 @@ public enum StopDetail: Sendable, Equatable {
     case icmpv6TooShort
     // Layers Cilium 1.13 does not decode (vxmon's own messages).
     case headerTooShort(needed: Int, available: Int)
-    case vxlanNoValidID
     case geneveUnsupportedProtocol(protocolType: Int)
     case llcFrame
     case unknownEtherType(Int)

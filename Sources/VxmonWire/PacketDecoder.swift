@@ -323,10 +323,8 @@ public struct PacketDecoder: Sendable {
                 let vx = VXLANHeader(
                     flags: flags, secondOctet: second,
                     groupPolicyID: bytes.be16(offset &+ 2), vni: bytes.be32(offset &+ 4) >> 8)
-                guard vx.validID else {
-                    stop(.vxlan, .malformed, .vxlanNoValidID)
-                    return
-                }
+                // A clear I flag (`validID`) says the VNI is not valid, not that no frame follows:
+                // gopacket and Wireshark read the VNI field and decode the inner Ethernet frame anyway.
                 push(.vxlan, header: 8, payload: avail &- 8, .vxlan(vx), goNext: .ethernet)
                 packet.tunnelIndex = packet.layers.count &- 1
                 offset &+= 8
@@ -357,20 +355,15 @@ public struct PacketDecoder: Sendable {
                 packet.tunnelIndex = packet.layers.count &- 1
                 offset &+= header
                 inner = true
+                // The protocol type is an EtherType (0x6558 = Ethernet); like gopacket and Wireshark,
+                // decode whatever the Ethernet layer would, whatever the version and O/C bits say.
                 if offset == end {
-                    switch gv.protocolType {
-                    case 0x6558: missing(.next(.ethernet))
-                    case 0x0800: missing(.next(.ipv4))
-                    case 0x86dd: missing(.next(.ipv6))
-                    default: break
-                    }
+                    missing(etherNext(gv.protocolType))
                     return
                 }
-                switch gv.protocolType {
-                case 0x6558: next = .ethernet
-                case 0x0800: next = .ipv4
-                case 0x86dd: next = .ipv6
-                default:
+                switch etherNext(gv.protocolType) {
+                case .next(let n): next = n
+                case .stop:
                     stop(nil, .unsupported, .geneveUnsupportedProtocol(protocolType: Int(gv.protocolType)))
                     return
                 }

@@ -23,7 +23,7 @@ struct OutputOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Print identities as numbers instead of reserved names.")
     var numeric = false
 
-    @Option(help: "Cilium release whose tables and ambiguous layouts (trace-sock, policy verdict) to assume: 1.13 or latest.")
+    @Option(help: "Cilium release whose tables and ambiguous layouts (trace-sock, policy verdict, drop header, flag bits) to assume: 1.13 or latest.")
     var cilium: CiliumRelease = .v1_13
 
     @Option(help: "UDP destination ports decoded as VXLAN (comma-separated).")

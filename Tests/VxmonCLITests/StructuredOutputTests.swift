@@ -130,6 +130,14 @@ struct StructuredOutputTests {
         #expect(names.count == 36)
         for name in names { try emit(name, CLIFixtures.bytes("\(CLIFixtures.vectors)/\(name).vxrec")) }
         try emit("synthetic", vxrec(synthetic()))
+        // Trace v2, drop v3 and the L3-device flag are latest layouts (1.13 rejects the first and reads
+        // the others as a 36-byte drop / an Ethernet capture): render the same records as latest too.
+        try emit("synthetic_as_latest", vxrec(synthetic()), release: .latest)
+        let derived = CLIFixtures.fixtures + "/vectors-1.13-derived"
+        let derivedNames = ((try? FileManager.default.contentsOfDirectory(atPath: derived)) ?? [])
+            .filter { $0.hasSuffix(".vxrec") }.map { String($0.dropLast(6)) }.sorted()
+        #expect(derivedNames.count >= 12)
+        for name in derivedNames { try emit("derived_" + name, CLIFixtures.bytes("\(derived)/\(name).vxrec")) }
         try emit("synthetic_latest", vxrec(syntheticLatest()), release: .latest)
         try emit("mutated", vxrec(mutated()))
         try emit("mutated_latest", vxrec(mutated()), release: .latest)

@@ -213,10 +213,10 @@ struct EventDecodeTests {
         return r
     }
 
-    @Test("trace v0, v1, v2", arguments: [UInt8(0), 1, 2])
+    @Test("trace v0, v1 (both releases), v2 (latest)", arguments: [UInt8(0), 1, 2])
     func trace(version: UInt8) throws {
         let r = Self.traceRecord(version: version, flags: 0x01)
-        let e = try decodeEvent(r.bytes)
+        let e = try decodeEvent(r.bytes, release: version == 2 ? .latest : .v1_13)
         guard case .trace(let t) = e.message else {
             Issue.record("not a trace: \(e.message)")
             return
@@ -255,6 +255,23 @@ struct EventDecodeTests {
         #expect(!t.isIPv6)
     }
 
+    @Test("1.13 knows trace v0 and v1 only, and reads the version as a u16")
+    func traceVersions113() throws {
+        for (version, high, shown) in [(UInt8(2), UInt8(0), 2), (1, 1, 257), (0, 1, 256)] {
+            var bytes = Self.traceRecord(version: 2, flags: 0).bytes
+            bytes[14] = version
+            bytes[15] = high
+            do {
+                _ = try decodeEvent(bytes, release: .v1_13)
+                Issue.record("version \(version)/\(high) decoded")
+            } catch {
+                #expect("\(error)" == "Unrecognized trace event (version \(shown))")
+            }
+        }
+        // The same v2 record is fine for latest.
+        #expect(try decodeEvent(Self.traceRecord(version: 2, flags: 0).bytes, release: .latest).packetOffset == 56)
+    }
+
     @Test("trace with an unknown version is an error", arguments: [UInt8(3), 7, 255])
     func traceUnknownVersion(version: UInt8) {
         let r = Self.traceRecord(version: 1, flags: 0)
@@ -263,7 +280,7 @@ struct EventDecodeTests {
         #expect(throws: EventDecodeError.self) { try decodeEvent(bytes) }
     }
 
-    @Test("drop v1, v2, v3", arguments: [UInt8(1), 2, 3])
+    @Test("drop v1, v2, v3 (latest)", arguments: [UInt8(1), 2, 3])
     func drop(version: UInt8) throws {
         let length = [1: 36, 2: 40, 3: 48][Int(version)]!
         var r = RecordBuilder(length)
@@ -277,7 +294,7 @@ struct EventDecodeTests {
         r.u32(32, 0x8182_8384)  // ifindex
         if version >= 2 { r.u8(36, 0x01) }  // flags
         if version >= 3 { r.u64(40, 0xb1b2_b3b4_b5b6_b7b8) }  // ip_trace_id
-        let e = try decodeEvent(r.bytes)
+        let e = try decodeEvent(r.bytes, release: .latest)
         guard case .drop(let d) = e.message else { Issue.record("unexpected message: \(e.message)"); return }
         checkCommon(d.header, type: 1, subtype: 0x85)
         #expect(d.reason == 0x85)
@@ -295,6 +312,24 @@ struct EventDecodeTests {
         #expect(d.ipTraceID == (version >= 3 ? 0xb1b2_b3b4_b5b6_b7b8 : 0))
         #expect(e.packetOffset == length)
         #expect(e.packetLength == 0)
+    }
+
+    @Test("1.13: the drop header is 36 bytes whatever byte 14 says; no flags, no trace id", arguments: [UInt8(1), 2, 3, 9])
+    func drop113(version: UInt8) throws {
+        var r = RecordBuilder(48)
+        r.capture(type: 1, subtype: 0x85, version: version)
+        r.u8(15, 0x7f)  // 1.13 reads 12..15 as one u32 (CapLen) and never checks it
+        r.u8(36, 0x03)  // latest's flags: IPv6 + L3 device
+        r.u64(40, 0xb1b2_b3b4_b5b6_b7b8)
+        let e = try decodeEvent(r.bytes, release: .v1_13)
+        guard case .drop(let d) = e.message else { Issue.record("unexpected message: \(e.message)"); return }
+        #expect(d.version == version)
+        #expect(d.flags == 0)
+        #expect(d.ipTraceID == 0)
+        #expect(e.packetOffset == 36)
+        #expect(e.packetLength == 12)
+        #expect(e.packet.layers.isEmpty)  // 12 bytes: too short for the Ethernet header 1.13 parses
+        #expect(e.packet.stop?.detail == .ethernetTooSmall)
     }
 
     @Test("debug message")
@@ -437,6 +472,17 @@ struct EventDecodeTests {
         #expect(e.packetLength == 0)
     }
 
+    @Test("recorder capture is 1.13 only: latest renders type 6 as an unknown event")
+    func recorderLatest() throws {
+        var r = RecordBuilder(24)
+        r.u8(0, 6)
+        r.u8(1, 0x01)
+        let e = try decodeEvent(r.bytes, release: .latest)
+        guard case .unknown(let t) = e.message else { Issue.record("unexpected message: \(e.message)"); return }
+        #expect(t == .recorder)
+        #expect(e.packetLength == 0)
+    }
+
     @Test("unknown type and empty sample")
     func unknownAndEmpty() throws {
         let e = try decodeEvent([9, 0, 1, 2])
@@ -464,10 +510,19 @@ struct EventDecodeTests {
         #expect(short.packet.layers.map(\.kind) == [.ethernet])
     }
 
-    @Test("trace flag 0x02 (L3 device): the packet starts at the IP header")
+    @Test("trace flag 0x02 (L3 device, latest): the packet starts at the IP header")
     func l3Device() throws {
         let ip = hexBytes("450000544d2e40004001d5b30a0000200a0001a8080032600d1b0001")
-        let e = try decodeEvent(traceV1(ip, flags: 0x02))
+        let e = try decodeEvent(traceV1(ip, flags: 0x02), release: .latest)
         #expect(e.packet.layers.first?.kind == .ipv4)
+    }
+
+    @Test("1.13 has no L3-device bit: flag bits 1-7 are padding, the packet is dissected from Ethernet")
+    func l3Device113() throws {
+        let ip = hexBytes("450000544d2e40004001d5b30a0000200a0001a8080032600d1b0001")
+        for flags in [UInt8(0x02), 0x04, 0x08, 0xfe] {
+            let e = try decodeEvent(traceV1(ip, flags: flags), release: .v1_13)
+            #expect(e.packet.layers.map(\.kind) == [.ethernet], "flags \(flags)")
+        }
     }
 }

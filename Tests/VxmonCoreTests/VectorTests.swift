@@ -35,15 +35,18 @@ func expectedTunnelSummary(_ ciliumLine: String, innerFlow: String, vni: UInt32)
 
 /// Difference (2) for a -vv block (separator, header, layer lines...): the expected block's header and
 /// its outer layer lines (everything but the `  Packet has been truncated` / `  Failed to decode
-/// layer` trailer) must be a prefix of vxmon's block, followed by the VXLAN layer line.
-func checkTunnelBlock(expected: [String], actual: [String], _ context: String, sourceLocation: SourceLocation = #_sourceLocation) {
+/// layer` trailer) must be a prefix of vxmon's block, followed by the tunnel (VXLAN or Geneve) layer line.
+func checkTunnelBlock(
+    expected: [String], actual: [String], _ context: String, tunnelLayer: String = "VXLAN",
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     let outer = expected.filter { !$0.hasPrefix("  ") }
     guard actual.count > outer.count else {
         Issue.record("\(context): vxmon printed \(actual.count) lines, expected more than \(outer.count)", sourceLocation: sourceLocation)
         return
     }
     #expect(Array(actual.prefix(outer.count)) == outer, "\(context): outer lines", sourceLocation: sourceLocation)
-    #expect(actual[outer.count].hasPrefix("VXLAN\t{"), "\(context): line after the outer layers: \(actual[outer.count])", sourceLocation: sourceLocation)
+    #expect(actual[outer.count].hasPrefix(tunnelLayer + "\t{"), "\(context): line after the outer layers: \(actual[outer.count])", sourceLocation: sourceLocation)
     if expected.contains("  Packet has been truncated") {
         #expect(actual.contains("  Packet has been truncated"), "\(context): truncation line", sourceLocation: sourceLocation)
     }

@@ -71,18 +71,19 @@ struct TunnelWireTests {
         #expect(v.groupPolicyID == 0x1234)
     }
 
-    @Test("VXLAN with the I bit clear is malformed")
+    @Test("VXLAN with the I bit clear: VNI and inner frame still decoded (as Wireshark and gopacket do)")
     func noValidID() throws {
         var b = Self.vxlan
         b[42] = 0x00
         let p = decode(b)
-        #expect(kinds(p) == [.ethernet, .ipv4, .udp])
-        #expect(p.tunnelIndex == nil)
-        let stop = try #require(p.stop)
-        #expect(stop.layer == .vxlan)
-        #expect(stop.reason == .malformed)
-        #expect(stop.detail == .vxlanNoValidID)
-        #expect(stop.offset == 42)
+        #expect(kinds(p) == [.ethernet, .ipv4, .udp, .vxlan, .ethernet, .ipv4, .tcp])
+        #expect(p.tunnelIndex == 3)
+        #expect(p.stop == nil)
+        guard case .vxlan(let v) = p.layers[3].header else { Issue.record("not vxlan"); return }
+        #expect(v.flags == 0x00)
+        #expect(!v.validID)
+        #expect(v.vni == 8287)
+        #expect(p.layers[3].payloadLength == 70)
     }
 
     @Test("tunnel decoding can be turned off")
@@ -156,11 +157,35 @@ struct TunnelWireTests {
         let ip = decode(b)
         #expect(ip.layers[3].goNext == .ipv4)
         #expect(ip.layers.count > 4 ? ip.layers[4].kind == .ethernet || ip.layers[4].kind == .ipv4 : ip.stop != nil)
+        // Any EtherType the Ethernet layer decodes is decoded after Geneve too (gopacket:
+        // Geneve.NextLayerType is Protocol.LayerType()): ARP here.
+        var arp = Array(Self.geneve.prefix(58))
+        arp[44...45] = [0x08, 0x06]
+        arp[16...17] = [0x00, 72]  // IPv4 total length
+        arp[38...39] = [0x00, 52]  // UDP length
+        arp += hex("00 01 08 00 06 04 00 01  02 00 00 00 00 01 0a 00 00 01  00 00 00 00 00 00 0a 00 00 02")
+        let a = decode(arp)
+        #expect(kinds(a) == [.ethernet, .ipv4, .udp, .geneve, .arp])
+        #expect(a.layers[4].isInner)
+        #expect(a.stop == nil)
         b[44...45] = [0x12, 0x34]
         let other = decode(b)
         #expect(kinds(other) == [.ethernet, .ipv4, .udp, .geneve])
         #expect(other.stop?.reason == .unsupported)
         #expect(other.stop?.detail == .geneveUnsupportedProtocol(protocolType: 0x1234))
+    }
+
+    @Test("Geneve version 1 with the O and C bits: decoded on (Wireshark warns and goes on)")
+    func geneveVersionAndBits() throws {
+        var b = Self.geneve
+        b[42] = 0x42  // version 1, 2 option words
+        b[43] = 0xc0  // O and C
+        let p = decode(b)
+        #expect(Array(kinds(p).prefix(5)) == [.ethernet, .ipv4, .udp, .geneve, .ethernet])
+        guard case .geneve(let g) = p.layers[3].header else { Issue.record("not geneve"); return }
+        #expect(g.version == 1)
+        #expect(g.oam)
+        #expect(g.critical)
     }
 
     @Test("Geneve options longer than the capture")

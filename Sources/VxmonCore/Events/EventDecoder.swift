@@ -88,12 +88,16 @@ public struct EventDecoder: Sendable {
         func common() -> NotifyHeader {
             NotifyHeader(type: type, subtype: record.u8(1), source: record.le16(2), hash: record.le32(4))
         }
-        // Capture headers: the version is byte 14 and byte 15 is zero in both 1.13 (high byte of a
-        // u16 version) and latest (extension 0, the only one upstream registers).
+        // Capture headers: the version is byte 14. Latest reads byte 15 as the extension version and
+        // knows only extension 0. 1.13 has no extensions: its drop, debug capture and policy verdict
+        // structs never look at bytes 14-15 as a version (drop and capture read 12-15 as one u32), so
+        // nothing is checked there; the trace reads a u16 version (see the trace case).
         func captureVersion() throws(EventDecodeError) -> UInt8 {
             try need(16)
-            let ext = record.u8(EventLayout.Capture.extensionVersion)
-            if ext != 0 { throw EventDecodeError(kind: .unknownExtension(type: type, extensionVersion: Int(ext))) }
+            if release == .latest {
+                let ext = record.u8(EventLayout.Capture.extensionVersion)
+                if ext != 0 { throw EventDecodeError(kind: .unknownExtension(type: type, extensionVersion: Int(ext))) }
+            }
             return record.u8(EventLayout.Capture.version)
         }
 
@@ -101,13 +105,26 @@ public struct EventDecoder: Sendable {
         var captured = 0
         switch type {
         case MessageType.trace:
-            let version = try captureVersion()
+            let version: UInt8
+            switch release {
+            case .v1_13:
+                // DecodeTraceNotify (pkg/monitor/datapath_trace.go, v1.13): a u16 version at 14, and
+                // only versions 0 and 1 exist; anything else is "Unrecognized trace event".
+                try need(16)
+                let v = record.le16(EventLayout.Capture.version)
+                guard v <= 1 else { throw EventDecodeError(kind: .unknownVersion(type: type, version: Int(v))) }
+                version = UInt8(v)
+            case .latest:
+                version = try captureVersion()
+            }
             guard let headerLength = EventLayout.Trace.headerLength(version: version) else {
                 throw EventDecodeError(kind: .unknownVersion(type: type, version: Int(version)))
             }
             try need(headerLength)
             typealias L = EventLayout.Trace
             let flags = record.u8(L.flags)
+            // v0 has no orig_ip: Cilium decodes only the 32-byte TraceNotifyV0 into a zeroed struct, so
+            // its OriginalIP() is all zeros (the renderers print that zero; see TextRenderer).
             var origIP: IPAddress?
             if version >= 1 {
                 origIP = flags & 1 != 0 ? .v6(record.ipv6(L.originalIP)) : .v4(record.ipv4(L.originalIP))
@@ -130,13 +147,25 @@ public struct EventDecoder: Sendable {
             event.flow.isReply = Self.isReply(traceReason: t.reason)
             event.packetOffset = headerLength
             captured = Int(t.lengthCaptured)
-            if flags & 0x02 != 0 { first = .ip }
+            // The L3-device bit exists from Cilium 1.18 on; in 1.13 byte 27 is `ipv6:1, pad:7` and the
+            // packet is always dissected from an Ethernet header, whatever the pad bits hold.
+            if release == .latest && flags & 0x02 != 0 { first = .ip }
         case MessageType.drop:
             let version = try captureVersion()
-            guard let headerLength = EventLayout.Drop.headerLength(version: version) else {
-                throw EventDecodeError(kind: .unknownVersion(type: type, version: Int(version)))
+            let headerLength: Int
+            switch release {
+            case .v1_13:
+                // 1.13's DropNotify has no version: a fixed 36-byte header (DropNotifyLen), the packet
+                // right after it, no flags and no trace id, whatever byte 14 says.
+                headerLength = 36
+            case .latest:
+                guard let h = EventLayout.Drop.headerLength(version: version) else {
+                    throw EventDecodeError(kind: .unknownVersion(type: type, version: Int(version)))
+                }
+                headerLength = h
             }
             try need(headerLength)
+            let modern = release == .latest
             typealias L = EventLayout.Drop
             let d = DropNotify(
                 header: common(), lengthOriginal: record.le32(EventLayout.Capture.lengthOriginal),
@@ -144,7 +173,8 @@ public struct EventDecoder: Sendable {
                 sourceIdentity: record.le32(L.sourceIdentity), destinationIdentity: record.le32(L.destinationIdentity),
                 destinationID: record.le32(L.destinationID), line: record.le16(L.line), file: record.u8(L.file),
                 extError: Int8(bitPattern: record.u8(L.extError)), ifindex: record.le32(L.ifindex),
-                flags: version >= 2 ? record.u8(L.flags) : 0, ipTraceID: version >= 3 ? record.le64(L.ipTraceID) : 0)
+                flags: modern && version >= 2 ? record.u8(L.flags) : 0,
+                ipTraceID: modern && version >= 3 ? record.le64(L.ipTraceID) : 0)
             event.message = .drop(d)
             event.flow.endpoint = d.header.source
             event.flow.sourceIdentity = d.sourceIdentity
@@ -155,7 +185,7 @@ public struct EventDecoder: Sendable {
             event.flow.ifindex = d.ifindex
             event.packetOffset = headerLength
             captured = Int(d.lengthCaptured)
-            if d.flags & 0x02 != 0 { first = .ip }
+            if modern && d.flags & 0x02 != 0 { first = .ip }
         case MessageType.debug:
             try need(EventLayout.Debug.length)
             event.flow.endpoint = record.le16(2)
@@ -231,7 +261,8 @@ public struct EventDecoder: Sendable {
                         destinationPort: record.le16(L.destinationPort), socketCookie: record.le64(L.socketCookie),
                         cgroupID: record.le64(L.cgroupID), l4Proto: record.u8(L.l4Proto), flags: flags))
             }
-        case MessageType.recorder:
+        case MessageType.recorder where release == .v1_13:
+            // Type 6 exists in 1.13 only; latest Cilium prints it as an unknown event (default case).
             typealias L = EventLayout.Recorder
             try need(L.headerLength)
             let r = RecorderCapture(

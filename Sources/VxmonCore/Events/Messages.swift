@@ -90,7 +90,8 @@ public struct TraceNotify: Sendable {
     public var reason: UInt8
     public var flags: UInt8
     public var ifindex: UInt32
-    /// The original address before reverse NAT (v1+); nil for v0.
+    /// The original address before reverse NAT (v1+); nil for v0, whose header has no such field
+    /// (Cilium prints its zero value: `0.0.0.0`, or `::` when the IPv6 flag is set).
     public var originalIP: IPAddress?
     /// IP option trace id (v2 only; 0 = none).
     public var ipTraceID: UInt64
@@ -113,9 +114,10 @@ public struct DropNotify: Sendable {
     public var file: UInt8
     public var extError: Int8
     public var ifindex: UInt32
-    /// v2+: trace flags (IPv6, L3 device, VXLAN, Geneve).
+    /// Latest v2+: trace flags (IPv6, L3 device, VXLAN, Geneve). Always 0 when decoding for 1.13,
+    /// whose drop header has no flags.
     public var flags: UInt8
-    /// v3: IP option trace id.
+    /// Latest v3: IP option trace id.
     public var ipTraceID: UInt64
 }
 

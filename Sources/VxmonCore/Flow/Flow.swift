@@ -101,6 +101,10 @@ public struct Flow: Sendable {
     /// The frame inside a VXLAN/Geneve tunnel (present iff `tunnel` is).
     public var inner = FlowLayers()
     public var tunnel: FlowTunnel?
+    /// The inner frame was decoded far enough to name a flow: it has an IP header, or it is a whole
+    /// frame without one (ARP). A frame cut before its addresses does not, and the outer flow stands
+    /// for the packet.
+    public var innerHasFlow = false
     /// Endpoint ID of the program that emitted the event (the notify header's `source`).
     public var endpoint: UInt16 = 0
     /// Destination endpoint ID (trace, drop), when the datapath gives one.
@@ -124,15 +128,13 @@ public struct Flow: Sendable {
     public init() {}
 
     /// The stack the one-line summary shows and address filters match by default: the inner frame of
-    /// a tunnel packet unless nothing of it was decoded, else the outer frame.
+    /// a tunnel packet unless it was cut before its addresses, else the outer frame.
     @inline(__always)
-    public var primary: FlowLayers {
-        if tunnel != nil && !inner.isEmpty { return inner }
-        return outer
-    }
+    public var primary: FlowLayers { primaryIsInner ? inner : outer }
 
     /// True when `primary` is the inner frame.
-    public var primaryIsInner: Bool { tunnel != nil && !inner.isEmpty }
+    @inline(__always)
+    public var primaryIsInner: Bool { tunnel != nil && innerHasFlow }
 }
 
 extension FlowLayers {
@@ -196,9 +198,12 @@ extension Flow {
             default: tunnel = nil
             }
             inner = FlowLayers(packet, packet.ciliumView(from: t + 1, inner: true), inner: true)
+            let cut = packet.stop.map { $0.isInner && $0.reason == .truncated } ?? false
+            innerHasFlow = inner.source != nil || (inner.hasEthernet && !cut)
         } else {
             tunnel = nil
             inner = FlowLayers()
+            innerHasFlow = false
         }
     }
 
@@ -207,6 +212,7 @@ extension Flow {
         outer = FlowLayers()
         inner = FlowLayers()
         tunnel = nil
+        innerHasFlow = false
     }
 }
 

@@ -205,7 +205,6 @@ extension StopDetail {
             out.append(" bytes, ")
             out.decimal(available)
             out.append(" captured")
-        case .vxlanNoValidID: out.append("VXLAN I flag (valid VNI) not set")
         case .geneveUnsupportedProtocol(let p):
             out.append("Geneve protocol type 0x")
             out.hex(UInt64(p))

@@ -116,8 +116,9 @@ public struct StructuredRenderer: Sendable {
             endpoint(&w, "source", identity: d.sourceIdentity, id: nil)
             endpoint(&w, "destination", identity: d.destinationIdentity, id: d.destinationID)
             interface(&w, d.ifindex, event.node)
-            if d.version >= 2 { w.field("flags", d.flags) }
-            if d.version >= 3 { w.field("ip_trace_id", d.ipTraceID) }
+            // Drop flags and trace ids exist in latest only (1.13's drop header is 36 bytes, unversioned).
+            if release == .latest && d.version >= 2 { w.field("flags", d.flags) }
+            if release == .latest && d.version >= 3 { w.field("ip_trace_id", d.ipTraceID) }
             w.field("version", d.version)
             w.field("bytes", d.lengthOriginal)
             w.field("captured", d.lengthCaptured)

@@ -75,7 +75,9 @@ public struct TextRenderer: Sendable {
             out.append(" rule:")
             out.decimal(r.ruleID)
             out.append(" ts:")
-            out.decimal(r.bootNanoseconds)
+            // Cilium formats `int(n.TimeBoot)` with %d (datapath_recorder.go): a u64 as a signed 64-bit
+            // int, so values from 2^63 on print negative.
+            out.decimal(Int64(bitPattern: r.bootNanoseconds))
             out.append(" caplen:")
             out.decimal(r.captureLength)
             out.append(" len:")
@@ -327,8 +329,14 @@ public struct TextRenderer: Sendable {
         }
     }
 
+    /// `TraceNotify.OriginalIP().String()`. A v0 header has no orig_ip; Cilium decodes it into a zeroed
+    /// struct, so OriginalIP() is 4 zero bytes (`0.0.0.0`), or 16 (`::`) when the IPv6 flag is set.
     func originalIP(_ t: TraceNotify, _ out: OutputBuffer) {
-        if let ip = t.originalIP { out.ip(ip) } else { out.append("0.0.0.0") }
+        if let ip = t.originalIP {
+            out.ip(ip)
+        } else {
+            out.append(t.isIPv6 ? "::" : "0.0.0.0")
+        }
     }
 
     func traceSummary(_ t: TraceNotify, _ out: OutputBuffer) {
@@ -406,8 +414,8 @@ public struct TextRenderer: Sendable {
     }
 
     /// Cilium's `GetConnectionSummary` of the event's flow, plus ` [tunnel ...]` with the tunnel's
-    /// outer endpoints and VNI for tunnel packets. The inner flow is shown when anything of the inner
-    /// frame was decoded, else the outer one (never `[unknown]` for a tunnel packet).
+    /// outer endpoints and VNI for tunnel packets. The inner flow is shown unless the inner frame was
+    /// cut before its addresses; then the outer one (never `[unknown]` for a tunnel packet).
     public func summary(_ flow: borrowing Flow, _ out: OutputBuffer) {
         guard let tunnel = flow.tunnel else {
             ConnectionSummary.append(flow.outer, out)
