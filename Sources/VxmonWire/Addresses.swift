@@ -3,7 +3,7 @@ public struct MACAddress: Hashable, Sendable {
     /// The address as a 48-bit integer (`aa:bb:cc:dd:ee:ff` is `0xaabbccddeeff`).
     public var rawValue: UInt64
 
-    public init(rawValue: UInt64) { self.rawValue = rawValue & 0xffff_ffff_ffff }
+    @inlinable public init(rawValue: UInt64) { self.rawValue = rawValue & 0xffff_ffff_ffff }
 
     /// Octet `i` (0...5) in wire order.
     @inline(__always)
@@ -13,7 +13,7 @@ public struct MACAddress: Hashable, Sendable {
 /// An IPv4 address; `rawValue` holds the four wire octets, first octet most significant.
 public struct IPv4Address: Hashable, Sendable {
     public var rawValue: UInt32
-    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// Octet `i` (0...3) in wire order.
     @inline(__always)
@@ -24,7 +24,7 @@ public struct IPv4Address: Hashable, Sendable {
 public struct IPv6Address: Hashable, Sendable {
     public var high: UInt64
     public var low: UInt64
-    public init(high: UInt64, low: UInt64) {
+    @inlinable public init(high: UInt64, low: UInt64) {
         self.high = high
         self.low = low
     }

@@ -66,6 +66,24 @@ public struct EventDecoder: Sendable {
 
     /// Decodes `record` into `event` (reusing its packet storage). `cpu`, time and node are set by the caller.
     public func decode(_ record: RawSpan, into event: inout Event) throws(EventDecodeError) {
+        try decode(record, into: &event, packetFlow: true)
+    }
+
+    /// Computes the packet part of `event.flow` if `decode` skipped it (`packetFlow: false`).
+    public func completeFlow(_ record: RawSpan, of event: inout Event) {
+        guard !event.flow.hasPacketFlow else { return }
+        if event.packetLength > 0 {
+            let bytes = record.extracting(event.packetOffset..<(event.packetOffset &+ event.packetLength))
+            event.flow.setPacket(event.packet, bytes: bytes)
+        } else {
+            event.flow.clearPacket()
+            if case .traceSock(let sock) = event.message { event.flow.setSocket(sock) }
+        }
+    }
+
+    /// Decodes `record` into `event`; with `packetFlow: false` the packet part of the flow (addresses,
+    /// ports, tunnel) is left for `completeFlow`, for sinks that do not read it.
+    public func decode(_ record: RawSpan, into event: inout Event, packetFlow: Bool) throws(EventDecodeError) {
         let n = record.byteCount
         guard n >= 1 else { throw EventDecodeError(kind: .empty) }
         let type = MessageType(rawValue: record.u8(0))
@@ -281,11 +299,10 @@ public struct EventDecoder: Sendable {
             event.packetLength = min(captured, available)
             let packetBytes = record.extracting(event.packetOffset..<(event.packetOffset &+ event.packetLength))
             packetDecoder.decode(packetBytes, first: first, into: &event.packet)
-            event.flow.setPacket(event.packet)
         } else {
             event.packet.reset()
-            event.flow.clearPacket()
-            if case .traceSock(let sock) = event.message { event.flow.setSocket(sock) }
         }
+        event.flow.hasPacketFlow = false
+        if packetFlow { completeFlow(record, of: &event) }
     }
 }

@@ -105,6 +105,9 @@ public struct Flow: Sendable {
     /// frame without one (ARP). A frame cut before its addresses does not, and the outer flow stands
     /// for the packet.
     public var innerHasFlow = false
+    /// False while the packet part (outer, inner, tunnel) has not been computed: a pipeline whose
+    /// sinks read no flow for an event skips it (`EventDecoder.decode(_:into:packetFlow:)`).
+    public internal(set) var hasPacketFlow = false
     /// Endpoint ID of the program that emitted the event (the notify header's `source`).
     public var endpoint: UInt16 = 0
     /// Destination endpoint ID (trace, drop), when the datapath gives one.
@@ -138,77 +141,138 @@ public struct Flow: Sendable {
 }
 
 extension FlowLayers {
-    /// The flow of the layers gopacket decodes in `view` (Cilium's reused-struct semantics).
-    init(_ packet: borrowing DecodedPacket, _ view: CiliumView, inner: Bool) {
-        self.init()
+    /// Sets the flow of the layers gopacket decodes in `view` (Cilium's reused-struct semantics),
+    /// whose bytes are `bytes`, in place.
+    mutating func fill(
+        _ packet: borrowing DecodedPacket, _ layers: UnsafeBufferPointer<Layer>, _ view: CiliumView, inner: Bool,
+        bytes: RawSpan
+    ) {
+        self = FlowLayers()
         guard view.count > 0 else { return }
-        for i in view.start..<(view.start + view.count) {
-            // Like Cilium, read each decoded type from its (reused) gopacket struct.
-            let header = view.error == nil ? packet.layers[i].header : packet.ciliumLayer(i, in: view, inner: inner).header
-            switch header {
-            case .ethernet(let h):
+        let range = view.start..<(view.start &+ view.count)
+        // Like Cilium, read each decoded type from its (reused) gopacket struct. That only differs
+        // from the layer itself when a decode error left a partial struct or a type repeats (IP in
+        // IP); the common case reads the fields straight from the bytes at each layer's offset (every
+        // layer in the view was pushed with its fixed header present, and the loads are checked).
+        var reuse = false
+        if case .decode? = view.error { reuse = true }
+        var seen: UInt32 = 0
+        for i in range where !reuse {
+            let bit: UInt32 = 1 << UInt32(layers[i].kind.rawValue & 31)
+            if seen & bit != 0 { reuse = true }
+            seen |= bit
+        }
+        if reuse {
+            for i in range { set(packet.ciliumLayer(i, in: view, inner: inner).header) }
+            return
+        }
+        for i in range {
+            let o = layers[i].offset
+            switch layers[i].kind {
+            case .ethernet where bytes.has(14, at: o):
                 hasEthernet = true
-                sourceMAC = h.source
-                destinationMAC = h.destination
-                etherType = h.typeOrLength
-            case .ipv4(let h):
-                source = .v4(h.source)
-                destination = .v4(h.destination)
-            case .ipv6(let h):
-                source = .v6(h.source)
-                destination = .v6(h.destination)
-            case .tcp(let h):
+                destinationMAC = bytes.mac(o)
+                sourceMAC = bytes.mac(o &+ 6)
+                etherType = bytes.be16(o &+ 12)
+            case .ipv4 where bytes.has(20, at: o):
+                source = .v4(bytes.ipv4(o &+ 12))
+                destination = .v4(bytes.ipv4(o &+ 16))
+            case .ipv6 where bytes.has(40, at: o):
+                source = .v6(bytes.ipv6(o &+ 8))
+                destination = .v6(bytes.ipv6(o &+ 24))
+            case .tcp where bytes.has(14, at: o):
                 transport = .tcp
-                sourcePort = h.sourcePort
-                destinationPort = h.destinationPort
-                tcpFlags = h.flags
-            case .udp(let h):
-                transport = .udp
-                sourcePort = h.sourcePort
-                destinationPort = h.destinationPort
+                sourcePort = bytes.be16(o)
+                destinationPort = bytes.be16(o &+ 2)
+                tcpFlags = UInt16(bytes.u8(o &+ 13)) | (UInt16(bytes.u8(o &+ 12) & 1) << 8)
+            case .udp where bytes.has(4, at: o), .sctp where bytes.has(4, at: o):
+                transport = layers[i].kind == .udp ? .udp : .sctp
+                sourcePort = bytes.be16(o)
+                destinationPort = bytes.be16(o &+ 2)
                 tcpFlags = 0
-            case .sctp(let h):
-                transport = .sctp
-                sourcePort = h.sourcePort
-                destinationPort = h.destinationPort
-                tcpFlags = 0
-            case .icmpv4(let h):
-                transport = .icmpv4
-                icmpType = h.type
-                icmpCode = h.code
-            case .icmpv6(let h):
-                transport = .icmpv6
-                icmpType = h.type
-                icmpCode = h.code
-            default: break
+            case .icmpv4 where bytes.has(2, at: o), .icmpv6 where bytes.has(2, at: o):
+                transport = layers[i].kind == .icmpv4 ? .icmpv4 : .icmpv6
+                icmpType = bytes.u8(o)
+                icmpCode = bytes.u8(o &+ 1)
+            default:
+                // Headers gopacket decodes are always complete; anything else is read from the layer.
+                set(layers[i].header)
             }
+        }
+    }
+
+    /// Takes the flow fields of one decoded header.
+    private mutating func set(_ header: LayerHeader) {
+        switch header {
+        case .ethernet(let h):
+            hasEthernet = true
+            sourceMAC = h.source
+            destinationMAC = h.destination
+            etherType = h.typeOrLength
+        case .ipv4(let h):
+            source = .v4(h.source)
+            destination = .v4(h.destination)
+        case .ipv6(let h):
+            source = .v6(h.source)
+            destination = .v6(h.destination)
+        case .tcp(let h):
+            transport = .tcp
+            sourcePort = h.sourcePort
+            destinationPort = h.destinationPort
+            tcpFlags = h.flags
+        case .udp(let h):
+            transport = .udp
+            sourcePort = h.sourcePort
+            destinationPort = h.destinationPort
+            tcpFlags = 0
+        case .sctp(let h):
+            transport = .sctp
+            sourcePort = h.sourcePort
+            destinationPort = h.destinationPort
+            tcpFlags = 0
+        case .icmpv4(let h):
+            transport = .icmpv4
+            icmpType = h.type
+            icmpCode = h.code
+        case .icmpv6(let h):
+            transport = .icmpv6
+            icmpType = h.type
+            icmpCode = h.code
+        default: break
         }
     }
 }
 
 extension Flow {
     /// Fills the packet part of the flow (outer, tunnel, inner) from `packet`.
-    mutating func setPacket(_ packet: borrowing DecodedPacket) {
+    mutating func setPacket(_ packet: borrowing DecodedPacket, bytes: RawSpan) {
+        hasPacketFlow = true
         let outerView = packet.ciliumView(from: 0, inner: false)
-        outer = FlowLayers(packet, outerView, inner: false)
-        if let t = packet.tunnelAfter(outerView) {
-            switch packet.layers[t].header {
+        let t = packet.tunnelAfter(outerView)
+        packet.layers.withUnsafeBufferPointer { layers in
+            outer.fill(packet, layers, outerView, inner: false, bytes: bytes)
+            guard let t else { return }
+            inner.fill(packet, layers, packet.ciliumView(from: t + 1, inner: true), inner: true, bytes: bytes)
+            switch layers[t].header {
             case .vxlan(let v): tunnel = FlowTunnel(kind: .vxlan, vni: v.vni, vniValid: v.validID)
             case .geneve(let g): tunnel = FlowTunnel(kind: .geneve, vni: g.vni, vniValid: true)
             default: tunnel = nil
             }
-            inner = FlowLayers(packet, packet.ciliumView(from: t + 1, inner: true), inner: true)
-            let cut = packet.stop.map { $0.isInner && $0.reason == .truncated } ?? false
+        }
+        if t != nil {
+            var cut = false
+            if let stop = packet.stop { cut = stop.isInner && stop.reason == .truncated }
             innerHasFlow = inner.source != nil || (inner.hasEthernet && !cut)
         } else {
             tunnel = nil
-            inner = FlowLayers()
+            if inner.hasEthernet || inner.source != nil || inner.transport != .none { inner = FlowLayers() }
             innerHasFlow = false
         }
     }
 
     /// Clears the packet part (events without a packet).
     mutating func clearPacket() {
+        hasPacketFlow = true
         outer = FlowLayers()
         inner = FlowLayers()
         tunnel = nil

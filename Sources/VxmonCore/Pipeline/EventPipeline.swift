@@ -59,15 +59,28 @@ public final class EventPipeline: RecordConsumer {
     /// Where rendered records go. The parallel renderer points it at each batch's own buffer.
     public var out: OutputBuffer {
         didSet {
-            if let text = renderSink as? TextSink { text.out = out }
-            if let structured = renderSink as? StructuredSink { structured.out = out }
+            textSink?.out = out
+            structuredSink?.out = out
         }
     }
     /// The sink that renders `format` into `out` (nil for `.none`).
-    public let renderSink: (any EventSink)?
+    public var renderSink: (any EventSink)? { textSink ?? structuredSink }
+    /// The rendering sink, typed: the per-event call goes to it directly (no existential dispatch,
+    /// which copied the whole Event per call).
+    private let textSink: TextSink?
+    private let structuredSink: StructuredSink?
+    /// The sinks after the rendering one (recordings, pcapng, ...).
+    public private(set) var extraSinks: [any EventSink] = []
     /// Every sink, the rendering one first.
-    public private(set) var sinks: [any EventSink]
-    public var filter: EventFilter
+    public var sinks: [any EventSink] { (renderSink.map { [$0] } ?? []) + extraSinks }
+    public var filter: EventFilter {
+        didSet { filterActive = !filter.isEmpty }
+    }
+    /// `!filter.isEmpty`, kept so the per-event path does not read the filter struct.
+    private var filterActive: Bool
+    /// Text at `-vv`: the renderer reads the flow only for some events.
+    private let verboseText: Bool
+    private let textRenderer: TextRenderer?
     /// Totals for `--summary` (nil: not counted).
     public var counters: FlowCounters?
     public var stats = PipelineStats()
@@ -104,22 +117,25 @@ public final class EventPipeline: RecordConsumer {
         decoder = EventDecoder(release: release, tunnelPorts: tunnelPorts)
         let out = OutputBuffer(capacity: 1 << 17)
         self.out = out
-        switch format {
-        case .text:
-            renderSink = TextSink(
+        textSink =
+            format == .text
+            ? TextSink(
                 renderer: TextRenderer(verbosity: verbosity, hex: hex, numeric: numeric, release: release, names: names),
-                out: out, decorations: decorations)
+                out: out, decorations: decorations) : nil
+        switch format {
         case .json:
-            renderSink = StructuredSink(format: .json, renderer: StructuredRenderer(release: release, names: names), out: out)
+            structuredSink = StructuredSink(format: .json, renderer: StructuredRenderer(release: release, names: names), out: out)
         case .yaml:
-            renderSink = StructuredSink(format: .yaml, renderer: StructuredRenderer(release: release, names: names), out: out)
-        case .none:
-            renderSink = nil
+            structuredSink = StructuredSink(format: .yaml, renderer: StructuredRenderer(release: release, names: names), out: out)
+        case .text, .none:
+            structuredSink = nil
         }
-        sinks = renderSink.map { [$0] } ?? []
         var filter = filter
         filter.names = names
         self.filter = filter
+        filterActive = !filter.isEmpty
+        verboseText = format == .text && verbosity == .verbose
+        textRenderer = textSink?.renderer
         self.fd = fd
         self.flushEachRecord = flushEachRecord
         self.diagnostics = diagnostics
@@ -133,7 +149,7 @@ public final class EventPipeline: RecordConsumer {
     }
 
     /// Adds a sink after the rendering one.
-    public func add(_ sink: any EventSink) { sinks.append(sink) }
+    public func add(_ sink: any EventSink) { extraSinks.append(sink) }
 
     /// Writes `message` and a newline to stderr.
     public static func standardError(_ message: String) {
@@ -145,11 +161,17 @@ public final class EventPipeline: RecordConsumer {
     // MARK: RecordConsumer
 
     public func sample(_ body: RawSpan, cpu: Int, timeNanoseconds: UInt64, index: Int, offset: Int) {
-        event.pointee.cpu = cpu
-        event.pointee.timeNanoseconds = timeNanoseconds
-        event.pointee.node = node
+        event.pointee.flow.cpu = cpu
+        event.pointee.flow.timeNanoseconds = timeNanoseconds
+        event.pointee.flow.node = node
+        // Only text at -vv reads no flow for most events; everything else (filters, counters, JSON,
+        // other sinks) needs it for every event.
+        let flowAlways = !verboseText || filterActive || counters != nil || !extraSinks.isEmpty
         do {
-            try decoder.decode(body, into: &event.pointee)
+            try decoder.decode(body, into: &event.pointee, packetFlow: flowAlways)
+            if !flowAlways, let textRenderer, textRenderer.readsFlow(event.pointee.flow.type) {
+                decoder.completeFlow(body, of: &event.pointee)
+            }
         } catch {
             stats.decodeErrors += 1
             var where_ = "record \(index)"
@@ -159,7 +181,7 @@ public final class EventPipeline: RecordConsumer {
             return
         }
         stats.events += 1
-        if !filter.isEmpty && !filter.matches(event.pointee) {
+        if filterActive && !filter.matches(event.pointee) {
             stats.filtered += 1
             return
         }
@@ -169,8 +191,17 @@ public final class EventPipeline: RecordConsumer {
             return
         }
         counters?.count(event.pointee)
-        for sink in sinks { sink.event(event.pointee, record: body) }
+        if let textSink {
+            textSink.event(at: event, record: body)
+        } else if let structuredSink {
+            structuredSink.event(at: event, record: body)
+        }
+        if !extraSinks.isEmpty { deliver(body) }
         afterRecord()
+    }
+
+    private func deliver(_ body: RawSpan) {
+        for sink in extraSinks { sink.event(event.pointee, record: body) }
     }
 
     public func lost(cpu: Int, count: UInt64, timeNanoseconds: UInt64) {
@@ -215,7 +246,7 @@ public final class EventPipeline: RecordConsumer {
                 if errno == EPIPE { outputClosed = true } else { outputError = errno }
             }
         }
-        for sink in sinks where sink !== renderSink {
+        for sink in extraSinks {
             switch sink.flush() {
             case .ok: break
             case .closed: outputClosed = true

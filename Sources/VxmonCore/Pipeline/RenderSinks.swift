@@ -19,7 +19,7 @@ public struct TextDecorations: Sendable {
 
 /// Renders events as `cilium monitor` text into `out` (the pipeline's output buffer).
 public final class TextSink: EventSink {
-    public var renderer: TextRenderer
+    public let renderer: TextRenderer
     public var out: OutputBuffer
     public var decorations: TextDecorations
     /// A record is rendered here first when it is decorated, so the prefix can go on its first line.
@@ -32,7 +32,8 @@ public final class TextSink: EventSink {
     }
 
     public func event(_ event: borrowing Event, record: RawSpan) {
-        if decorations.isEmpty {
+        // Node labels alone need the detour only for events that name a node.
+        if decorations.isEmpty || (decorations.timestamps == nil && !decorations.color && event.node == nil) {
             renderer.render(event, record: record, into: out)
             return
         }
@@ -42,8 +43,19 @@ public final class TextSink: EventSink {
         decorate(time: event.timeNanoseconds, node: event.node, color: alert ? Self.red : nil)
     }
 
+    /// `event(_:record:)` for the pipeline's per-event path: the event is read in place through the
+    /// pointer (a class method taking the pipeline's event `borrowing` copied it whole).
+    @inline(__always)
+    func event(at event: UnsafePointer<Event>, record: RawSpan) {
+        if decorations.isEmpty || (decorations.timestamps == nil && !decorations.color && event.pointee.flow.node == nil) {
+            renderer.render(event.pointee, record: record, into: out)
+        } else {
+            self.event(event.pointee, record: record)
+        }
+    }
+
     public func lost(_ lost: LostSamples) {
-        if decorations.isEmpty {
+        if decorations.isEmpty || (decorations.timestamps == nil && !decorations.color && lost.node == nil) {
             renderer.renderLost(cpu: lost.cpu, count: lost.count, into: out)
             return
         }
@@ -101,7 +113,7 @@ public final class StructuredSink: EventSink {
         case json
         case yaml
     }
-    public var renderer: StructuredRenderer
+    public let renderer: StructuredRenderer
     public var out: OutputBuffer
     public let format: Format
 
@@ -115,6 +127,15 @@ public final class StructuredSink: EventSink {
         switch format {
         case .json: renderer.renderJSON(event, record: record, into: out)
         case .yaml: renderer.renderYAML(event, record: record, into: out)
+        }
+    }
+
+    /// `event(_:record:)` for the pipeline's per-event path (see `TextSink.event(at:record:)`).
+    @inline(__always)
+    func event(at event: UnsafePointer<Event>, record: RawSpan) {
+        switch format {
+        case .json: renderer.renderJSON(event.pointee, record: record, into: out)
+        case .yaml: renderer.renderYAML(event.pointee, record: record, into: out)
         }
     }
 

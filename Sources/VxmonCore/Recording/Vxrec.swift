@@ -82,24 +82,39 @@ public final class VxrecParser {
     /// Bytes buffered but not yet parsed.
     public var pending: Int { end - start }
 
-    /// Appends input.
-    public func feed(_ bytes: UnsafeRawBufferPointer) {
-        guard bytes.count > 0 else { return }
-        if start > 0 && (start == end || end + bytes.count > capacity) {
+    /// Makes room for `count` more bytes after what is buffered.
+    private func reserve(_ count: Int) {
+        if start > 0 && (start == end || end + count > capacity) {
             memmove(buffer, buffer + start, end - start)
             end -= start
             start = 0
         }
-        if end + bytes.count > capacity {
-            let newCapacity = max(end + bytes.count, capacity * 2)
+        if end + count > capacity {
+            let newCapacity = max(end + count, capacity * 2)
             let newBuffer = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 8)
             newBuffer.copyMemory(from: buffer, byteCount: end)
             buffer.deallocate()
             buffer = newBuffer
             capacity = newCapacity
         }
+    }
+
+    /// Appends input.
+    public func feed(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        reserve(bytes.count)
         (buffer + end).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
         end += bytes.count
+    }
+
+    /// Appends input written in place: `body` gets room for up to `maximum` bytes and returns how many
+    /// it wrote (a read(2) straight into the buffer, without a copy), or a negative number for none.
+    @discardableResult
+    public func feed(maximum: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+        reserve(maximum)
+        let n = body(UnsafeMutableRawBufferPointer(start: buffer + end, count: maximum))
+        if n > 0 { end += min(n, maximum) }
+        return n
     }
 
     private func le16(_ o: Int) -> UInt16 { UInt16(littleEndian: buffer.loadUnaligned(fromByteOffset: start + o, as: UInt16.self)) }
@@ -233,20 +248,17 @@ public final class VxrecReader: RecordSource {
     /// Reads the whole recording, handing every record to `consumer`. Throws for a bad header or a file
     /// that ends inside a record (after every complete record has been delivered).
     public func run<C: RecordConsumer>(_ consumer: inout C) throws(RecordingError) {
-        let parser = VxrecParser(capacity: chunkSize + 4096)
+        let parser = VxrecParser(capacity: 2 * chunkSize)
         prefix.withUnsafeBytes { parser.feed($0) }
-        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 8)
-        defer { chunk.deallocate() }
         while true {
             try parser.parse(into: &consumer)
             if consumer.shouldStop { return }
-            let r = read(fd, chunk.baseAddress, chunk.count)
+            let r = parser.feed(maximum: chunkSize) { read(fd, $0.baseAddress, $0.count) }
             if r < 0 {
                 if errno == EINTR { continue }
                 throw RecordingError("read failed: \(String(cString: strerror(errno)))")
             }
             if r == 0 { break }
-            parser.feed(UnsafeRawBufferPointer(rebasing: chunk[0..<r]))
         }
         try parser.parse(into: &consumer)
         if consumer.shouldStop { return }

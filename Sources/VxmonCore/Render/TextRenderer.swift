@@ -34,6 +34,12 @@ public struct TextRenderer: Sendable {
         self.names = names
     }
 
+    /// Whether rendering an event of `type` reads its flow (the one-line summary): at `-vv` trace,
+    /// drop and debug capture show packet lines instead.
+    public func readsFlow(_ type: MessageType) -> Bool {
+        verbosity < .verbose || (type != .trace && type != .drop && type != .capture)
+    }
+
     static let separator: StaticString =
         "------------------------------------------------------------------------------\n"
 
