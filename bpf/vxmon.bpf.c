@@ -272,9 +272,9 @@ static __always_inline __u32 capture_len(struct __sk_buff *skb, const struct cfg
 /*
  * Ring: reserve the record in the ring itself at the smallest of three fixed
  * sizes that holds the capture (the verifier wants a constant size), write
- * the vxmon_ring_header and the notify struct, and load the packet bytes
- * straight into it, with no intermediate copy: at flood rates every write to
- * memory shows in the pps.
+ * the vxmon_ring_header (node, CPU, time) and the notify struct, and load
+ * the packet bytes straight into it, with no intermediate copy: at flood
+ * rates every write to memory shows in the pps.
  *
  * Wakeups: ring_bytes_crossed() counts the bytes this node's programs have
  * reserved on this CPU (a per-CPU counter, the only per-event bookkeeping)
@@ -305,6 +305,7 @@ static __always_inline int ring_bytes_crossed(__u64 size, __u32 mark)
 		h->node = node;                                                         \
 		h->cpu = cpu;                                                           \
 		h->reserved = 0;                                                        \
+		h->boot_ns = now;                                                       \
 		e = (__u8 *)(h + 1);                                                    \
 		__builtin_memcpy(e, msg, sizeof(hdr_t));                                \
 		if (cap > (bucket))                                                     \
@@ -335,6 +336,7 @@ static __noinline int ring_emit(struct __sk_buff *skb, const void *msg, __u32 hd
 				__u32 cap, const struct cfg *c)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
+	__u64 now;
 	__u32 wakeup_bytes;
 	__u16 node, cpu;
 
@@ -345,6 +347,13 @@ static __noinline int ring_emit(struct __sk_buff *skb, const void *msg, __u32 hd
 		flags = 0; /* the kernel's own policy */
 	node = (__u16)c->node_index;
 	cpu = (__u16)bpf_get_smp_processor_id();
+	/* The event's time, CLOCK_BOOTTIME (see vxmon_ring_header). Read once here,
+	 * not after the reserve in each expansion of RING_RECORD: either way, for
+	 * events written at the same moment on different CPUs, the ring's order
+	 * (the order of reservations) and the order of these times can disagree by
+	 * the time between the clock read and the reservation (tens of ns, more
+	 * while CPUs contend for the ring's lock). */
+	now = bpf_ktime_get_boot_ns();
 	cap &= 0x1ff;
 	if (hdr_len == sizeof(struct vxmon_trace_notify))
 		RING_RECORD_SIZED(struct vxmon_trace_notify);

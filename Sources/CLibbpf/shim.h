@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 // ---- libbpf logging ------------------------------------------------------------------------------
@@ -79,11 +80,17 @@ static inline int vxmon_shim_is_bpffs(const char *path)
 
 /// perf_buffer__new_raw with the attributes libbpf's perf_buffer__new uses (software BPF output
 /// events, one sample per output) plus a kernel timestamp per sample (PERF_SAMPLE_TIME, so the
-/// rings of several nodes can be merged in time order) and batched wakeups: every `wakeup_events`
-/// samples, or, when it is 0, when `wakeup_bytes` bytes are pending in a CPU's ring (a watermark:
-/// the reader is expected to drain the rings on a timer as well). libbpf 1.1's perf_buffer_opts
-/// cannot express either. A sample record is: perf_event_header, u64 time, u32 size, data.
-/// Returns NULL and sets errno on failure.
+/// rings of several nodes can be merged in time order, and events dated) and batched wakeups:
+/// every `wakeup_events` samples, or, when it is 0, when `wakeup_bytes` bytes are pending in a
+/// CPU's ring (a watermark: the reader is expected to drain the rings on a timer as well).
+/// libbpf 1.1's perf_buffer_opts cannot express either. A sample record is: perf_event_header,
+/// u64 time, u32 size, data.
+///
+/// The time is CLOCK_BOOTTIME (use_clockid), taken when the program calls bpf_perf_event_output:
+/// the clock of the ring buffer's records. Without use_clockid perf stamps samples with
+/// perf_clock() (local_clock(), the scheduler clock), which no user-space clock reads, so it could
+/// not be turned into wall-clock time. BOOTTIME is not NMI-safe in the kernel, which perf allows
+/// for software events such as these (PERF_PMU_CAP_NO_NMI). Returns NULL and sets errno on failure.
 static inline struct perf_buffer *vxmon_shim_perf_buffer_new(int map_fd, size_t page_cnt,
 							      __u32 wakeup_events, __u32 wakeup_bytes,
 							      perf_buffer_event_fn event_cb, void *ctx)
@@ -96,6 +103,8 @@ static inline struct perf_buffer *vxmon_shim_perf_buffer_new(int map_fd, size_t 
 	attr.config = PERF_COUNT_SW_BPF_OUTPUT;
 	attr.sample_type = PERF_SAMPLE_TIME | PERF_SAMPLE_RAW;
 	attr.sample_period = 1;
+	attr.use_clockid = 1;
+	attr.clockid = CLOCK_BOOTTIME;
 	if (wakeup_events) {
 		attr.wakeup_events = wakeup_events;
 	} else {

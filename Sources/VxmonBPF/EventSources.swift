@@ -7,7 +7,8 @@ import VxmonCore
 /// libbpf's poll/consume calls; `bytes` points into the kernel-shared buffer and is valid only
 /// during the call.
 protocol SourceDelegate: AnyObject {
-    /// `kernelTime`: the perf sample's timestamp (perf clock, ns), 0 when the source has none.
+    /// `kernelTime`: when the datapath wrote the event, CLOCK_BOOTTIME in ns (the ring header's
+    /// `boot_ns`, the perf sample's PERF_SAMPLE_TIME); 0 when the source has none.
     func sourceSample(node: Int, cpu: Int, kernelTime: UInt64, bytes: UnsafeRawBufferPointer)
     func sourceLost(node: Int, cpu: Int, count: UInt64)
     /// A record that cannot be given to a node (malformed ring header, or a node not read).
@@ -37,8 +38,8 @@ final class PerfBufferSource {
     private let context: SourceContext
 
     /// Calls `perf_buffer__new_raw` (PERF_TYPE_SOFTWARE / PERF_COUNT_SW_BPF_OUTPUT, PERF_SAMPLE_TIME
-    /// and PERF_SAMPLE_RAW, sample_period 1; wakeup_events `wakeupEvents`, or a watermark of a quarter
-    /// of the ring when it is 0) with `pagesPerCPU` data pages on every CPU.
+    /// on CLOCK_BOOTTIME and PERF_SAMPLE_RAW, sample_period 1; wakeup_events `wakeupEvents`, or a
+    /// watermark of a quarter of the ring when it is 0) with `pagesPerCPU` data pages on every CPU.
     init(mapFD: Int32, pagesPerCPU: Int, wakeupEvents: UInt32, context: SourceContext) throws(LibbpfError) {
         self.context = context
         let onEvent: perf_buffer_event_fn = { ctx, cpu, header in
@@ -92,10 +93,10 @@ final class PerfBufferSource {
 }
 
 /// A libbpf ring buffer over the lab's BPF_MAP_TYPE_RINGBUF, which every node writes to: each
-/// record starts with a `vxmon_ring_header` naming the node (its index in the lab) and the CPU, and
-/// the records of all nodes come out in the order they were written. The datapath wakes the reader
-/// only once per `vxmon_config.ring_wakeup_bytes` written (per CPU and node), so the owner drains it
-/// on a short timer as well. `deinit` calls `ring_buffer__free`.
+/// record starts with a `vxmon_ring_header` naming the node (its index in the lab), the CPU and the
+/// time (CLOCK_BOOTTIME), and the records of all nodes come out in the order they were written. The
+/// datapath wakes the reader only once per `vxmon_config.ring_wakeup_bytes` written (per CPU and
+/// node), so the owner drains it on a short timer as well. `deinit` calls `ring_buffer__free`.
 final class RingBufferSource {
     /// The context libbpf hands back to the callback: which session node each lab node index is.
     final class Context {
@@ -135,7 +136,8 @@ final class RingBufferSource {
             }
             let event = UnsafeRawBufferPointer(start: data + headerSize, count: size - headerSize)
             delegate.sourceSample(
-                node: sessionNode, cpu: cpu, kernelTime: 0, bytes: UnsafeRawBufferPointer(rebasing: event[..<Self.used(event)]))
+                node: sessionNode, cpu: cpu, kernelTime: header.boot_ns,
+                bytes: UnsafeRawBufferPointer(rebasing: event[..<Self.used(event)]))
         }
 
         /// The bytes of a ring record the datapath wrote: records are reserved at fixed sizes, and

@@ -19,7 +19,9 @@ public struct LiveOptions: Sendable {
     /// Every buffer is drained this often, whether or not the kernel woke the reader: the datapath
     /// and the perf rings wake it only when a lot is pending, because wakeups are what costs.
     public var tickMilliseconds: Int32 = 10
-    /// Datapath failure counters, the lab's presence and the output are checked this often.
+    /// Datapath failure counters, the lab's presence and the output are checked this often, and the
+    /// offset from the datapath's clock to the wall clock is sampled again (so a step of the wall
+    /// clock is followed within this period).
     public var housekeepingMilliseconds: Int32 = 100
     /// Stop by itself after this many seconds.
     public var duration: Double?
@@ -51,12 +53,19 @@ public struct LiveStats: Sendable {
     public var unattributed: UInt64 = 0
     /// Why the session ended.
     public var endReason = ""
+    /// The widest clock_gettime bracket any wall-clock offset of this session was taken from, ns:
+    /// event times were converted with an offset within half of it (see `BootClock`).
+    public var clockBracket: UInt64 = 0
 }
 
 /// Reads one lab's event buffers live through libbpf, from one thread with epoll: the lab's ring
 /// buffer (one for all nodes, records in the order written) or each node's pinned `cilium_events`
 /// perf array (merged in timestamp order). It turns the datapath's events on when it starts and off
 /// when it ends, and detaches nothing else (the lab's programs stay).
+///
+/// Every event reaches the sink with the time the datapath wrote it (CLOCK_BOOTTIME, in both
+/// buffers), converted to Unix-epoch nanoseconds with an offset re-sampled every housekeeping round
+/// (`BootClock`). Lost records, which have no time of their own, get the time they were read.
 ///
 /// Holding a `LiveSession` holds the lab's monitor lock: a second session is refused.
 public final class LiveSession: SourceDelegate, @unchecked Sendable {
@@ -76,7 +85,10 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
     /// Ring reserve failures and perf output failures per node and CPU, at the last reading.
     private var ringFailBaseline: [[UInt64]] = []
     private var perfFailBaseline: [[UInt64]] = []
+    /// The wall clock when the current poll round began: the time of lost records.
     private var now: UInt64 = 0
+    /// CLOCK_BOOTTIME -> wall clock, for the events' own times.
+    private var clock = BootClock()
     private let stopFlag = Atomic<Bool>(false)
     /// Counters, touched only by the polling thread; `published` is their copy for other threads.
     private var counts = LiveStats()
@@ -175,6 +187,7 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
     /// Blocks: call it on a dedicated thread.
     public func run() throws -> LiveStats {
         guard lock != nil else { throw VxmonError("live session already closed") }
+        sampleClock()
         // Ring records left from an earlier session would be replayed as new: drop them.
         for source in ringSources { while source.consume().more {} }
         discarding = false
@@ -268,6 +281,7 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
                 consumeAll()
                 if mono - lastHousekeeping >= housekeeping {
                     lastHousekeeping = mono
+                    sampleClock()
                     readFailureCounters()
                     if !sink.flush() { outputGone = true }
                 }
@@ -280,6 +294,12 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
             if outputGone { return "output closed" }
             if let deadline, mono >= deadline { return "duration reached" }
         }
+    }
+
+    /// Samples the wall-clock offset of the datapath's clock again (a few hundred ns).
+    private func sampleClock() {
+        clock.sample()
+        counts.clockBracket = max(counts.clockBracket, clock.bracket)
     }
 
     private func consumeAll() {
@@ -326,7 +346,7 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
         if let staging {
             staging.add(node: node, cpu: cpu, time: kernelTime, bytes: bytes)
         } else {
-            deliver(node: node, cpu: cpu, bytes: bytes)
+            deliver(node: node, cpu: cpu, kernelTime: kernelTime, bytes: bytes)
         }
     }
 
@@ -350,9 +370,9 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
     /// Hands what the last poll round staged to the sink, in kernel time order.
     private func deliverStaged() {
         guard let staging, !staging.isEmpty else { return }
-        staging.drain { node, cpu, bytes, lost in
+        staging.drain { node, cpu, time, bytes, lost in
             if let bytes {
-                deliver(node: node, cpu: cpu, bytes: bytes)
+                deliver(node: node, cpu: cpu, kernelTime: time, bytes: bytes)
             } else {
                 counts.lost &+= lost
                 sink.lost(node: node, cpu: cpu, count: lost, time: now)
@@ -360,12 +380,14 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
         }
     }
 
-    private func deliver(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer) {
+    /// `kernelTime`: CLOCK_BOOTTIME ns, 0 if unknown (the event then gets the round's wall clock).
+    private func deliver(node: Int, cpu: Int, kernelTime: UInt64, bytes: UnsafeRawBufferPointer) {
+        let time = kernelTime != 0 ? clock.wallClock(kernelTime) : now
         if let ifindex = Self.interfaceIndex(bytes), let (index, name) = resolvers[node].learn(ifindex) {
-            sink.interfaceName(node: node, ifindex: index, name: name, time: now)
+            sink.interfaceName(node: node, ifindex: index, name: name, time: time)
         }
         counts.samples &+= 1
-        sink.sample(node: node, cpu: cpu, bytes: bytes, time: now)
+        sink.sample(node: node, cpu: cpu, bytes: bytes, time: time)
     }
 
     /// Delivers every interface name known at start to the sink (call once, before `run`).
@@ -501,13 +523,13 @@ final class EventStaging {
         append(Entry(time: time, lost: count, offset: 0, length: -1, node: Int32(node), cpu: Int32(cpu)))
     }
 
-    /// Calls `body(node, cpu, bytes or nil for a lost record, lost count)` for every entry in time
-    /// order (runs merged; ties keep reading order), then empties the stage. `bytes` is valid only
-    /// during the call.
-    func drain(_ body: (Int, Int, UnsafeRawBufferPointer?, UInt64) -> Void) {
+    /// Calls `body(node, cpu, time, bytes or nil for a lost record, lost count)` for every entry in
+    /// time order (runs merged; ties keep reading order), then empties the stage. `bytes` is valid
+    /// only during the call; a lost record's time is that of the sample before it.
+    func drain(_ body: (Int, Int, UInt64, UnsafeRawBufferPointer?, UInt64) -> Void) {
         func deliver(_ e: Entry) {
             body(
-                Int(e.node), Int(e.cpu),
+                Int(e.node), Int(e.cpu), e.time,
                 e.length < 0 ? nil : UnsafeRawBufferPointer(start: arena + Int(e.offset), count: Int(e.length)), e.lost)
         }
         if runStarts.count == 1 {

@@ -2,8 +2,13 @@ import Testing
 
 @testable import VxmonBPF
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 // The parts of the lab and the live path that need no privileges: the deterministic topology, the
-// stale-namespace matcher and the time-ordering of staged perf samples.
+// stale-namespace matcher, the time-ordering of staged perf samples, the ring header and the wall-clock
+// offset of the datapath's clock.
 
 @Suite("lab topology and live-path helpers")
 struct TopologyTests {
@@ -77,10 +82,11 @@ struct TopologyTests {
         add(0, 1, 40)
         add(0, 0, 20)
         var order: [String] = []
-        staging.drain { node, cpu, bytes, lost in
-            order.append(bytes.map { "\(node)/\(cpu)@\($0[0])" } ?? "lost \(lost) \(node)/\(cpu)")
+        staging.drain { node, cpu, time, bytes, lost in
+            order.append(bytes.map { "\(node)/\(cpu)@\($0[0]):\(time)" } ?? "lost \(lost) \(node)/\(cpu):\(time)")
         }
-        #expect(order == ["0/1@10", "0/0@20", "1/0@30", "0/1@40", "1/0@50", "lost 7 1/0"])
+        // Each entry keeps its own time; a lost record takes the time of the sample before it.
+        #expect(order == ["0/1@10:10", "0/0@20:20", "1/0@30:30", "0/1@40:40", "1/0@50:50", "lost 7 1/0:50"])
         #expect(staging.isEmpty)
     }
 
@@ -97,6 +103,58 @@ struct TopologyTests {
         #expect(Array(trace.prefix(20)).withUnsafeBytes { LiveSession.interfaceIndex($0) } == nil)
         trace[28] = 0
         #expect(trace.withUnsafeBytes { LiveSession.interfaceIndex($0) } == nil)
+    }
+
+    @Test("a ring record's header gives node, CPU and the kernel's time; the event after it is passed on")
+    func ringHeader() throws {
+        final class Delegate: SourceDelegate {
+            var samples: [(node: Int, cpu: Int, time: UInt64, bytes: [UInt8])] = []
+            var unattributed: [String] = []
+            func sourceSample(node: Int, cpu: Int, kernelTime: UInt64, bytes: UnsafeRawBufferPointer) {
+                samples.append((node, cpu, kernelTime, Array(bytes)))
+            }
+            func sourceLost(node: Int, cpu: Int, count: UInt64) {}
+            func sourceUnattributed(cpu: Int, reason: String) { unattributed.append(reason) }
+        }
+        // Laid out by hand as bpf/include/vxmon/lab.h documents it: u16 node, u16 cpu, u32 reserved,
+        // u64 boot_ns, little-endian, then a trace v1 (48 bytes) with len_cap 4 in a 64-byte slot.
+        var record = [UInt8](repeating: 0xee, count: 16 + 48 + 64)
+        record.replaceSubrange(0..<8, with: [2, 0, 1, 0, 0, 0, 0, 0])
+        record.replaceSubrange(8..<16, with: [0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01])
+        record[16] = 4
+        record.replaceSubrange((16 + 12)..<(16 + 15), with: [4, 0, 1])
+        let delegate = Delegate()
+        // Lab node 2 is this session's node 0; lab nodes 0 and 1 are not read.
+        let context = RingBufferSource.Context(delegate: delegate, sessionNodes: [nil, nil, 0])
+        for r in [record, Array(record.prefix(15))] {
+            _ = r.withUnsafeBytes { context.record($0.baseAddress!, $0.count) }
+        }
+        var other = record
+        other[0] = 1
+        _ = other.withUnsafeBytes { context.record($0.baseAddress!, $0.count) }
+        let sample = try #require(delegate.samples.first)
+        #expect(delegate.samples.count == 1)
+        #expect(sample.node == 0)
+        #expect(sample.cpu == 1)
+        #expect(sample.time == 0x0102_0304_0506_0708)
+        #expect(sample.bytes == Array(record[16..<(16 + 48 + 4)]))
+        #expect(delegate.unattributed.count == 2)
+    }
+
+    @Test("the wall-clock offset of CLOCK_BOOTTIME agrees with CLOCK_REALTIME read around it")
+    func bootClock() {
+        let clock = BootClock()
+        // A vDSO clock_gettime takes tens of ns; even a preempted bracket stays far below 10 ms.
+        #expect(clock.bracket < 10_000_000)
+        for _ in 0..<3 {
+            let before = BootClock.read(CLOCK_REALTIME)
+            let boot = BootClock.read(CLOCK_BOOTTIME)
+            let after = BootClock.read(CLOCK_REALTIME)
+            let wall = clock.wallClock(boot)
+            #expect(
+                wall + clock.bracket / 2 + 1 >= before && wall <= after + clock.bracket / 2 + 1,
+                "\(before) <= \(wall) <= \(after) +- \(clock.bracket / 2)")
+        }
     }
 
     @Test("a ring record reaches the sink cut at len_cap: the stale rest of its fixed-size slot does not")

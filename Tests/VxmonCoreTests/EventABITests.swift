@@ -127,6 +127,20 @@ struct EventABITests {
         #expect(MemoryLayout<T>.size == EventLayout.Recorder.headerLength)
     }
 
+    @Test("vxmon_ring_header (lab.h): node, CPU, time, and the record after it stays 8-byte aligned")
+    func ringHeader() {
+        // The ring reader loads the imported struct itself (no offset table of its own), so these pins
+        // are what a change of the header must come through; VXMON_ABI_VERSION goes up with it.
+        typealias T = vxmon_ring_header
+        #expect(MemoryLayout<T>.size == 16)  // pin: update this test with the struct
+        #expect(MemoryLayout<T>.offset(of: \.node) == 0)
+        #expect(MemoryLayout<T>.offset(of: \.cpu) == 2)
+        #expect(MemoryLayout<T>.offset(of: \.reserved) == 4)
+        #expect(MemoryLayout<T>.offset(of: \.boot_ns) == 8)
+        #expect(MemoryLayout<T>.size % 8 == 0)
+        #expect(VXMON_ABI_VERSION == 4)  // pin: the header changed in ABI 4
+    }
+
     @Test("message type constants")
     func messageTypes() {
         #expect(Int32(MessageType.drop.rawValue) == VXMON_NOTIFY_DROP)

@@ -54,7 +54,7 @@
 
 /* Bumped whenever the maps or the records change incompatibly; the loader
  * writes it to vxmon_config.abi_version and readers refuse other values. */
-#define VXMON_ABI_VERSION 3
+#define VXMON_ABI_VERSION 4
 
 /* vxmon_config.flags */
 #define VXMON_CFG_TRACE_UNDERLAY 1 /* from-network traces of VXLAN packets on eth0 */
@@ -177,13 +177,27 @@ _Static_assert(__builtin_offsetof(struct vxmon_config, node_index) == 24, "node_
  * reserved at one of three fixed sizes (64, 128 or VXMON_CAP_LEN_MAX packet
  * bytes, the smallest that holds the capture): bytes after len_cap are not
  * zeroed, so readers go by len_cap, as they do with perf's padding.
+ *
+ * The header is a multiple of 8 bytes, so the notify struct after it is as
+ * aligned as the record (the ring aligns records to 8).
+ *
+ * boot_ns is CLOCK_BOOTTIME (bpf_ktime_get_boot_ns(), read just before the
+ * record is reserved), the clock cilium_events samples carry too (the reader
+ * opens them with use_clockid = CLOCK_BOOTTIME): the reader adds
+ * CLOCK_REALTIME - CLOCK_BOOTTIME to get wall-clock time. BOOTTIME rather
+ * than MONOTONIC because it keeps counting during suspend, so that offset
+ * does not change across one (a record written before a suspend and read
+ * after it is still dated right).
  */
 struct vxmon_ring_header {
 	__u16 node;     /* vxmon_config.node_index of the node that wrote it */
 	__u16 cpu;      /* CPU it was written on */
 	__u32 reserved; /* zero */
+	__u64 boot_ns;  /* CLOCK_BOOTTIME of the event, ns */
 };
-_Static_assert(sizeof(struct vxmon_ring_header) == 8, "ring header is 8 bytes");
+_Static_assert(sizeof(struct vxmon_ring_header) == 16, "ring header is 16 bytes");
+_Static_assert(sizeof(struct vxmon_ring_header) % 8 == 0, "ring header keeps the record 8-byte aligned");
+_Static_assert(__builtin_offsetof(struct vxmon_ring_header, boot_ns) == 8, "boot_ns at 8");
 
 /* ---- vxmon_ct: tiny conntrack (LRU hash) ----------------------------- */
 /*
