@@ -74,8 +74,13 @@ public final class EventPipeline: RecordConsumer {
     /// Every sink, the rendering one first.
     public var sinks: [any EventSink] { (renderSink.map { [$0] } ?? []) + extraSinks }
     public var filter: EventFilter {
-        didSet { filterActive = !filter.isEmpty }
+        didSet {
+            filterActive = !filter.isEmpty
+            matcher = FilterMatcher(filter)
+        }
     }
+    /// The filter compiled for the per-event path.
+    private var matcher: FilterMatcher
     /// `!filter.isEmpty`, kept so the per-event path does not read the filter struct.
     private var filterActive: Bool
     /// Text at `-vv`: the renderer reads the flow only for some events.
@@ -134,6 +139,7 @@ public final class EventPipeline: RecordConsumer {
         filter.names = names
         self.filter = filter
         filterActive = !filter.isEmpty
+        matcher = FilterMatcher(filter)
         verboseText = format == .text && verbosity == .verbose
         textRenderer = textSink?.renderer
         self.fd = fd
@@ -181,7 +187,7 @@ public final class EventPipeline: RecordConsumer {
             return
         }
         stats.events += 1
-        if filterActive && !filter.matches(event.pointee) {
+        if filterActive && !matcher.matches(UnsafePointer(event)) {
             stats.filtered += 1
             return
         }
