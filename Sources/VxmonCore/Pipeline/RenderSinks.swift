@@ -48,7 +48,7 @@ public final class TextSink: EventSink {
     @inline(__always)
     func event(at event: UnsafePointer<Event>, record: RawSpan) {
         if decorations.isEmpty || (decorations.timestamps == nil && !decorations.color && event.pointee.flow.node == nil) {
-            renderer.render(event.pointee, record: record, into: out)
+            renderer.render(at: event, record: record, into: out)
         } else {
             self.event(event.pointee, record: record)
         }

@@ -46,22 +46,28 @@ public struct TextRenderer: Sendable {
     // MARK: Events
 
     public func render(_ event: borrowing Event, record: RawSpan, into out: OutputBuffer) {
-        let packetBytes = record.extracting(event.packetOffset..<(event.packetOffset + event.packetLength))
-        switch event.message {
+        withUnsafePointer(to: event) { render(at: $0, record: record, into: out) }
+    }
+
+    /// `render` reading the event in place: passing a large `borrowing` value on from memory makes
+    /// the compiler copy it whole at every call, so the per-type functions take the pointer.
+    func render(at event: UnsafePointer<Event>, record: RawSpan, into out: OutputBuffer) {
+        let packetBytes = record.extracting(event.pointee.packetOffset..<(event.pointee.packetOffset + event.pointee.packetLength))
+        switch event.pointee.message {
         case .trace(let t): trace(t, event, packetBytes, out)
         case .drop(let d): drop(d, event, packetBytes, out)
         case .debug(let m):
             guard verbosity >= .debug else { return }
-            cpuPrefix(event.cpu, out)
+            cpuPrefix(event.pointee.cpu, out)
             markFrom(m.header, out)
             out.append("DEBUG: ")
-            DebugText.message(m, out, names: names, node: event.node, release: release)
+            DebugText.message(m, out, names: names, node: event.pointee.node, release: release)
             out.append(byte: 10)
         case .capture(let c): capture(c, event, packetBytes, out)
         case .policyVerdict(let p): policyVerdict(p, event, packetBytes, out)
         case .traceSock(let s):
             guard verbosity == .debug else { return }
-            cpuPrefix(event.cpu, out)
+            cpuPrefix(event.pointee.cpu, out)
             out.append(" [")
             out.append(CiliumNames.xlatePoint(s.xlatePoint))
             out.append("] cgroup_id: ")
@@ -89,10 +95,10 @@ public struct TextRenderer: Sendable {
             out.append(" len:")
             out.decimal(r.length)
             out.append(byte: 10)
-            dissect(event.packet, packetBytes, out)
+            dissect(event.pointee.packet, packetBytes, out)
             out.append("----\n")
         case .unknown:
-            cpuPrefix(event.cpu, out)
+            cpuPrefix(event.pointee.cpu, out)
             out.append(" Unknown event: [")
             for i in 0..<record.byteCount {
                 if i > 0 { out.append(byte: 32) }
@@ -112,7 +118,7 @@ public struct TextRenderer: Sendable {
 
     // MARK: Per type
 
-    func trace(_ t: TraceNotify, _ event: borrowing Event, _ bytes: RawSpan, _ out: OutputBuffer) {
+    func trace(_ t: TraceNotify, _ event: UnsafePointer<Event>, _ bytes: RawSpan, _ out: OutputBuffer) {
         if verbosity < .verbose {
             traceSummary(t, out)
             if t.isEncrypted {
@@ -131,16 +137,16 @@ public struct TextRenderer: Sendable {
             out.append(" state ")
             traceReason(t.reason, out)
             out.append(" ifindex ")
-            names.append(ifindex: t.ifindex, node: event.node, to: out)
+            names.append(ifindex: t.ifindex, node: event.pointee.node, to: out)
             out.append(" orig-ip ")
             originalIP(t, out)
             out.append(": ")
-            summary(event.flow, out)
+            summary(event.pointee.flow, out)
             out.append(byte: 10)
             return
         }
         out.append(Self.separator)
-        cpuPrefix(event.cpu, out)
+        cpuPrefix(event.pointee.cpu, out)
         out.append(" MARK ")
         out.hexPrefixed(UInt64(t.header.hash))
         if t.ipTraceID > 0 {
@@ -164,7 +170,7 @@ public struct TextRenderer: Sendable {
         traceReason(t.reason, out)
         if t.ifindex != 0 {
             out.append(", interface ")
-            names.append(ifindex: t.ifindex, node: event.node, to: out)
+            names.append(ifindex: t.ifindex, node: event.pointee.node, to: out)
         }
         if t.sourceIdentity != 0 || t.destinationIdentity != 0 {
             out.append(", , identity ")
@@ -177,10 +183,10 @@ public struct TextRenderer: Sendable {
             out.decimal(t.destinationID)
         }
         out.append(byte: 10)
-        if t.lengthCaptured > 0 && event.packetLength > 0 { packetLines(event.packet, bytes, out) }
+        if t.lengthCaptured > 0 && event.pointee.packetLength > 0 { packetLines(event.pointee.packet, bytes, out) }
     }
 
-    func drop(_ d: DropNotify, _ event: borrowing Event, _ bytes: RawSpan, _ out: OutputBuffer) {
+    func drop(_ d: DropNotify, _ event: UnsafePointer<Event>, _ bytes: RawSpan, _ out: OutputBuffer) {
         if verbosity < .verbose {
             out.append("xx drop (")
             dropReason(d.reason, d.extError, out)
@@ -203,12 +209,12 @@ public struct TextRenderer: Sendable {
             out.append(", identity ")
             identities(d.sourceIdentity, d.destinationIdentity, out)
             out.append(": ")
-            summary(event.flow, out)
+            summary(event.pointee.flow, out)
             out.append(byte: 10)
             return
         }
         out.append(Self.separator)
-        cpuPrefix(event.cpu, out)
+        cpuPrefix(event.pointee.cpu, out)
         markFrom(d.header, out)
         out.append("DROP: ")
         out.decimal(d.lengthOriginal)
@@ -223,30 +229,30 @@ public struct TextRenderer: Sendable {
             out.decimal(d.destinationID)
         }
         out.append(byte: 10)
-        if event.packetLength > 0 { packetLines(event.packet, bytes, out) }
+        if event.pointee.packetLength > 0 { packetLines(event.pointee.packet, bytes, out) }
     }
 
-    func capture(_ c: DebugCapture, _ event: borrowing Event, _ bytes: RawSpan, _ out: OutputBuffer) {
+    func capture(_ c: DebugCapture, _ event: UnsafePointer<Event>, _ bytes: RawSpan, _ out: OutputBuffer) {
         if verbosity < .verbose {
             guard DebugText.hasCapturePrefix(c.header.subtype) else { return }
-            DebugText.capturePrefix(c, out, names: names, node: event.node)
+            DebugText.capturePrefix(c, out, names: names, node: event.pointee.node)
             out.append(": ")
-            summary(event.flow, out)
+            summary(event.pointee.flow, out)
             out.append(byte: 10)
             return
         }
         out.append(Self.separator)
-        cpuPrefix(event.cpu, out)
+        cpuPrefix(event.pointee.cpu, out)
         markFrom(c.header, out)
         out.append("DEBUG: ")
         out.decimal(c.lengthOriginal)
         out.append(" bytes, ")
         DebugText.captureDescription(c, out)
         out.append(byte: 10)
-        if c.lengthOriginal > 0 && event.packetLength > 0 { packetLines(event.packet, bytes, out) }
+        if c.lengthOriginal > 0 && event.pointee.packetLength > 0 { packetLines(event.pointee.packet, bytes, out) }
     }
 
-    func policyVerdict(_ p: PolicyVerdict, _ event: borrowing Event, _ bytes: RawSpan, _ out: OutputBuffer) {
+    func policyVerdict(_ p: PolicyVerdict, _ event: UnsafePointer<Event>, _ bytes: RawSpan, _ out: OutputBuffer) {
         out.append("Policy verdict log: flow ")
         out.hexPrefixed(UInt64(p.header.hash))
         out.append(" local EP ID ")
@@ -277,7 +283,7 @@ public struct TextRenderer: Sendable {
         out.append(", match ")
         out.append(CiliumNames.policyMatch(p.matchType))
         out.append(", ")
-        summary(event.flow, out)
+        summary(event.pointee.flow, out)
         out.append(byte: 10)
     }
 
