@@ -58,16 +58,16 @@ public struct TextRenderer: Sendable {
         case .drop(let d): drop(d, event, packetBytes, out)
         case .debug(let m):
             guard verbosity >= .debug else { return }
-            cpuPrefix(event.pointee.cpu, out)
+            cpuPrefix(event.pointee.flow.cpu, out)
             markFrom(m.header, out)
             out.append("DEBUG: ")
-            DebugText.message(m, out, names: names, node: event.pointee.node, release: release)
+            DebugText.message(m, out, names: names, node: event.pointee.flow.node, release: release)
             out.append(byte: 10)
         case .capture(let c): capture(c, event, packetBytes, out)
         case .policyVerdict(let p): policyVerdict(p, event, packetBytes, out)
         case .traceSock(let s):
             guard verbosity == .debug else { return }
-            cpuPrefix(event.pointee.cpu, out)
+            cpuPrefix(event.pointee.flow.cpu, out)
             out.append(" [")
             out.append(CiliumNames.xlatePoint(s.xlatePoint))
             out.append("] cgroup_id: ")
@@ -98,7 +98,7 @@ public struct TextRenderer: Sendable {
             dissect(event.pointee.packet, packetBytes, out)
             out.append("----\n")
         case .unknown:
-            cpuPrefix(event.pointee.cpu, out)
+            cpuPrefix(event.pointee.flow.cpu, out)
             out.append(" Unknown event: [")
             for i in 0..<record.byteCount {
                 if i > 0 { out.append(byte: 32) }
@@ -137,7 +137,7 @@ public struct TextRenderer: Sendable {
             out.append(" state ")
             traceReason(t.reason, out)
             out.append(" ifindex ")
-            names.append(ifindex: t.ifindex, node: event.pointee.node, to: out)
+            names.append(ifindex: t.ifindex, node: event.pointee.flow.node, to: out)
             out.append(" orig-ip ")
             originalIP(t, out)
             out.append(": ")
@@ -146,7 +146,7 @@ public struct TextRenderer: Sendable {
             return
         }
         out.append(Self.separator)
-        cpuPrefix(event.pointee.cpu, out)
+        cpuPrefix(event.pointee.flow.cpu, out)
         out.append(" MARK ")
         out.hexPrefixed(UInt64(t.header.hash))
         if t.ipTraceID > 0 {
@@ -170,7 +170,7 @@ public struct TextRenderer: Sendable {
         traceReason(t.reason, out)
         if t.ifindex != 0 {
             out.append(", interface ")
-            names.append(ifindex: t.ifindex, node: event.pointee.node, to: out)
+            names.append(ifindex: t.ifindex, node: event.pointee.flow.node, to: out)
         }
         if t.sourceIdentity != 0 || t.destinationIdentity != 0 {
             out.append(", , identity ")
@@ -214,7 +214,7 @@ public struct TextRenderer: Sendable {
             return
         }
         out.append(Self.separator)
-        cpuPrefix(event.pointee.cpu, out)
+        cpuPrefix(event.pointee.flow.cpu, out)
         markFrom(d.header, out)
         out.append("DROP: ")
         out.decimal(d.lengthOriginal)
@@ -235,14 +235,14 @@ public struct TextRenderer: Sendable {
     func capture(_ c: DebugCapture, _ event: UnsafePointer<Event>, _ bytes: RawSpan, _ out: OutputBuffer) {
         if verbosity < .verbose {
             guard DebugText.hasCapturePrefix(c.header.subtype) else { return }
-            DebugText.capturePrefix(c, out, names: names, node: event.pointee.node)
+            DebugText.capturePrefix(c, out, names: names, node: event.pointee.flow.node)
             out.append(": ")
             summary(event.pointee.flow, out)
             out.append(byte: 10)
             return
         }
         out.append(Self.separator)
-        cpuPrefix(event.pointee.cpu, out)
+        cpuPrefix(event.pointee.flow.cpu, out)
         markFrom(c.header, out)
         out.append("DEBUG: ")
         out.decimal(c.lengthOriginal)
