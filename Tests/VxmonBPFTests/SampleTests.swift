@@ -44,8 +44,10 @@ struct SampleTests {
     func replay(_ name: String) throws {
         for (suffix, format, verbosity) in Samples.renderings {
             let diagnostics = Diagnostics()
+            // As `vxmon replay` prints a recording of several nodes: each text record names its node.
             let pipeline = EventPipeline(
-                format: format, verbosity: verbosity, fd: -1, diagnostics: { diagnostics.lines.append($0) })
+                format: format, verbosity: verbosity, fd: -1, decorations: TextDecorations(nodeLabels: true),
+                diagnostics: { diagnostics.lines.append($0) })
             let fd = open("\(Samples.directory)/\(name).vxrec", O_RDONLY)
             try #require(fd >= 0)
             defer { close(fd) }
