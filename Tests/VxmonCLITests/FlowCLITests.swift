@@ -1,0 +1,160 @@
+import Foundation
+import Testing
+import VxmonCore
+
+// The flow features through the real command line: filter flags and their errors, timestamps (Foundation's
+// date formatting is the oracle), colour, --count, --fail-on-lost, --summary, stats, --write-pcap (tshark
+// is the oracle), node labels.
+
+@Suite("vxmon: filters, times, colour, summary, pcapng")
+struct FlowCLITests {
+    static let samples = CLIFixtures.packageRoot + "/samples"
+    static let ping = samples + "/cross_node_ping.vxrec"
+
+    @Test(
+        "a bad filter value: exit 64, the flag and the accepted forms on stderr, nothing on stdout",
+        arguments: [
+            (["--port", "0"], "--port"), (["--ip", "10.1.2.300"], "--ip"), (["--protocol", "gre"], "--protocol"),
+            (["--timestamps=Fortnight"], "--timestamps"), (["--not"], "--not"), (["--vni", "x"], "--vni"),
+        ])
+    func badValues(_ arguments: [String], _ flag: String) throws {
+        let r = try run(Binary.vxmon, ["replay", Self.ping] + arguments)
+        #expect(r.status == 64, "\(arguments): \(r.stderr)")
+        #expect(r.stdout == "")
+        #expect(r.stderr.contains(flag))
+    }
+
+    /// A one-event recording at a known time (a trace vector's sample, re-timed).
+    static func timed(_ ns: UInt64) throws -> String {
+        let vector = records(CLIFixtures.bytes("\(CLIFixtures.vectors)/trace_v1_to_overlay_icmp.vxrec"))
+        let sample = try #require(vector.first { $0.kind == 1 })
+        let path = NSTemporaryDirectory() + "/vxmon-time-\(UUID().uuidString).vxrec"
+        try Data(vxrec([Record(kind: 1, time: ns, body: sample.body)])).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test("--timestamps in each of Hubble's formats, against Foundation's formatting of the same time")
+    func timestamps() throws {
+        let ns: UInt64 = 1_764_608_719_120_450_000  // 2025-12-01T17:05:19.12045Z
+        let path = try Self.timed(ns)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let date = Date(timeIntervalSince1970: TimeInterval(ns / 1_000_000_000))
+        func format(_ f: String) -> String {
+            let d = DateFormatter()
+            d.locale = Locale(identifier: "en_US_POSIX")
+            d.timeZone = TimeZone(identifier: "UTC")
+            d.dateFormat = f
+            return d.string(from: date)
+        }
+        let cilium = try #require(CLIFixtures.text("\(CLIFixtures.vectors)/trace_v1_to_overlay_icmp.default.txt"))
+        let cases: [(String, String)] = [
+            ("StampMilli", format("MMM") + " " + format("d").leftPadded(2) + format(" HH:mm:ss") + ".120"),
+            ("RFC3339", format("yyyy-MM-dd'T'HH:mm:ss") + "Z"),
+            ("RFC3339Milli", format("yyyy-MM-dd'T'HH:mm:ss") + ".120Z"),
+            ("RFC3339Micro", format("yyyy-MM-dd'T'HH:mm:ss") + ".120450Z"),
+            ("RFC3339Nano", format("yyyy-MM-dd'T'HH:mm:ss") + ".12045Z"),
+            ("unix", "1764608719.120450000"),
+        ]
+        for (name, expected) in cases {
+            let r = try runUTC(["replay", path, "--timestamps=\(name)"])
+            #expect(r.status == 0)
+            #expect(r.stdout == expected + " " + cilium, "\(name)")
+        }
+        // A bare --timestamps is StampMilli.
+        #expect(try runUTC(["replay", path, "--timestamps"]).stdout == cases[0].1 + " " + cilium)
+    }
+
+    func runUTC(_ arguments: [String]) throws -> ProcessResult {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["TZ=UTC", Binary.vxmon] + arguments
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return ProcessResult(status: p.terminationStatus, stdout: String(decoding: data, as: UTF8.self), stderr: "")
+    }
+
+    @Test("node labels name each record's node; --node keeps one node's events in Cilium's exact text")
+    func nodeLabels() throws {
+        let all = try run(Binary.vxmon, ["replay", Self.ping])
+        #expect(all.status == 0)
+        let lines = all.stdout.split(separator: "\n")
+        #expect(lines.count == 20)
+        #expect(lines.allSatisfy { $0.hasPrefix("[worker2] ") || $0.hasPrefix("[worker] ") })
+        let one = try run(Binary.vxmon, ["replay", Self.ping, "--node", "worker"])
+        let oneLines = one.stdout.split(separator: "\n")
+        #expect(oneLines.count == 10)
+        #expect(oneLines.allSatisfy { !$0.hasPrefix("[") })
+        // The same lines, without the label.
+        let unlabeled = lines.filter { $0.hasPrefix("[worker] ") }.map { $0.dropFirst("[worker] ".count) }
+        #expect(unlabeled.map(String.init) == oneLines.map(String.init))
+    }
+
+    @Test("colour: always on request, never into a pipe by default; drops are red")
+    func colour() throws {
+        let denied = Self.samples + "/policy_denied.vxrec"
+        let plain = try run(Binary.vxmon, ["replay", denied])
+        #expect(!plain.stdout.contains("\u{1b}["))
+        let coloured = try run(Binary.vxmon, ["replay", denied, "--color", "always"])
+        let drop = try #require(coloured.stdout.split(separator: "\n").first { $0.contains("xx drop") })
+        #expect(drop.hasPrefix("\u{1b}[31m") && drop.hasSuffix("\u{1b}[0m"))
+        #expect(try run(Binary.vxmon, ["replay", denied, "--color", "never"]).stdout == plain.stdout)
+    }
+
+    @Test("--count N shows N events; --fail-on-lost exits 1 when samples were lost")
+    func countAndLost() throws {
+        let three = try run(Binary.vxmon, ["replay", Self.ping, "--count", "3"])
+        #expect(three.status == 0)
+        #expect(three.stdout.split(separator: "\n").count == 3)
+        let lost = "\(CLIFixtures.vectors)/lost_events.vxrec"
+        #expect(try run(Binary.vxmon, ["replay", lost]).status == 0)
+        let failing = try run(Binary.vxmon, ["replay", lost, "--fail-on-lost"])
+        #expect(failing.status == 1)
+        #expect(failing.stderr.contains("lost"))
+    }
+
+    @Test("--summary -o json ends with a summary record; stats -o json prints the same totals")
+    func summaryAndStats() throws {
+        let r = try run(Binary.vxmon, ["replay", Self.ping, "-o", "json", "--summary", "--node", "worker"])
+        let objects = try r.stdout.split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        let summary = try #require(objects.last)
+        #expect(summary["type"] as? String == "summary")
+        #expect(summary["matched"] as? Int == objects.count - 1)
+        // Every sample record of the file, counted from the file itself.
+        let samples = records(CLIFixtures.bytes(Self.ping)).filter { $0.kind == 1 }.count
+        #expect((summary["matched"] as! Int) + (summary["filtered"] as! Int) == samples)
+        let stats = try run(Binary.vxmon, ["stats", Self.ping, "-o", "json", "--node", "worker"])
+        let s = try #require(try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any])
+        #expect(s["matched"] as? Int == summary["matched"] as? Int)
+        #expect(s["filtered"] as? Int == summary["filtered"] as? Int)
+        let table = try run(Binary.vxmon, ["stats", Self.ping])
+        #expect(table.stdout.contains("EVENTS BY NODE") && table.stdout.contains("TOP FLOWS"))
+    }
+
+    @Test("--write-pcap with -q: nothing on stdout; tshark lists every packet with its comment and the VNI")
+    func pcap() throws {
+        let tshark = try #require(which("tshark"), "tshark is the oracle here; scripts/setup.sh installs it")
+        let path = NSTemporaryDirectory() + "/vxmon-cli-\(UUID().uuidString).pcapng"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try run(Binary.vxmon, ["replay", Self.ping, "-q", "--write-pcap", path])
+        #expect(r.status == 0)
+        #expect(r.stdout == "")
+        let t = try run(
+            tshark, ["-r", path, "-d", "udp.port==8472,vxlan", "-T", "fields", "-e", "frame.comment", "-e", "vxlan.vni",
+                     "-e", "frame.interface_name"])
+        let rows = t.stdout.split(separator: "\n")
+        #expect(rows.count == 20)
+        #expect(rows.allSatisfy { $0.split(separator: "\t").first.map { !$0.isEmpty } ?? false })
+        #expect(rows.filter { $0.contains("\t19773\t") }.count == 2)
+        #expect(rows.contains { $0.hasSuffix("\tworker2/lxc839726d5") })
+    }
+}
+
+extension String {
+    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+}
