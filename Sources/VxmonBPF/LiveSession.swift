@@ -68,7 +68,7 @@ public struct LiveStats: Sendable {
 /// (`BootClock`). Lost records, which have no time of their own, get the time they were read.
 ///
 /// Holding a `LiveSession` holds the lab's monitor lock: a second session is refused.
-public final class LiveSession: SourceDelegate, @unchecked Sendable {
+public final class LiveSession: SourceDelegate, PollLoopDelegate, @unchecked Sendable {
     public let topology: LabTopology
     public let paths: LabPaths
     public let options: LiveOptions
@@ -89,13 +89,12 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
     private var now: UInt64 = 0
     /// CLOCK_BOOTTIME -> wall clock, for the events' own times.
     private var clock = BootClock()
-    private let stopFlag = Atomic<Bool>(false)
+    /// The read loop over this session's buffers.
+    private var loop: PollLoop!
     /// Counters, touched only by the polling thread; `published` is their copy for other threads.
     private var counts = LiveStats()
     private let published = Mutex(LiveStats())
     private var discarding = true
-    /// A ring still held records when its last consume stopped at the budget.
-    private var backlog = false
     /// Perf samples carry kernel timestamps: each poll round is staged and delivered in time order,
     /// so the events of several CPUs and nodes read in one round come out as they happened.
     private let staging: EventStaging?
@@ -151,6 +150,12 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
                 ringSources.append(try RingBufferSource(mapFD: map.fd, context: context))
             }
         }
+        var schedule = PollSchedule()
+        schedule.tickMilliseconds = options.tickMilliseconds
+        schedule.housekeepingMilliseconds = options.housekeepingMilliseconds
+        schedule.duration = options.duration
+        schedule.watchFD = options.watchFD
+        loop = PollLoop(sources: perfSources as [any PollSource] + ringSources as [any PollSource], schedule: schedule)
     }
 
     /// The nodes `options` selects (all by default), in the lab's order.
@@ -178,7 +183,7 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
     }
 
     /// Asks `run()` to return after its current poll round (any thread).
-    public func requestStop() { stopFlag.store(true, ordering: .relaxed) }
+    public func requestStop() { loop.requestStop() }
 
     // MARK: Running
 
@@ -193,19 +198,6 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
         discarding = false
         ringFailBaseline = maps.map { $0.statCounters(VXMON_STAT_RING_FAIL) }
         perfFailBaseline = maps.map { $0.statCounters(VXMON_STAT_PERF_FAIL) }
-
-        let epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-        if epoll < 0 { throw LibbpfError.errno("epoll_create1") }
-        defer { Glibc.close(epoll) }
-        let sourceFDs = perfSources.map(\.epollFD) + ringSources.map(\.epollFD)
-        for (i, fd) in sourceFDs.enumerated() {
-            try LibbpfError.check(vxmon_shim_epoll_add(epoll, fd, UInt32(EPOLLIN.rawValue), UInt64(i)), "epoll_ctl")
-        }
-        let watchTag = UInt64.max
-        if let fd = options.watchFD, isPipeOrSocket(fd) {
-            // No events requested: epoll still reports EPOLLERR when the pipe's reader is gone.
-            _ = vxmon_shim_epoll_add(epoll, fd, 0, watchTag)
-        }
 
         // Nodes this session does not read must not write: the ring is shared, and their records
         // would only crowd it (an earlier monitor killed with -9 can have left them on).
@@ -226,86 +218,34 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
                 counts.endReason = endReason
                 publish()
             }
-            endReason = try poll(epoll: epoll, watchTag: watchTag)
+            endReason = try loop.run(self).description
         }
         return counts
     }
 
-    /// The poll loop; returns why it ended.
-    private func poll(epoll: Int32, watchTag: UInt64) throws -> String {
-        let start = monotonicNanoseconds()
-        let tick = UInt64(options.tickMilliseconds) * 1_000_000
-        let housekeeping = UInt64(options.housekeepingMilliseconds) * 1_000_000
-        var lastTick = start
-        var lastHousekeeping = start
-        var lastLabCheck = start
-        let deadline = options.duration.map { start + UInt64(max($0, 0) * 1e9) }
-        var tags = [UInt64](repeating: 0, count: 32)
-        var events = [UInt32](repeating: 0, count: 32)
-        while true {
-            if stopRequested.load(ordering: .relaxed) || stopFlag.load(ordering: .relaxed) { return "stopped" }
-            // A ring consume cut short by its budget: come straight back for the rest.
-            let hadBacklog = backlog
-            backlog = false
-            var timeout = hadBacklog ? 0 : Int32(options.tickMilliseconds)
-            if let deadline {
-                let mono = monotonicNanoseconds()
-                let left = deadline > mono ? deadline - mono : 0
-                timeout = min(timeout, Int32(left / 1_000_000) + 1)
-            }
-            let n = vxmon_shim_epoll_wait(epoll, &tags, &events, 32, timeout)
-            if n < 0 && n != -EINTR { throw LibbpfError(function: "epoll_wait", code: -n) }
-            now = wallClockNanoseconds()
-            var outputGone = false
-            for i in 0..<max(Int(n), 0) {
-                if tags[i] == watchTag {
-                    outputGone = true
-                } else if Int(tags[i]) < perfSources.count {
-                    // Consume, not perf_buffer__poll: checking the nested epoll fd already ran
-                    // perf_poll(), which clears the CPU ring's readiness flag, so an inner
-                    // epoll_wait would report nothing and the ring would only be read at the next
-                    // tick (measured: full rings and lost samples at 100k events/s).
-                    _ = perfSources[Int(tags[i])].consume()
-                } else {
-                    if ringSources[Int(tags[i]) - perfSources.count].consume().more { backlog = true }
-                }
-            }
-            if hadBacklog {
-                // The rest of what a budgeted consume left: the datapath may never wake us for it.
-                for source in ringSources where source.consume().more { backlog = true }
-            }
-            deliverStaged()
-            let mono = monotonicNanoseconds()
-            if mono - lastTick >= tick {
-                lastTick = mono
-                consumeAll()
-                if mono - lastHousekeeping >= housekeeping {
-                    lastHousekeeping = mono
-                    sampleClock()
-                    readFailureCounters()
-                    if !sink.flush() { outputGone = true }
-                }
-                publish()
-                if mono - lastLabCheck >= 1_000_000_000 {
-                    lastLabCheck = mono
-                    if !FileSystem.exists(paths.stateFile) { return "lab '\(topology.lab)' went down" }
-                }
-            }
-            if outputGone { return "output closed" }
-            if let deadline, mono >= deadline { return "duration reached" }
-        }
+    // MARK: PollLoopDelegate (polling thread)
+
+    public func roundStarting() { now = wallClockNanoseconds() }
+
+    public func roundFinished() { deliverStaged() }
+
+    public func tick() { publish() }
+
+    public func housekeeping() -> PollLoop.End? {
+        sampleClock()
+        readFailureCounters()
+        if !sink.flush() { return sink.stopReason.map { .finished($0) } ?? .outputClosed }
+        return nil
+    }
+
+    public func slowCheck() -> PollLoop.End? {
+        FileSystem.exists(paths.stateFile) ? nil : .finished("lab '\(topology.lab)' went down")
     }
 
     /// Samples the wall-clock offset of the datapath's clock again (a few hundred ns).
     private func sampleClock() {
         clock.sample()
         counts.clockBracket = max(counts.clockBracket, clock.bracket)
-    }
-
-    private func consumeAll() {
-        for source in perfSources { _ = source.consume() }
-        for source in ringSources where source.consume().more { backlog = true }
-        deliverStaged()
     }
 
     /// Drains everything, however long the backlog (used once events are off).
@@ -413,13 +353,6 @@ public final class LiveSession: SourceDelegate, @unchecked Sendable {
         guard bytes.count >= offset + 4 else { return nil }
         let ifindex = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
         return ifindex == 0 ? nil : ifindex
-    }
-
-    private func isPipeOrSocket(_ fd: Int32) -> Bool {
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { return false }
-        let type = st.st_mode & S_IFMT
-        return type == S_IFIFO || type == S_IFSOCK
     }
 }
 

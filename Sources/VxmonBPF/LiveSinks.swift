@@ -11,8 +11,14 @@ public protocol LiveSink: AnyObject {
     func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer, time: UInt64)
     /// `count` samples lost on `cpu` of node `node`.
     func lost(node: Int, cpu: Int, count: UInt64, time: UInt64)
-    /// Writes what is buffered; false once the output is gone (EPIPE).
+    /// Writes what is buffered; false once the output is gone (EPIPE), or the sink wants no more.
     func flush() -> Bool
+    /// Why the sink wants no more, when that is not a closed output (e.g. `--count` reached).
+    var stopReason: String? { get }
+}
+
+extension LiveSink {
+    public var stopReason: String? { nil }
 }
 
 /// Renders live events through the shared `EventPipeline` (decode, render, buffered write), exactly
@@ -53,6 +59,11 @@ public final class PipelineSink: LiveSink {
     }
 
     public func flush() -> Bool { pipeline.flush() }
+
+    public var stopReason: String? {
+        if let maxEvents = pipeline.maxEvents, pipeline.stats.matched >= maxEvents { return "count reached" }
+        return nil
+    }
 }
 
 /// Writes live events to a `.vxrec` recording: a kind-4 `node=<name>` record whenever the node
