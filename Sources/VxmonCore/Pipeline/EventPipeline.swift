@@ -85,7 +85,6 @@ public final class EventPipeline: RecordConsumer {
     private var filterActive: Bool
     /// Text at `-vv`: the renderer reads the flow only for some events.
     private let verboseText: Bool
-    private let textRenderer: TextRenderer?
     /// Totals for `--summary` (nil: not counted).
     public var counters: FlowCounters?
     public var stats = PipelineStats()
@@ -141,7 +140,6 @@ public final class EventPipeline: RecordConsumer {
         filterActive = !filter.isEmpty
         matcher = FilterMatcher(filter)
         verboseText = format == .text && verbosity == .verbose
-        textRenderer = textSink?.renderer
         self.fd = fd
         self.flushEachRecord = flushEachRecord
         self.diagnostics = diagnostics
@@ -175,7 +173,7 @@ public final class EventPipeline: RecordConsumer {
         let flowAlways = !verboseText || filterActive || counters != nil || !extraSinks.isEmpty
         do {
             try decoder.decode(body, into: &event.pointee, packetFlow: flowAlways)
-            if !flowAlways, let textRenderer, textRenderer.readsFlow(event.pointee.flow.type) {
+            if !flowAlways && TextRenderer.readsFlow(event.pointee.flow.type, verbosity: .verbose) {
                 decoder.completeFlow(body, of: &event.pointee)
             }
         } catch {

@@ -36,7 +36,10 @@ public struct TextRenderer: Sendable {
 
     /// Whether rendering an event of `type` reads its flow (the one-line summary): at `-vv` trace,
     /// drop and debug capture show packet lines instead.
-    public func readsFlow(_ type: MessageType) -> Bool {
+    public func readsFlow(_ type: MessageType) -> Bool { Self.readsFlow(type, verbosity: verbosity) }
+
+    @inline(__always)
+    public static func readsFlow(_ type: MessageType, verbosity: Verbosity) -> Bool {
         verbosity < .verbose || (type != .trace && type != .drop && type != .capture)
     }
 
