@@ -561,35 +561,6 @@ public struct StructuredRenderer: Sendable {
     // MARK: Time
 
     /// RFC 3339 UTC with nanoseconds: `2026-11-25T13:29:39.123456789Z`.
-    static func rfc3339(_ out: OutputBuffer, _ ns: UInt64) {
-        let seconds = Int64(ns / 1_000_000_000)
-        let nanos = Int(ns % 1_000_000_000)
-        var days = seconds / 86400
-        let secOfDay = Int(seconds % 86400)
-        // Civil from days (Howard Hinnant's algorithm).
-        days += 719_468
-        let era = days / 146_097
-        let doe = days - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        var year = yoe + era * 400
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        if month <= 2 { year += 1 }
-        out.decimal(Int(year), width: 4)
-        out.append(byte: UInt8(ascii: "-"))
-        out.decimal(Int(month), width: 2)
-        out.append(byte: UInt8(ascii: "-"))
-        out.decimal(Int(day), width: 2)
-        out.append(byte: UInt8(ascii: "T"))
-        out.decimal(secOfDay / 3600, width: 2)
-        out.append(byte: UInt8(ascii: ":"))
-        out.decimal(secOfDay / 60 % 60, width: 2)
-        out.append(byte: UInt8(ascii: ":"))
-        out.decimal(secOfDay % 60, width: 2)
-        out.append(byte: UInt8(ascii: "."))
-        out.decimal(nanos, width: 9)
-        out.append(byte: UInt8(ascii: "Z"))
-    }
+    /// RFC 3339 in UTC with all nine digits of nanoseconds (`2026-12-01T18:09:59.119541255Z`).
+    static func rfc3339(_ out: OutputBuffer, _ ns: UInt64) { TimeFormatter.utcNano.append(ns, to: out) }
 }

@@ -27,16 +27,25 @@ public enum TimeFormat: String, Sendable, CaseIterable {
     }
 }
 
-/// Formats event times for text output.
+/// Formats event times for text output (and, fixed at nine digits in UTC, for JSON/YAML).
 public struct TimeFormatter: Sendable {
     public var format: TimeFormat
     /// Local time's offset from UTC in seconds.
     public var utcOffset: Int
+    /// RFC 3339 with all nine fraction digits, never trimmed (the structured outputs' `time`).
+    var fixedNanoseconds = false
 
     public init(format: TimeFormat, utcOffset: Int? = nil) {
         self.format = format
         self.utcOffset = utcOffset ?? TimeFormatter.localOffset()
     }
+
+    /// UTC, nine fraction digits.
+    static let utcNano: TimeFormatter = {
+        var f = TimeFormatter(format: .rfc3339Nano, utcOffset: 0)
+        f.fixedNanoseconds = true
+        return f
+    }()
 
     /// The local time zone's current offset from UTC.
     public static func localOffset() -> Int {
@@ -106,6 +115,9 @@ public struct TimeFormatter: Sendable {
         case .rfc3339Micro:
             out.append(byte: UInt8(ascii: "."))
             out.decimal(nanos / 1000, width: 6)
+        case .rfc3339Nano where fixedNanoseconds:
+            out.append(byte: UInt8(ascii: "."))
+            out.decimal(nanos, width: 9)
         case .rfc3339Nano where nanos != 0:
             var digits = 9
             var value = nanos
