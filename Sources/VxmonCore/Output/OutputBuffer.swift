@@ -279,22 +279,47 @@ public final class OutputBuffer {
             append(byte: 48)
             return
         }
-        var digits = 0
-        var v = value
-        while v > 0 {
-            digits &+= 1
-            v >>= 4
-        }
+        // Digits from the number of significant bits; written two at a time from a table.
+        let digits = (64 &- value.leadingZeroBitCount &+ 3) >> 2
         reserve(digits)
         var p = count &+ digits
-        v = value
-        while v > 0 {
+        var v = value
+        let pairs = Self.hexPairs
+        let start = count
+        while p &- start >= 2 {
+            let pair = pairs[Int(v & 0xff)]
+            p &-= 2
+            storage[p] = UInt8(truncatingIfNeeded: pair >> 8)
+            storage[p &+ 1] = UInt8(truncatingIfNeeded: pair)
+            v >>= 8
+        }
+        if p > start {
             p &-= 1
-            storage[p] = hexDigit(UInt8(truncatingIfNeeded: v & 0xf))
-            v >>= 4
+            storage[p] = UInt8(truncatingIfNeeded: pairs[Int(v & 0xf)])
         }
         state.pointee.count &+= digits
     }
+
+    /// The two lowercase hex digits of every byte, high digit in the high byte.
+    nonisolated(unsafe) static let hexPairs: UnsafePointer<UInt16> = {
+        let table = UnsafeMutablePointer<UInt16>.allocate(capacity: 256)
+        let digits = Array("0123456789abcdef".utf8)
+        for b in 0..<256 { table[b] = UInt16(digits[b >> 4]) << 8 | UInt16(digits[b & 15]) }
+        return UnsafePointer(table)  // read-only once built; lives for the process
+    }()
+
+    /// The decimal digits of every octet (up to three ASCII bytes, low byte first) and their count in
+    /// the top byte: one load per octet of an IPv4 address.
+    nonisolated(unsafe) static let octetTable: UnsafePointer<UInt32> = {
+        let table = UnsafeMutablePointer<UInt32>.allocate(capacity: 256)
+        for o in 0..<256 {
+            let text = Array(String(o).utf8)
+            var packed = UInt32(text.count) << 24
+            for (i, c) in text.enumerated() { packed |= UInt32(c) << (8 * UInt32(i)) }
+            table[o] = packed
+        }
+        return UnsafePointer(table)  // read-only once built; lives for the process
+    }()
 
     /// Go's `%#x`: `0x` then lowercase hex (`0x0` for zero).
     @inline(__always)
@@ -341,30 +366,22 @@ public final class OutputBuffer {
 
     /// Dotted quad.
     public func ipv4(_ a: IPv4Address) {
-        withAppendBuffer(maxBytes: 15) { p in
-            var n = 0
-            var shift: UInt32 = 24
-            while true {
-                let o = Int(UInt8(truncatingIfNeeded: a.rawValue >> shift))
-                if o >= 100 {
-                    p[n] = UInt8(o / 100) &+ 48
-                    p[n &+ 1] = UInt8(o / 10 % 10) &+ 48
-                    p[n &+ 2] = UInt8(o % 10) &+ 48
-                    n &+= 3
-                } else if o >= 10 {
-                    p[n] = UInt8(o / 10) &+ 48
-                    p[n &+ 1] = UInt8(o % 10) &+ 48
-                    n &+= 2
-                } else {
-                    p[n] = UInt8(o) &+ 48
-                    n &+= 1
-                }
-                if shift == 0 { return n }
-                p[n] = UInt8(ascii: ".")
-                n &+= 1
-                shift &-= 8
-            }
+        reserve(16)
+        let table = Self.octetTable
+        let p = storage + count
+        var n = 0
+        var shift: UInt32 = 24
+        while true {
+            let packed = table[Int(UInt8(truncatingIfNeeded: a.rawValue >> shift))]
+            // Four bytes stored at once (room was reserved); only `length` of them count.
+            UnsafeMutableRawPointer(p + n).storeBytes(of: packed.littleEndian, as: UInt32.self)
+            n &+= Int(packed >> 24)
+            if shift == 0 { break }
+            p[n] = UInt8(ascii: ".")
+            n &+= 1
+            shift &-= 8
         }
+        state.pointee.count &+= n
     }
 
     /// Go `net.IP.String()` for a 16-byte address: IPv4-mapped addresses print dotted; otherwise the

@@ -144,7 +144,7 @@ public struct TextRenderer: Sendable {
             out.append(" orig-ip ")
             originalIP(t, out)
             out.append(": ")
-            summary(event.pointee.flow, out)
+            summary(at: event, out)
             out.append(byte: 10)
             return
         }
@@ -212,7 +212,7 @@ public struct TextRenderer: Sendable {
             out.append(", identity ")
             identities(d.sourceIdentity, d.destinationIdentity, out)
             out.append(": ")
-            summary(event.pointee.flow, out)
+            summary(at: event, out)
             out.append(byte: 10)
             return
         }
@@ -240,7 +240,7 @@ public struct TextRenderer: Sendable {
             guard DebugText.hasCapturePrefix(c.header.subtype) else { return }
             DebugText.capturePrefix(c, out, names: names, node: event.pointee.flow.node)
             out.append(": ")
-            summary(event.pointee.flow, out)
+            summary(at: event, out)
             out.append(byte: 10)
             return
         }
@@ -286,7 +286,7 @@ public struct TextRenderer: Sendable {
         out.append(", match ")
         out.append(CiliumNames.policyMatch(p.matchType))
         out.append(", ")
-        summary(event.pointee.flow, out)
+        summary(at: event, out)
         out.append(byte: 10)
     }
 
@@ -431,16 +431,32 @@ public struct TextRenderer: Sendable {
     /// Cilium's `GetConnectionSummary` of the event's flow, plus ` [tunnel ...]` with the tunnel's
     /// outer endpoints and VNI for tunnel packets. The inner flow is shown unless the inner frame was
     /// cut before its addresses; then the outer one (never `[unknown]` for a tunnel packet).
+    /// `summary` of the event at `event`, reading the flow's fields in place (passing the whole flow
+    /// on from the pipeline's memory would copy it, node name and all).
+    func summary(at event: UnsafePointer<Event>, _ out: OutputBuffer) {
+        guard let tunnel = event.pointee.flow.tunnel else {
+            ConnectionSummary.append(event.pointee.flow.outer, out)
+            return
+        }
+        ConnectionSummary.append(event.pointee.flow.primaryIsInner ? event.pointee.flow.inner : event.pointee.flow.outer, out)
+        Self.tunnelSuffix(tunnel, event.pointee.flow.outer, out)
+    }
+
     public func summary(_ flow: borrowing Flow, _ out: OutputBuffer) {
         guard let tunnel = flow.tunnel else {
             ConnectionSummary.append(flow.outer, out)
             return
         }
         ConnectionSummary.append(flow.primary, out)
+        Self.tunnelSuffix(tunnel, flow.outer, out)
+    }
+
+    /// ` [tunnel <outer src>:<sport> -> <outer dst>:<dport> vxlan vni N]`.
+    static func tunnelSuffix(_ tunnel: FlowTunnel, _ outer: borrowing FlowLayers, _ out: OutputBuffer) {
         out.append(" [tunnel ")
-        ConnectionSummary.hostPort(flow.outer.source, flow.outer.sourcePort, out)
+        ConnectionSummary.hostPort(outer.source, outer.sourcePort, out)
         out.append(" -> ")
-        ConnectionSummary.hostPort(flow.outer.destination, flow.outer.destinationPort, out)
+        ConnectionSummary.hostPort(outer.destination, outer.destinationPort, out)
         switch tunnel.kind {
         case .vxlan: out.append(" vxlan vni ")
         case .geneve: out.append(" geneve vni ")
