@@ -68,3 +68,74 @@ struct AgentStreamTests {
         #expect(pipeline.stats.events > 0)
     }
 }
+
+@Suite("Parsers take bytes in pieces of any size")
+struct ByteParserTests {
+    /// Feeds `bytes` to `feed` in pieces of `size`, parsing after each.
+    static func pieces(_ bytes: [UInt8], _ size: Int, _ feed: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        var i = 0
+        while i < bytes.count {
+            let j = min(i + size, bytes.count)
+            try bytes[i..<j].withUnsafeBytes { try feed($0) }
+            i = j
+        }
+    }
+
+    @Test("the agent stream fed one byte at a time renders as Cilium rendered it", arguments: [1, 7, 4096])
+    func agentStreamInPieces(_ size: Int) throws {
+        let pipeline = EventPipeline(format: .text, fd: -1, diagnostics: { _ in })
+        let parser = AgentStreamParser()
+        var consumer = pipeline
+        try Self.pieces(Fixtures.bytes("\(Fixtures.vectors)/agent-socket-1.2.bin"), size) { piece in
+            parser.feed(piece)
+            try parser.parse(into: &consumer)
+        }
+        try parser.finish()
+        try check(lines(pipeline.out.string), against: "agent-socket-1.2.default.txt")
+    }
+
+    @Test("a .vxrec fed in pieces gives the records the spec-level test reader finds", arguments: [1, 5, 24, 4096])
+    func vxrecInPieces(_ size: Int) throws {
+        let bytes = Fixtures.bytes("\(Fixtures.vectors)/bulk_2k.vxrec")
+        let parser = VxrecParser(capacity: 64)
+        var consumer = RecordingConsumer()
+        try Self.pieces(bytes, size) { piece in
+            parser.feed(piece)
+            try parser.parse(into: &consumer)
+        }
+        try parser.finish()
+        let expected = parseVxrec(bytes).filter { $0.kind == 1 }
+        let samples = consumer.items.compactMap { item -> [UInt8]? in
+            if case .sample(let body, _, _, _, _) = item { return body }
+            return nil
+        }
+        #expect(samples.count == expected.count && !samples.isEmpty)
+        #expect(samples == expected.map(\.body))
+    }
+
+    @Test("hostile gob: huge field deltas, Int64.min type ids, giant lengths are reported, never trap")
+    func hostileGob() throws {
+        var stream = Fixtures.bytes("\(Fixtures.vectors)/agent-socket-1.2.bin")
+        // A payload message whose first field delta is 2^63 (gob uint 0xf8 + 8 bytes), and a type id
+        // of Int64.min (gob int: uint 2^64-1 zig-zagged).
+        let payloadID: [UInt8] = [0xff, 0x82]  // gob int 65: the id the stream's first message defines
+        let bigDelta: [UInt8] = [0xf8, 0x80, 0, 0, 0, 0, 0, 0, 0]
+        stream += [UInt8(payloadID.count + bigDelta.count + 1)] + payloadID + bigDelta + [0]
+        let minID: [UInt8] = [0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+        stream += [UInt8(minID.count + 1)] + minID + [0]
+        let diagnostics = DiagnosticSink()
+        let pipeline = EventPipeline(format: .text, fd: -1, diagnostics: { diagnostics.lines.append($0) })
+        let parser = AgentStreamParser()
+        var consumer = pipeline
+        stream.withUnsafeBytes { parser.feed($0) }
+        try parser.parse(into: &consumer)
+        try parser.finish()
+        #expect(pipeline.stats.malformedRecords == 2)
+        #expect(diagnostics.lines.contains { $0.contains("undecodable agent payload") })
+        // A length no message can have is an error with its offset, not an allocation.
+        let giant = AgentStreamParser()
+        var other = EventPipeline(format: .text, fd: -1, diagnostics: { _ in })
+        [UInt8]([0xf8, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).withUnsafeBytes { giant.feed($0) }
+        #expect(throws: RecordingError.self) { try giant.parse(into: &other) }
+    }
+}

@@ -10,24 +10,25 @@ import Glibc
 /// Only what this stream needs of gob is implemented: message framing, the type definition of the
 /// payload struct (whose id is taken from the stream, never assumed), and struct values whose zero
 /// fields are omitted.
-public final class AgentStreamReader: RecordSource {
-    private let fd: Int32
+public final class AgentStreamParser {
     private var buffer: [UInt8] = []
     private var start = 0
-    private var eof = false
+    /// Offset in the input of `buffer[start]`.
     private var offset = 0
-    private var payloadTypeID: Int?
+    private var index = 0
+    private var payloadTypeID: Int64?
     /// Field number -> field name of the payload struct, from its definition.
     private var fieldNames: [String] = []
+    /// The payload fields as the last message left them (`carryOverFields`).
+    private var data: [UInt8] = []
+    private var cpu = 0
+    private var lost: UInt64 = 0
+    private var type: Int64 = 0
     /// Reproduce `cilium monitor`'s decoding into one reused variable: a field absent from a message
     /// keeps its value from the previous message (visible as a stale CPU number).
     public var carryOverFields = false
 
-    /// Reads from `fd`; `prefix` holds bytes already read from it (format detection).
-    public init(fd: Int32, prefix: [UInt8] = []) {
-        self.fd = fd
-        buffer = prefix
-    }
+    public init() {}
 
     /// True when `prefix` looks like an agent stream (a gob type definition comes first).
     public static func looksLikeAgentStream(_ prefix: [UInt8]) -> Bool {
@@ -36,130 +37,142 @@ public final class AgentStreamReader: RecordSource {
         return id < 0
     }
 
-    private func fill(_ n: Int) throws(RecordingError) -> Bool {
-        while buffer.count - start < n && !eof {
-            if start > 0 && start >= buffer.count / 2 {
-                buffer.removeFirst(start)
-                start = 0
-            }
-            var chunk = [UInt8](repeating: 0, count: 1 << 16)
-            let r = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if r < 0 {
-                if errno == EINTR { continue }
-                throw RecordingError("read failed: \(String(cString: strerror(errno)))")
-            }
-            if r == 0 { eof = true } else { buffer.append(contentsOf: chunk[0..<r]) }
+    /// Appends input.
+    public func feed(_ bytes: UnsafeRawBufferPointer) {
+        if start > 0 && start >= buffer.count / 2 {
+            buffer.removeFirst(start)
+            start = 0
         }
-        return buffer.count - start >= n
+        buffer.append(contentsOf: bytes)
     }
 
-    /// Reads every message, handing samples and lost records to `consumer`.
-    public func run<C: RecordConsumer>(_ consumer: inout C) throws(RecordingError) {
-        var index = 0
-        var data: [UInt8] = []
-        var cpu = 0
-        var lost: UInt64 = 0
-        var type = 0
-        while true {
-            // The length prefix is a gob uint: 1 byte, or a count byte plus up to 8.
-            guard try fill(1) else { return }
-            let first = buffer[start]
-            let prefixLength = first < 0x80 ? 1 : 1 + Int(~first &+ 1)
-            guard prefixLength <= 9, try fill(prefixLength) else {
-                throw RecordingError("truncated agent stream: message length at offset \(offset) is incomplete")
-            }
-            var c = GobCursor(bytes: buffer[start..<(start + prefixLength)])
-            guard let length = c.uint(), length <= UInt64(Vxrec.maxBodyLength) else {
-                throw RecordingError("corrupt agent stream: bad message length at offset \(offset)")
-            }
-            let total = prefixLength + Int(length)
-            guard try fill(total) else {
-                throw RecordingError(
-                    "truncated agent stream: message at offset \(offset) needs \(length) bytes, "
-                        + "\(buffer.count - start - prefixLength) present")
-            }
-            var m = GobCursor(bytes: buffer[(start + prefixLength)..<(start + total)])
+    /// Bytes buffered but not yet parsed.
+    public var pending: Int { buffer.count - start }
+
+    /// The length prefix of the message at `start`, and the prefix's own length; nil while
+    /// incomplete. Throws for a length no message can have.
+    private func messageLength() throws(RecordingError) -> (prefix: Int, length: Int)? {
+        guard start < buffer.count else { return nil }
+        // A gob uint: 1 byte, or a count byte (0xff = 1 ... 0xf8 = 8) plus that many bytes.
+        let first = buffer[start]
+        let prefix = first < 0x80 ? 1 : 1 &+ Int(~first &+ 1)
+        guard prefix <= 9 else {
+            throw RecordingError("corrupt agent stream: bad message length at offset \(offset)")
+        }
+        guard buffer.count - start >= prefix else { return nil }
+        var c = GobCursor(bytes: buffer[start..<(start + prefix)])
+        guard let length = c.uint(), length <= UInt64(Vxrec.maxBodyLength) else {
+            throw RecordingError("corrupt agent stream: bad message length at offset \(offset)")
+        }
+        return (prefix, Int(length))
+    }
+
+    /// Hands every complete message buffered so far to `consumer`. A malformed payload is reported
+    /// and skipped; a stream that cannot be framed any more throws (with its byte offset).
+    public func parse<C: RecordConsumer>(into consumer: inout C) throws(RecordingError) {
+        while let (prefix, length) = try messageLength() {
+            let total = prefix + length
+            guard buffer.count - start >= total else { return }
+            var m = GobCursor(bytes: buffer[(start + prefix)..<(start + total)])
             let messageOffset = offset
             start += total
             offset += total
             index += 1
-            guard let id = m.int() else {
-                throw RecordingError("corrupt agent stream: message \(index) at offset \(messageOffset) has no type id")
-            }
-            if id < 0 {
-                if let fields = Self.parseStructDefinition(&m), Int64(fields.id) == -id, fields.names.contains("Data") {
-                    payloadTypeID = fields.id
-                    fieldNames = fields.names
-                }
-                continue
-            }
-            guard let payloadTypeID, id == Int64(payloadTypeID) else {
-                consumer.malformedRecord(
-                    index: index, offset: messageOffset, reason: "agent stream message of unknown gob type \(id)")
-                continue
-            }
-            if !carryOverFields {
-                data = []
-                cpu = 0
-                lost = 0
-                type = 0
-            }
-            var field = -1
-            var ok = true
-            while true {
-                guard let delta = m.uint() else {
-                    ok = false
-                    break
-                }
-                if delta == 0 { break }
-                field += Int(delta)
-                guard field >= 0, field < fieldNames.count else {
-                    ok = false
-                    break
-                }
-                switch fieldNames[field] {
-                case "Data":
-                    guard let bytes = m.byteSlice() else {
-                        ok = false
-                        break
-                    }
-                    data = Array(bytes)
-                case "CPU": if let v = m.int() { cpu = Int(v) } else { ok = false }
-                case "Lost": if let v = m.uint() { lost = v } else { ok = false }
-                case "Type": if let v = m.int() { type = Int(v) } else { ok = false }
-                default: ok = false
-                }
-                if !ok { break }
-            }
-            guard ok else {
-                consumer.malformedRecord(index: index, offset: messageOffset, reason: "undecodable agent payload")
-                continue
-            }
-            switch type {
-            case 9:
-                data.withUnsafeBytes { consumer.sample($0.bytes, cpu: cpu, timeNanoseconds: 0, index: index, offset: messageOffset) }
-            case 2:
-                consumer.lost(cpu: cpu, count: lost, timeNanoseconds: 0)
-            default:
-                consumer.malformedRecord(index: index, offset: messageOffset, reason: "agent payload of unknown type \(type)")
-            }
+            deliver(&m, messageOffset, &consumer)
             if consumer.shouldStop { return }
         }
     }
 
+    /// At the end of the input: throws if it ended inside a message.
+    public func finish() throws(RecordingError) {
+        guard pending > 0 else { return }
+        if let (prefix, length) = try messageLength() {
+            throw RecordingError(
+                "truncated agent stream: message at offset \(offset) needs \(length) bytes, \(pending - prefix) present")
+        }
+        throw RecordingError("truncated agent stream: message length at offset \(offset) is incomplete")
+    }
+
+    private func deliver<C: RecordConsumer>(_ m: inout GobCursor, _ messageOffset: Int, _ consumer: inout C) {
+        guard let id = m.int() else {
+            consumer.malformedRecord(index: index, offset: messageOffset, reason: "agent stream message has no type id")
+            return
+        }
+        if id < 0 {
+            // A type definition; its id is the negated message id (Int64.min has no positive twin).
+            guard let fields = Self.parseStructDefinition(&m), id != Int64.min, fields.id == -id else {
+                consumer.malformedRecord(index: index, offset: messageOffset, reason: "unusable gob type definition")
+                return
+            }
+            // Definitions of other types (none in Cilium's stream) are not the payload.
+            if fields.names.contains("Data") {
+                payloadTypeID = fields.id
+                fieldNames = fields.names
+            }
+            return
+        }
+        guard let payloadTypeID, id == payloadTypeID else {
+            consumer.malformedRecord(index: index, offset: messageOffset, reason: "agent stream message of unknown gob type \(id)")
+            return
+        }
+        if !carryOverFields {
+            data.removeAll(keepingCapacity: true)
+            cpu = 0
+            lost = 0
+            type = 0
+        }
+        var field = -1
+        var ok = true
+        while ok {
+            guard let delta = m.uint() else {
+                ok = false
+                break
+            }
+            if delta == 0 { break }
+            // Field numbers only grow, by deltas from outside: check before adding.
+            guard delta <= UInt64(fieldNames.count), field &+ Int(delta) < fieldNames.count else {
+                ok = false
+                break
+            }
+            field &+= Int(delta)
+            switch fieldNames[field] {
+            case "Data":
+                if let bytes = m.byteSlice() { data = Array(bytes) } else { ok = false }
+            case "CPU":
+                if let v = m.int(), let c = Int(exactly: v) { cpu = c } else { ok = false }
+            case "Lost": if let v = m.uint() { lost = v } else { ok = false }
+            case "Type": if let v = m.int() { type = v } else { ok = false }
+            default: ok = false
+            }
+        }
+        guard ok else {
+            consumer.malformedRecord(index: index, offset: messageOffset, reason: "undecodable agent payload")
+            return
+        }
+        switch type {
+        case 9:
+            data.withUnsafeBytes { consumer.sample($0.bytes, cpu: cpu, timeNanoseconds: 0, index: index, offset: messageOffset) }
+        case 2:
+            consumer.lost(cpu: cpu, count: lost, timeNanoseconds: 0)
+        default:
+            consumer.malformedRecord(index: index, offset: messageOffset, reason: "agent payload of unknown type \(type)")
+        }
+    }
+
     /// Parses a gob wireType holding a struct definition; returns its id and field names in order.
-    static func parseStructDefinition(_ c: inout GobCursor) -> (id: Int, names: [String])? {
+    static func parseStructDefinition(_ c: inout GobCursor) -> (id: Int64, names: [String])? {
         // wireType { ArrayT, SliceT, StructT (field 2), ... }
         guard c.uint() == 3 else { return nil }
         // structType { CommonType (field 0) { Name, Id }, Field (field 1) []fieldType }
         guard c.uint() == 1 else { return nil }
-        var id = 0
+        var id: Int64 = 0
         var field = -1
         while let delta = c.uint(), delta != 0 {
-            field += Int(delta)
+            guard delta <= 2 else { return nil }
+            field &+= Int(delta)
             switch field {
             case 0: guard c.byteSlice() != nil else { return nil }
-            case 1: guard let v = c.int() else { return nil }; id = Int(v)
+            case 1: guard let v = c.int() else { return nil }; id = v
             default: return nil
             }
         }
@@ -169,7 +182,8 @@ public final class AgentStreamReader: RecordSource {
             var f = -1
             var name = ""
             while let delta = c.uint(), delta != 0 {
-                f += Int(delta)
+                guard delta <= 2 else { return nil }
+                f &+= Int(delta)
                 switch f {
                 case 0:
                     guard let s = c.byteSlice() else { return nil }
@@ -181,6 +195,47 @@ public final class AgentStreamReader: RecordSource {
             names.append(name)
         }
         return (id, names)
+    }
+}
+
+/// Reads an agent stream from a file descriptor (a capture file, stdin, a socket) through an
+/// `AgentStreamParser`.
+public final class AgentStreamReader: RecordSource {
+    private let fd: Int32
+    private let prefix: [UInt8]
+    public let parser = AgentStreamParser()
+    /// See `AgentStreamParser.carryOverFields`.
+    public var carryOverFields: Bool {
+        get { parser.carryOverFields }
+        set { parser.carryOverFields = newValue }
+    }
+
+    /// Reads from `fd`; `prefix` holds bytes already read from it (format detection).
+    public init(fd: Int32, prefix: [UInt8] = []) {
+        self.fd = fd
+        self.prefix = prefix
+    }
+
+    public static func looksLikeAgentStream(_ prefix: [UInt8]) -> Bool { AgentStreamParser.looksLikeAgentStream(prefix) }
+
+    /// Reads every message, handing samples and lost records to `consumer`.
+    public func run<C: RecordConsumer>(_ consumer: inout C) throws(RecordingError) {
+        prefix.withUnsafeBytes { parser.feed($0) }
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            try parser.parse(into: &consumer)
+            if consumer.shouldStop { return }
+            let r = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw RecordingError("read failed: \(String(cString: strerror(errno)))")
+            }
+            if r == 0 { break }
+            chunk.withUnsafeBytes { parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<r])) }
+        }
+        try parser.parse(into: &consumer)
+        if consumer.shouldStop { return }
+        try parser.finish()
     }
 }
 
