@@ -7,7 +7,7 @@ BIN := .build/$(CONFIG)/vxmon
 BENCH_EVENTS ?= 1000000
 BENCH_FILE := .build/bench/bulk-$(BENCH_EVENTS).vxrec
 
-.PHONY: all build bpf setup demo test bench clean
+.PHONY: all build bpf setup demo test bench fuzz asan tsan clean
 
 all: build
 
@@ -34,6 +34,18 @@ bench: build
 	@mkdir -p .build/bench
 	@test -f $(BENCH_FILE) || python3 tools/gen_bulk.py $(BENCH_EVENTS) $(BENCH_FILE) --seed 1
 	.build/$(CONFIG)/vxmon-bench $(BENCH_FILE)
+
+# libFuzzer + ASan over every parser of outside bytes, FUZZ_SECONDS (default 60) per target;
+# `FUZZ_SECONDS=3600 FUZZ_JOBS=2 make fuzz` runs longer and in parallel (see README "Hostile input").
+fuzz: setup
+	@scripts/fuzz.sh
+
+# The test suite under AddressSanitizer / ThreadSanitizer (own build folders).
+asan: setup bpf
+	$(SWIFT) test --scratch-path .build-asan --sanitize=address
+
+tsan: setup bpf
+	$(SWIFT) test --scratch-path .build-tsan --sanitize=thread
 
 clean:
 	$(MAKE) -C bpf clean

@@ -38,6 +38,9 @@ let package = Package(
             ]),
         // Throughput/RSS benchmark of `vxmon replay` per mode (`make bench`); not a test.
         .executableTarget(name: "vxmon-bench", dependencies: ["VxmonCore"], path: "Sources/vxmon-bench"),
+        // Fuzz targets for every parser of outside bytes (`make fuzz`: built with libFuzzer and ASan,
+        // -D FUZZING); a normal build runs given inputs once.
+        .executableTarget(name: "vxmon-fuzz", dependencies: ["VxmonCore"], path: "Sources/vxmon-fuzz"),
         .testTarget(name: "VxmonWireTests", dependencies: ["VxmonWire"]),
         .testTarget(name: "VxmonCoreTests", dependencies: ["VxmonCore", "VxmonWire", "CVxmonABI"]),
         .testTarget(name: "VxmonBPFTests", dependencies: ["VxmonBPF", "VxmonCore"]),

@@ -158,3 +158,24 @@ struct FlowCLITests {
 extension String {
     func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
 }
+
+@Suite("fuzz targets: seeds and regression inputs run without a fault")
+struct FuzzRegressionTests {
+    static var fuzz: String { Binary.directory + "/vxmon-fuzz" }
+
+    @Test("every fixture and sample, and every committed regression input, through each fuzz target")
+    func regressions() throws {
+        let root = CLIFixtures.packageRoot
+        let files = try FileManager.default.contentsOfDirectory(atPath: CLIFixtures.vectors)
+        let recordings = files.filter { $0.hasSuffix(".vxrec") && $0 != "bulk_2k.vxrec" }.map { CLIFixtures.vectors + "/" + $0 }
+        for target in ["decoder", "vxrec", "agent", "filter"] {
+            let dir = "\(root)/fuzz/regressions/\(target)"
+            let regressions = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+                .filter { !$0.hasPrefix(".") }.map { dir + "/" + $0 }
+            let inputs = regressions + recordings + ["\(CLIFixtures.vectors)/agent-socket-1.2.bin"]
+            let r = try run(Self.fuzz, [target] + inputs)
+            #expect(r.status == 0, "\(target): \(r.stderr)")
+            #expect(r.stdout.contains("\(inputs.count) inputs ran without a fault"), "\(target): \(r.stdout)")
+        }
+    }
+}

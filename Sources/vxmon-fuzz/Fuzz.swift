@@ -1,0 +1,201 @@
+// vxmon-fuzz: fuzz targets for everything that reads bytes from outside.
+//
+//   make fuzz                      # each target for FUZZ_SECONDS (default 60), corpora in fuzz/corpus/
+//   VXMON_FUZZ_TARGET=decoder .build-fuzz/release/vxmon-fuzz fuzz/corpus/decoder -max_total_time=3600
+//   .build/debug/vxmon-fuzz decoder FILE...   # a normal build runs inputs once (regression inputs)
+//
+// Targets (VXMON_FUZZ_TARGET in the libFuzzer build, the first argument otherwise):
+//   decoder  one monitor sample through the decoder and every renderer (text at every verbosity and
+//            --hex, JSON, YAML, pcapng), in 1.13 and latest mode, with and without a filter
+//   vxrec    a .vxrec recording, fed to the parser in two pieces, rendered as text and JSON
+//   agent    a Cilium agent monitor-socket stream (gob), fed in two pieces, rendered as text
+//   filter   NUL-separated command-line words through the filter parser, then a match
+//
+// Built with `-sanitize=fuzzer,address -D FUZZING` (`make fuzz-build`), libFuzzer provides main.
+#if canImport(Glibc)
+import Glibc
+#endif
+import VxmonCore
+
+enum Target: String, CaseIterable {
+    case decoder, vxrec, agent, filter
+}
+
+/// Renders one input with a target. Any trap or memory error is a finding.
+func fuzzOne(_ target: Target, _ data: UnsafeRawBufferPointer) {
+    switch target {
+    case .decoder: fuzzDecoder(data)
+    case .vxrec: fuzzVxrec(data)
+    case .agent: fuzzAgent(data)
+    case .filter: fuzzFilter(data)
+    }
+}
+
+let modes: [(OutputFormat, Verbosity, Bool)] = [
+    (.text, .info, false), (.text, .debug, false), (.text, .verbose, false), (.text, .verbose, true),
+    (.json, .info, false), (.yaml, .info, false),
+]
+
+nonisolated(unsafe) let devNull = open("/dev/null", O_WRONLY)
+
+/// One pipeline per (release, mode), made once: building them per input would dominate the run.
+nonisolated(unsafe) let decoderPipelines: [EventPipeline] = {
+    var pipelines: [EventPipeline] = []
+    for release in [CiliumRelease.v1_13, .latest] {
+        for (format, verbosity, hex) in modes {
+            let pipeline = EventPipeline(
+                format: format, verbosity: verbosity, hex: hex, release: release, fd: -1,
+                decorations: TextDecorations(
+                    timestamps: TimeFormatter(format: .rfc3339Nano, utcOffset: 0), nodeLabels: true, color: true),
+                diagnostics: { _ in })
+            pipeline.node = "fuzz\u{202e}node"
+            pipeline.interfaceName(ifindex: 3, name: "lxc\u{1b}[31m")
+            pipeline.add(PcapngSink(fd: devNull, names: pipeline.names, release: release))
+            pipeline.counters = FlowCounters()
+            pipelines.append(pipeline)
+        }
+        // And through a filter that reads every part of the flow.
+        let filter = try! FilterParser.parse([
+            "--ip", "10.0.0.0/8", "--not", "--port", "53", "--tcp-flags", "SYN,!ACK", "--interface", "lxc",
+            "--vni", "5", "--protocol", "arp", "--drop-reason", "133",
+        ])
+        pipelines.append(EventPipeline(format: .json, release: release, fd: -1, filter: filter, diagnostics: { _ in }))
+    }
+    return pipelines
+}()
+
+func fuzzDecoder(_ data: UnsafeRawBufferPointer) {
+    for pipeline in decoderPipelines {
+        pipeline.out.removeAll()
+        pipeline.sample(data.bytes, cpu: 1, timeNanoseconds: 1_764_608_719_000_000_000, index: 1, offset: 0)
+        if let counters = pipeline.counters, counters.events % 1024 == 0 {
+            _ = counters.table(pipeline.stats)
+            counters.reset()
+        }
+        pipeline.flush()
+    }
+}
+
+/// Feeds `data` to `feed` in two pieces, split where its first byte says.
+func twoPieces(_ data: UnsafeRawBufferPointer, _ feed: (UnsafeRawBufferPointer) -> Void) {
+    let split = data.isEmpty ? 0 : min(Int(data[0]) * 7, data.count)
+    feed(UnsafeRawBufferPointer(rebasing: data[0..<split]))
+    feed(UnsafeRawBufferPointer(rebasing: data[split...]))
+}
+
+func fuzzVxrec(_ data: UnsafeRawBufferPointer) {
+    for format in [OutputFormat.text, .json] {
+        let parser = VxrecParser(capacity: 64)
+        var pipeline = EventPipeline(format: format, verbosity: .verbose, fd: -1, diagnostics: { _ in })
+        var failed = false
+        twoPieces(data) { piece in
+            guard !failed else { return }
+            parser.feed(piece)
+            do { try parser.parse(into: &pipeline) } catch { failed = true }
+        }
+        if !failed { _ = try? parser.finish() }
+    }
+}
+
+func fuzzAgent(_ data: UnsafeRawBufferPointer) {
+    for carry in [false, true] {
+        let parser = AgentStreamParser()
+        parser.carryOverFields = carry
+        var pipeline = EventPipeline(format: .text, verbosity: .verbose, fd: -1, diagnostics: { _ in })
+        var failed = false
+        twoPieces(data) { piece in
+            guard !failed else { return }
+            parser.feed(piece)
+            do { try parser.parse(into: &pipeline) } catch { failed = true }
+        }
+        if !failed { _ = try? parser.finish() }
+    }
+}
+
+func fuzzFilter(_ data: UnsafeRawBufferPointer) {
+    let words = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    guard var filter = try? FilterParser.parse(words) else { return }
+    filter.learn(PodInfo(name: "p", ip: .v4(.init(rawValue: 0x0a00_020a)), identity: 1, node: "n"))
+    // A tunnel packet event to match against (a trace v1 of a VXLAN frame).
+    let pipeline = EventPipeline(format: .text, fd: -1, filter: filter, diagnostics: { _ in })
+    pipeline.sample(sampleEvent.span.bytes, cpu: 0, timeNanoseconds: 0, index: 1, offset: 0)
+}
+
+/// A trace v1 (to-overlay) of an Ethernet/IPv4/UDP/VXLAN/Ethernet/IPv4/ICMP frame.
+let sampleEvent: [UInt8] = {
+    var inner: [UInt8] = [0x0a, 0x58, 0x0a, 0, 1, 0x0a, 0x0a, 0x58, 0x0a, 0, 2, 0x0a, 0x08, 0x00]
+    inner += [0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 0, 2, 10, 10, 0, 1, 10]
+    inner += [8, 0, 0, 0, 0, 1, 0, 1]
+    var outer: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]
+    let udpLength = 8 + 8 + inner.count
+    outer += [0x45, 0, 0, UInt8(20 + udpLength), 0, 0, 0, 0, 64, 17, 0, 0, 172, 18, 0, 4, 172, 18, 0, 3]
+    outer += [0xbe, 0xef, 0x21, 0x18, 0, UInt8(udpLength), 0, 0]
+    outer += [0x08, 0, 0, 0, 0, 0x4d, 0x3d, 0]
+    let packet = outer + inner
+    var header: [UInt8] = [4, 4, 0, 0, 0, 0, 0, 0]
+    header += [UInt8(packet.count), 0, 0, 0, UInt8(packet.count), 0, 1, 0]
+    header += [0x3d, 0x4d, 0, 0, 0x6f, 0x15, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0]
+    header += [UInt8](repeating: 0, count: 16)
+    return header + packet
+}()
+
+#if FUZZING
+/// libFuzzer's driver (from the runtime `-sanitize=fuzzer` links): it runs the fuzzing loop.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
+
+nonisolated(unsafe) var selectedTarget = Target.decoder
+
+/// The fuzzing build: libFuzzer's driver with the target from VXMON_FUZZ_TARGET.
+@main
+struct FuzzMain {
+    static func main() {
+        let name = getenv("VXMON_FUZZ_TARGET").map { String(cString: $0) } ?? "decoder"
+        guard let target = Target(rawValue: name) else {
+            EventPipeline.standardError("vxmon-fuzz: VXMON_FUZZ_TARGET must be one of decoder, vxrec, agent, filter")
+            exit(64)
+        }
+        selectedTarget = target
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv) { bytes, count in
+            fuzzOne(selectedTarget, UnsafeRawBufferPointer(start: bytes, count: bytes == nil ? 0 : count))
+            return 0
+        })
+    }
+}
+#else
+/// Without libFuzzer: run each input file once through a target (regression inputs, seed checks).
+@main
+struct FuzzReplay {
+    static func main() {
+        let args = Array(CommandLine.arguments.dropFirst())
+        guard let name = args.first, let target = Target(rawValue: name) else {
+            EventPipeline.standardError("usage: vxmon-fuzz decoder|vxrec|agent|filter FILE...")
+            exit(64)
+        }
+        var ran = 0
+        for path in args.dropFirst() {
+            guard let file = fopen(path, "rb") else {
+                EventPipeline.standardError("vxmon-fuzz: cannot open an input")
+                exit(1)
+            }
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = fread(&chunk, 1, chunk.count, file)
+                if n <= 0 { break }
+                bytes += chunk[0..<n]
+            }
+            fclose(file)
+            bytes.withUnsafeBytes { fuzzOne(target, $0) }
+            ran += 1
+        }
+        print("vxmon-fuzz \(name): \(ran) inputs ran without a fault")
+    }
+}
+#endif
