@@ -87,3 +87,33 @@ struct InterfaceNameTests {
         #expect(name == Self.hostile)
     }
 }
+
+@Suite("interface names: memory bounded whatever a recording says")
+struct InterfaceNameBoundsTests {
+    @Test("a million renames of one interface keep the pool small, and the last name wins")
+    func renames() {
+        let names = InterfaceNames()
+        for i in 0..<1_000_000 { names.set(3, "lxc\(i % 2 == 0 ? "" : "longer-name-")\(i)", node: "n") }
+        #expect(names.poolBytes < 256 * 1024)
+        #expect(names.name(3, node: "n") == "lxclonger-name-999999")
+        let out = OutputBuffer(capacity: 64)
+        names.append(ifindex: 3, node: "n", to: out)
+        #expect(out.string == "lxclonger-name-999999")
+    }
+
+    @Test("names, nodes and name lengths are capped; the rest render as numbers")
+    func caps() {
+        let names = InterfaceNames()
+        for i in 0..<(InterfaceNames.maxEntries + 10) { names.set(UInt32(i), "if\(i)", node: "n") }
+        #expect(names.dropped == 10)
+        let nodes = InterfaceNames()
+        for i in 0..<(InterfaceNames.maxNodes + 5) { nodes.set(1, "x", node: "node\(i)") }
+        #expect(nodes.dropped == 5)
+        #expect(nodes.name(1, node: "node4000") == "x" && nodes.name(1, node: "node4100") == nil)
+        names.set(2, String(repeating: "é", count: 1000), node: "n")
+        #expect((names.name(2, node: "n")?.utf8.count ?? 0) <= InterfaceNames.maxNameBytes)
+        let out = OutputBuffer(capacity: 64)
+        names.append(ifindex: UInt32(InterfaceNames.maxEntries + 5), node: "n", to: out)
+        #expect(out.string == "\(InterfaceNames.maxEntries + 5)")
+    }
+}

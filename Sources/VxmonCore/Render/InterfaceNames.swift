@@ -8,6 +8,16 @@ public final class InterfaceNames: @unchecked Sendable {
     /// the first `directNodes` (a recording can name any number), go to `indirect`.
     static let directLimit = 4096
     static let directNodes = 16
+    /// Bounds whatever a recording says: names (of distinct node/ifindex pairs), nodes, and bytes per
+    /// name (Linux names are at most 15 bytes). Names past a bound are not kept (`dropped` counts
+    /// them) and render as the number, as an unknown ifindex does.
+    public static let maxEntries = 65536
+    public static let maxNodes = 4096
+    public static let maxNameBytes = 255
+    /// Names not kept because a bound was reached.
+    public private(set) var dropped = 0
+    /// Pool bytes no slot points at any more (renamed interfaces); compacted when they dominate.
+    private var deadBytes = 0
     private typealias Slot = (offset: Int32, length: Int32)
     private static let empty: Slot = (0, -1)
 
@@ -57,6 +67,10 @@ public final class InterfaceNames: @unchecked Sendable {
         if let found = nodeIndex(node) {
             n = found
         } else {
+            guard nodes.count < Self.maxNodes else {
+                dropped += 1
+                return
+            }
             n = nodes.count
             nodes.append(node)
             if n < Self.directNodes {
@@ -66,25 +80,81 @@ public final class InterfaceNames: @unchecked Sendable {
             }
         }
         let key = UInt64(n) << 32 | UInt64(ifindex)
-        if strings[key] == name { return }  // recordings repeat names: keep the pool from growing
+        let name = Self.capped(name)
+        let previous = strings[key]
+        if previous == name { return }  // recordings repeat names: keep the pool from growing
+        if previous == nil && strings.count >= Self.maxEntries {
+            dropped += 1
+            return
+        }
         strings[key] = name
         let scratch = OutputBuffer(capacity: 64)
         scratch.appendSanitized(name)
-        let slot: Slot = (Int32(poolCount), Int32(scratch.count))
-        if poolCount + scratch.count > poolCapacity {
-            while poolCount + scratch.count > poolCapacity { poolCapacity *= 2 }
-            let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: poolCapacity)
-            grown.initialize(from: pool, count: poolCount)
-            pool.deallocate()
-            pool = grown
+        let d = directIndex(n, ifindex)
+        let old = d.map { direct[$0] } ?? indirect[key] ?? Self.empty
+        let slot: Slot
+        if old.length >= Int32(scratch.count) {
+            // A rename that fits where the old name was: overwrite it.
+            slot = (old.offset, Int32(scratch.count))
+            deadBytes += Int(old.length) - scratch.count
+        } else {
+            if old.length > 0 { deadBytes += Int(old.length) }
+            slot = (Int32(poolCount), Int32(scratch.count))
+            reservePool(scratch.count)
+            poolCount += scratch.count
         }
-        if let base = scratch.bytes.baseAddress { (pool + poolCount).initialize(from: base, count: scratch.count) }
-        poolCount += scratch.count
-        if let d = directIndex(n, ifindex) {
+        if let base = scratch.bytes.baseAddress { (pool + Int(slot.offset)).update(from: base, count: scratch.count) }
+        if let d {
             direct[d] = slot
         } else {
             indirect[key] = slot
         }
+        if deadBytes > 65536 && deadBytes > poolCount / 2 { compact() }
+    }
+
+    /// Bytes the name pool holds (live and dead), for tests of the bounds.
+    public var poolBytes: Int { poolCount }
+
+    /// A name cut to `maxNameBytes` at a character boundary.
+    static func capped(_ name: String) -> String {
+        guard name.utf8.count > maxNameBytes else { return name }
+        var out = ""
+        var bytes = 0
+        for scalar in name.unicodeScalars {
+            let n = String(scalar).utf8.count
+            if bytes + n > maxNameBytes { break }
+            out.unicodeScalars.append(scalar)
+            bytes += n
+        }
+        return out
+    }
+
+    private func reservePool(_ count: Int) {
+        guard poolCount + count > poolCapacity else { return }
+        while poolCount + count > poolCapacity { poolCapacity *= 2 }
+        let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: poolCapacity)
+        grown.initialize(from: pool, count: poolCount)
+        pool.deallocate()
+        pool = grown
+    }
+
+    /// Rewrites the pool with only the names slots point at.
+    private func compact() {
+        let fresh = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1024, poolCount - deadBytes))
+        var used = 0
+        func move(_ slot: inout Slot) {
+            guard slot.length > 0 else { return }
+            (fresh + used).initialize(from: pool + Int(slot.offset), count: Int(slot.length))
+            slot.offset = Int32(used)
+            used += Int(slot.length)
+        }
+        for i in 0..<(min(nodes.count, Self.directNodes) * Self.directLimit) { move(&direct[i]) }
+        for key in indirect.keys { move(&indirect[key]!) }
+        pool.deallocate()
+        pool = fresh
+        poolCapacity = max(1024, poolCount - deadBytes)
+        poolCount = used
+        deadBytes = 0
     }
 
     public func name(_ ifindex: UInt32, node: String?) -> String? {
