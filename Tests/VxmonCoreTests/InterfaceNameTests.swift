@@ -88,6 +88,25 @@ struct InterfaceNameTests {
     }
 }
 
+@Suite("bidi and format controls never reach a terminal")
+struct BidiTests {
+    static let bidi = "a\u{202E}b\u{2066}c\u{200F}d\u{061C}e\u{FEFF}f\u{200B}g\u{2069}h"
+
+    @Test("text replaces them; JSON and YAML escape them and round-trip (Foundation and PyYAML-free JSON parse)")
+    func bidiControls() throws {
+        let text = InterfaceNameTests.render(.text, { $0.names.set(7, Self.bidi, node: "n") }, [("n", 7)])
+        #expect(!text.unicodeScalars.contains { OutputBuffer.isBidiControl($0.value) })
+        #expect(text.contains("a?b?c?d?e?f?g?h"))
+        let json = InterfaceNameTests.render(.json, { $0.names.set(7, Self.bidi, node: "n") }, [("n", 7)])
+        #expect(!json.unicodeScalars.contains { OutputBuffer.isBidiControl($0.value) })
+        #expect(json.contains(#"a\u202eb\u2066c\u200fd\u061ce\ufefff\u200bg\u2069h"#))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect((object["interface"] as? [String: Any])?["name"] as? String == Self.bidi)
+        let yaml = InterfaceNameTests.render(.yaml, { $0.names.set(7, Self.bidi, node: "n") }, [("n", 7)])
+        #expect(!yaml.unicodeScalars.contains { OutputBuffer.isBidiControl($0.value) })
+    }
+}
+
 @Suite("interface names: memory bounded whatever a recording says")
 struct InterfaceNameBoundsTests {
     @Test("a million renames of one interface keep the pool small, and the last name wins")

@@ -48,9 +48,18 @@ extension StructuredWriter {
                         // U+0080...U+009F, the C1 controls.
                         out.unicodeEscape(UInt32(u[i + 1]))
                         i += 1
-                    case 0xe2 where i + 2 < u.count && u[i + 1] == 0x80 && (u[i + 2] == 0xa8 || u[i + 2] == 0xa9):
-                        // U+2028, U+2029: line breaks to JavaScript.
-                        out.unicodeEscape(0x2000 | UInt32(u[i + 2] & 0x3f))
+                    case 0xe2 where i + 2 < u.count && (u[i + 1] == 0x80 || u[i + 1] == 0x81)
+                        && OutputBuffer.isBidiControl(0x2000 | UInt32(u[i + 1] & 0x3f) << 6 | UInt32(u[i + 2] & 0x3f))
+                        || i + 2 < u.count && u[i + 1] == 0x80 && (u[i + 2] == 0xa8 || u[i + 2] == 0xa9):
+                        // U+2028, U+2029 (line breaks to JavaScript) and the bidi and invisible format
+                        // controls (U+200B-F, U+202A-E, U+2060-9): escaped, never raw on a terminal.
+                        out.unicodeEscape(0x2000 | UInt32(u[i + 1] & 0x3f) << 6 | UInt32(u[i + 2] & 0x3f))
+                        i += 2
+                    case 0xd8 where i + 1 < u.count && u[i + 1] == 0x9c:
+                        out.unicodeEscape(0x061c)  // ARABIC LETTER MARK
+                        i += 1
+                    case 0xef where i + 2 < u.count && u[i + 1] == 0xbb && u[i + 2] == 0xbf:
+                        out.unicodeEscape(0xfeff)  // zero-width no-break space
                         i += 2
                     default: out.append(byte: b)
                     }
