@@ -263,7 +263,7 @@ public final class LiveSession: SourceDelegate, PollLoopDelegate, @unchecked Sen
                 for cpu in ring.indices where ring[cpu] > ringFailBaseline[node][cpu] {
                     let delta = ring[cpu] - ringFailBaseline[node][cpu]
                     sink.lost(node: node, cpu: cpu, count: delta, time: now)
-                    counts.lost &+= delta
+                    counts.lost +|= delta
                 }
                 ringFailBaseline[node] = ring
             }
@@ -273,7 +273,7 @@ public final class LiveSession: SourceDelegate, PollLoopDelegate, @unchecked Sen
                 for cpu in perf.indices where perf[cpu] > perfFailBaseline[node][cpu] {
                     delta &+= perf[cpu] - perfFailBaseline[node][cpu]
                 }
-                counts.perfOutputFailures &+= delta
+                counts.perfOutputFailures +|= delta
                 perfFailBaseline[node] = perf
             }
         }
@@ -302,7 +302,7 @@ public final class LiveSession: SourceDelegate, PollLoopDelegate, @unchecked Sen
         if let staging {
             staging.addLost(node: node, cpu: cpu, count: count)
         } else {
-            counts.lost &+= count
+            counts.lost +|= count
             sink.lost(node: node, cpu: cpu, count: count, time: now)
         }
     }
@@ -314,7 +314,7 @@ public final class LiveSession: SourceDelegate, PollLoopDelegate, @unchecked Sen
             if let bytes {
                 deliver(node: node, cpu: cpu, kernelTime: time, bytes: bytes)
             } else {
-                counts.lost &+= lost
+                counts.lost +|= lost
                 sink.lost(node: node, cpu: cpu, count: lost, time: now)
             }
         }

@@ -104,7 +104,7 @@ public final class RecorderSink: LiveSink {
 
     public func lost(node: Int, cpu: Int, count: UInt64, time: UInt64) {
         select(node, time)
-        lostSamples &+= count
+        lostSamples +|= count
         writer.lost(cpu: cpu, count: count, time: time)
     }
 

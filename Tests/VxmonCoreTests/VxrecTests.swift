@@ -287,3 +287,24 @@ struct VxrecTests {
         #expect(r.output == Fixtures.text("\(Fixtures.vectors)/trace_v1_to_overlay_icmp.default.txt"))
     }
 }
+
+@Suite("counters from outside saturate")
+struct SaturationTests {
+    @Test("two lost records that add up past 2^64 give UInt64.max, not a small number")
+    func lostSaturates() throws {
+        let half = UInt64(1) << 63
+        func le(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> ($0 * 8)) } }
+        let file = buildVxrec([
+            TestRecord(kind: 2, cpu: 1, time: 0, body: le(half)), TestRecord(kind: 2, cpu: 1, time: 0, body: le(half + 5)),
+        ])
+        let pipeline = EventPipeline(format: .json, fd: -1, diagnostics: { _ in })
+        pipeline.counters = FlowCounters()
+        try withTemporaryFile(file) { fd in
+            var consumer = pipeline
+            try VxrecReader(fd: fd).run(&consumer)
+        }
+        #expect(pipeline.stats.lostSamples == UInt64.max)
+        #expect(pipeline.counters?.lostSamples == UInt64.max)
+        #expect(pipeline.counters?.lostByCPU[1] == UInt64.max)
+    }
+}

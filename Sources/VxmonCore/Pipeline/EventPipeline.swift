@@ -30,7 +30,7 @@ public struct PipelineStats: Sendable {
         events += other.events
         filtered += other.filtered
         decodeErrors += other.decodeErrors
-        lostSamples &+= other.lostSamples
+        lostSamples +|= other.lostSamples
         lostRecords += other.lostRecords
         malformedRecords += other.malformedRecords
     }
@@ -209,7 +209,7 @@ public final class EventPipeline: RecordConsumer {
     }
 
     public func lost(cpu: Int, count: UInt64, timeNanoseconds: UInt64) {
-        stats.lostSamples &+= count
+        stats.lostSamples +|= count
         stats.lostRecords += 1
         let lost = LostSamples(cpu: cpu, count: count, timeNanoseconds: timeNanoseconds, node: node)
         counters?.count(lost)

@@ -44,3 +44,19 @@ public enum SinkStatus: Sendable, Equatable {
     /// Any other write error, with its errno.
     case failed(Int32)
 }
+
+extension UInt64 {
+    /// Adds without wrapping: a counter fed by numbers from outside (lost-sample counts) stops at
+    /// the maximum instead of starting again from zero.
+    @inline(__always)
+    public static func +| (a: UInt64, b: UInt64) -> UInt64 {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : sum
+    }
+
+    @inline(__always)
+    public static func +|= (a: inout UInt64, b: UInt64) { a = a +| b }
+}
+
+infix operator +| : AdditionPrecedence
+infix operator +|= : AssignmentPrecedence

@@ -58,7 +58,7 @@ public final class FlowCounters {
     @inline(__always)
     private static func bump<K: Hashable>(_ table: inout [K: UInt64], _ key: K, _ n: UInt64 = 1) -> Bool {
         if let i = table.index(forKey: key) {
-            table.values[i] &+= n
+            table.values[i] +|= n
             return true
         }
         guard table.count < maxKeys else { return false }
@@ -99,7 +99,7 @@ public final class FlowCounters {
 
     /// Counts lost samples.
     public func count(_ lost: LostSamples) {
-        lostSamples &+= lost.count
+        lostSamples +|= lost.count
         if !Self.bump(&lostByCPU, lost.cpu, lost.count) { other &+= 1 }
     }
 
@@ -121,7 +121,7 @@ public final class FlowCounters {
         for (k, v) in o.flows where !Self.bump(&flows, k, v) { other &+= v }
         for (k, v) in o.lostByCPU where !Self.bump(&lostByCPU, k, v) { other &+= v }
         other &+= o.other
-        lostSamples &+= o.lostSamples
+        lostSamples +|= o.lostSamples
     }
 
     /// Clears every counter (a parallel worker's, after it was merged).
