@@ -71,7 +71,13 @@ struct Record: ParsableCommand {
         let session = try LiveSession(topology: topology, options: options, sink: sink)
         session.announceInterfaces()
         let stats = try DedicatedThread.run { try session.run() }
-        if !sink.flush() { throw CLIError("writing \(sanitizedArgument(write)) failed: \(String(cString: strerror(errno)))") }
+        if !sink.flush() || stats.endReason == "output closed" {
+            // Only EPIPE means the reader went away; any other write error is an error with its errno.
+            let failure = (sink as? RecorderSink)?.writer.failure ?? recorder?.writer.failure ?? 0
+            if failure != 0 && failure != EPIPE {
+                throw CLIError("writing \(sanitizedArgument(write)) failed: \(String(cString: strerror(failure)))")
+            }
+        }
         let written = (sink as? RecorderSink)?.samples ?? recorder?.samples ?? 0
         EventPipeline.standardError(
             LiveCommandOptions.summary(stats, events: "recorded \(written) events to \(sanitizedArgument(write))"))

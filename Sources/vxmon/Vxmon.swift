@@ -35,6 +35,8 @@ struct Vxmon: ParsableCommand {
             }
         }
         parsedArguments = arguments
+        // A file size limit then fails the write (EFBIG, reported) instead of killing vxmon.
+        signal(SIGXFSZ, SIG_IGN)
         main(arguments)
     }
 }

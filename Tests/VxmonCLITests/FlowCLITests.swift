@@ -179,3 +179,44 @@ struct FuzzRegressionTests {
         }
     }
 }
+
+@Suite("write errors are errors; only EPIPE means the reader went away")
+struct WriteErrorTests {
+    static let bulk = "\(CLIFixtures.vectors)/bulk_2k.vxrec"
+
+    /// Runs a shell pipeline (sh -c) and returns its status and stderr.
+    func shell(_ command: String) throws -> ProcessResult { try run("/bin/sh", ["-c", command]) }
+
+    @Test("output to a full device: exit 1 with the errno's text, in every mode and thread count")
+    func fullDevice() throws {
+        for flags in ["", "--threads 1", "-o json", "-vv"] {
+            let r = try shell("'\(Binary.vxmon)' replay '\(Self.bulk)' \(flags) > /dev/full")
+            #expect(r.status == 1, "\(flags)")
+            #expect(r.stderr.contains("No space left on device"), "\(flags): \(r.stderr)")
+        }
+    }
+
+    @Test("a reader that goes away (| head): exit 0, nothing on stderr")
+    func closedPipe() throws {
+        let r = try run("/bin/bash", ["-c", "set -o pipefail; '\(Binary.vxmon)' replay '\(Self.bulk)' | head -n 1 > /dev/null"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr == "")
+    }
+
+    @Test("a pcapng cut by a file size limit: exit 1 (EFBIG), and the file ends at a whole block (tshark reads it)")
+    func pcapngWholeBlocks() throws {
+        let prlimit = try #require(which("prlimit"), "prlimit (util-linux) is needed for this test")
+        let tshark = try #require(which("tshark"), "tshark is the oracle here; scripts/setup.sh installs it")
+        let path = NSTemporaryDirectory() + "/vxmon-limit-\(UUID().uuidString).pcapng"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try run(prlimit, ["--fsize=100000", Binary.vxmon, "replay", Self.bulk, "-q", "--write-pcap", path])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("File too large"), "\(r.stderr)")
+        let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        #expect(size > 0 && size <= 100_000)
+        let t = try run(tshark, ["-r", path])
+        #expect(t.status == 0, "\(t.stderr)")
+        #expect(!t.stderr.contains("cut short") && !t.stderr.contains("damaged"), "\(t.stderr)")
+        #expect(t.stdout.split(separator: "\n").count > 100)
+    }
+}

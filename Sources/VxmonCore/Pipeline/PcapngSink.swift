@@ -51,6 +51,7 @@ public final class PcapngSink: EventSink {
         }
         packets += 1
         if out.count >= 1 << 16 { _ = flush() }
+        if failure != 0 { out.removeAll() }
     }
 
     /// The event's one-line summary; for the debug captures Cilium shows no line for, the header
@@ -78,8 +79,14 @@ public final class PcapngSink: EventSink {
     public func lost(_ lost: LostSamples) {}
 
     public func flush() -> SinkStatus {
+        if failure != 0 { return failure == EPIPE ? .closed : .failed(failure) }
         guard out.count > 0 else { return .ok }
-        if out.flush(to: fd) { return .ok }
-        return errno == EPIPE ? .closed : .failed(errno)
+        failure = out.flushRecords(to: fd, committed: &committed)
+        if failure == 0 { return .ok }
+        return failure == EPIPE ? .closed : .failed(failure)
     }
+
+    /// The errno of the write that failed (0: none); the file then ends at its last whole block.
+    public private(set) var failure: Int32 = 0
+    private var committed = 0
 }

@@ -46,6 +46,6 @@ public final class VxrecSink: EventSink {
 
     public func flush() -> SinkStatus {
         if writer.flush() { return .ok }
-        return errno == EPIPE ? .closed : .failed(errno)
+        return writer.failure == EPIPE ? .closed : .failed(writer.failure)
     }
 }

@@ -296,6 +296,7 @@ public final class VxrecWriter {
     }
 
     private func record(_ kind: Vxrec.Kind, cpu: Int, time: UInt64, body: (OutputBuffer) -> Void) {
+        guard failure == 0 else { return }  // nothing more after a failed write
         let headerAt = out.count
         le16(kind.rawValue)
         le16(0)
@@ -338,5 +339,15 @@ public final class VxrecWriter {
 
     /// Writes buffered records; false if the write failed.
     @discardableResult
-    public func flush() -> Bool { out.flush(to: fd) }
+    public func flush() -> Bool {
+        guard failure == 0 else { return false }
+        failure = out.flushRecords(to: fd, committed: &committed)
+        return failure == 0
+    }
+
+    /// The errno of the write that failed (0: none). Once a write failed nothing more is written,
+    /// and a file ends at its last whole record.
+    public private(set) var failure: Int32 = 0
+    /// Bytes of whole records written to `fd`.
+    private var committed = 0
 }
