@@ -24,13 +24,15 @@ for t in "${targets[@]}"; do
 	log=".build-fuzz/$t.log"
 	echo "fuzz: $t for ${seconds}s" >&2
 	set +e
+	parallel=()
+	((jobs > 1)) && parallel=(-fork="$jobs")
 	VXMON_FUZZ_TARGET=$t "$bin" ".build-fuzz/corpus/$t" "fuzz/regressions/$t" -max_total_time="$seconds" \
-		-jobs="$jobs" -workers="$jobs" -artifact_prefix="fuzz/crashes/$t-" -max_len=65536 -rss_limit_mb=2048 \
+		"${parallel[@]}" -artifact_prefix="fuzz/crashes/$t-" -max_len=65536 -rss_limit_mb=2048 \
 		-print_final_stats=1 >"$log" 2>&1
 	rc=$?
 	set -e
-	if ((jobs > 1)); then cat fuzz-*.log >>"$log" 2>/dev/null || true; rm -f fuzz-*.log; fi
 	execs=$(grep -h "stat::number_of_executed_units" "$log" | awk '{s+=$2} END{print s+0}')
+	((execs > 0)) || execs=$(grep -ho "fuzz: [0-9]* execs\|#[0-9]*" "$log" | tail -n1 | tr -dc 0-9)
 	echo "fuzz: $t: exit $rc, $execs executions, corpus $(ls ".build-fuzz/corpus/$t" | wc -l) inputs" >&2
 	if ((rc != 0)); then
 		grep -E "ERROR|SUMMARY|Test unit written" "$log" >&2 || tail -20 "$log" >&2
