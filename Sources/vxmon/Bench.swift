@@ -23,28 +23,28 @@ extension LabCommand {
         @OptionGroup var labOptions: LabOptions
         @OptionGroup var output: OutputOptions
 
-        @Option(help: "Seconds measured per window (short windows, alternated, cancel the host's drift).")
+        @Option(parsing: .unconditional, help: "Seconds measured per window (short windows, alternated, cancel the host's drift).")
         var seconds: Double = 0.25
 
-        @Option(help: "Rounds of (events off, consuming) windows.")
+        @Option(parsing: .unconditional, help: "Rounds of (events off, consuming) windows.")
         var rounds = 80
 
         @Option(help: "Event buffer: ring or perf (default: as vxmon monitor).")
         var buffer: BufferKind = LiveOptions().buffer
 
-        @Option(help: "UDP payload bytes.")
+        @Option(parsing: .unconditional, help: "UDP payload bytes.")
         var size = 18
 
-        @Option(help: "Offered load in datagrams per second (default: as fast as one sender can).")
+        @Option(parsing: .unconditional, help: "Offered load in datagrams per second (default: as fast as one sender can).")
         var rate = 0
 
-        @Option(help: "Perf buffer size per CPU, in pages (default: as vxmon monitor).")
+        @Option(parsing: .unconditional, help: "Perf buffer size per CPU, in pages (default: as vxmon monitor).")
         var perfPages: Int?
 
         @Option(help: "Perf samples per reader wakeup (default: as vxmon monitor, a watermark).")
         var perfWakeup: UInt32?
 
-        @Option(help: "CPU the flood's sender (and so the datapath it drives) is pinned to; -1: not pinned.")
+        @Option(parsing: .unconditional, help: "CPU the flood's sender (and so the datapath it drives) is pinned to; -1: not pinned.")
         var floodCPU = 0
 
         @Flag(help: "Trace the underlay during the run too (from-network on eth0: one more event per packet).")
@@ -57,10 +57,16 @@ extension LabCommand {
         var bpfObject: String?
 
         func validate() throws {
-            if seconds < 0.2 { throw ValidationError("--seconds must be at least 0.2") }
-            if rounds < 1 { throw ValidationError("--rounds must be at least 1") }
-            if !(1...1400).contains(size) { throw ValidationError("--size must be 1...1400") }
-            if rate < 0 { throw ValidationError("--rate must not be negative") }
+            if !(seconds.isFinite && seconds >= 0.2 && seconds <= 60) {
+                throw ValidationError("--seconds: expected 0.2 to 60")
+            }
+            if !(1...10_000).contains(rounds) { throw ValidationError("--rounds: expected 1 to 10000") }
+            if !(1...1400).contains(size) { throw ValidationError("--size: expected 1 to 1400") }
+            if !(0...10_000_000).contains(rate) { throw ValidationError("--rate: expected 0 to 10000000") }
+            if !(-1...4095).contains(floodCPU) { throw ValidationError("--flood-cpu: expected -1 to 4095") }
+            if let perfPages, perfPages < 1 || perfPages > 65536 || perfPages & (perfPages - 1) != 0 {
+                throw ValidationError("--perf-pages must be a power of two from 1 to 65536")
+            }
         }
 
         func run() throws {

@@ -18,13 +18,14 @@ struct LiveCommandOptions: ParsableArguments {
             """)
     var buffer: BufferKind = LiveOptions().buffer
 
-    @Option(help: "Stop after this many seconds.")
+    @Option(parsing: .unconditional, help: "Stop after this many seconds (0 to 31536000).")
     var duration: Double?
 
-    @Option(help: "Perf buffer size per CPU, in pages (a power of two; default: 8 MiB per node, 64 to 1024 pages).")
+    @Option(parsing: .unconditional, help: "Perf buffer size per CPU, in pages (a power of two; default: 8 MiB per node, 64 to 1024 pages).")
     var perfPages: Int?
 
     @Option(
+        parsing: .unconditional,
         help: """
             Perf samples per reader wakeup (default: wake when a quarter of a CPU's ring is pending; \
             every buffer is also drained every 10 ms).
@@ -32,11 +33,16 @@ struct LiveCommandOptions: ParsableArguments {
     var perfWakeup: UInt32?
 
     func validate() throws {
-        if let duration, duration < 0 { throw ValidationError("--duration must not be negative") }
-        if let perfPages, perfPages < 1 || perfPages & (perfPages - 1) != 0 {
-            throw ValidationError("--perf-pages must be a power of two")
+        if let duration, !(duration.isFinite && duration >= 0 && duration <= 31_536_000) {
+            throw ValidationError("--duration: \(duration) is out of range; expected seconds from 0 to 31536000")
         }
-        if let perfWakeup, perfWakeup < 1 { throw ValidationError("--perf-wakeup must be at least 1") }
+        if let perfPages, perfPages < 1 || perfPages > 65536 || perfPages & (perfPages - 1) != 0 {
+            throw ValidationError("--perf-pages must be a power of two from 1 to 65536")
+        }
+        if let perfWakeup, perfWakeup < 1 || perfWakeup > 1_000_000 {
+            throw ValidationError("--perf-wakeup must be from 1 to 1000000")
+        }
+        if let node { try validateNodeName(node, "--node") }
     }
 
     var liveOptions: LiveOptions {
@@ -138,5 +144,15 @@ extension LabTopology.Pod {
         PodInfo(
             name: name, namespace: namespace,
             ip: FilterParser.parseIP(Substring(ip)) ?? .v4(IPv4Address(rawValue: 0)), identity: identity, node: node)
+    }
+}
+
+/// A node name from the command line: what a lab node can be called (exit 64 otherwise).
+func validateNodeName(_ name: String, _ flag: String) throws {
+    let ok = !name.isEmpty && name.utf8.count <= 63
+        && name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d }
+    if !ok {
+        throw ValidationError(
+            "\(flag): \(sanitizedArgument(name)) is not a node name; use up to 63 lowercase letters, digits and dashes")
     }
 }

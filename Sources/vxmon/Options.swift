@@ -47,7 +47,7 @@ struct OutputOptions: ParsableArguments {
     @Flag(help: "At the end, print totals (by type, observation point, drop reason, node, CPU, VNI, top flows, lost) to stderr; a final summary record with -o json|yaml.")
     var summary = false
 
-    @Option(help: "Stop after this many events were shown (after filtering).")
+    @Option(parsing: .unconditional, help: "Stop after this many events were shown (after filtering).")
     var count: Int?
 
     @Flag(help: "Exit with status 1 if any sample was lost.")
@@ -91,9 +91,9 @@ struct OutputOptions: ParsableArguments {
 
     func ports(_ text: String, _ flag: String) throws -> [UInt16] {
         if text.isEmpty { return [] }
-        return try text.split(separator: ",").map {
-            guard let p = UInt16(String($0.filter { $0 != " " })) else {
-                throw ValidationError("\(flag): '\($0)' is not a port number")
+        return try text.split(separator: ",", omittingEmptySubsequences: false).map {
+            guard let p = UInt16(String($0.filter { $0 != " " })), p > 0 else {
+                throw ValidationError("\(flag): \(sanitizedArgument(String($0))) is not a port; expected numbers from 1 to 65535, comma-separated")
             }
             return p
         }

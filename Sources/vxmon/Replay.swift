@@ -30,8 +30,14 @@ struct Replay: ParsableCommand {
             """)
     var ciliumCLIQuirks = false
 
-    @Option(help: "Rendering threads when output is not a terminal (default: one per core, at most 4).")
+    @Option(parsing: .unconditional, help: "Rendering threads when output is not a terminal (1 to 64; default: one per core, at most 4).")
     var threads: Int?
+
+    func validate() throws {
+        if let threads, !(1...64).contains(threads) {
+            throw ValidationError("--threads: \(threads) is out of range; expected 1 to 64")
+        }
+    }
 
     func run() throws {
         let filter = try filters.makeFilter()

@@ -54,6 +54,16 @@ struct LabOptions: ParsableArguments {
     @Option(help: "The lab to use (default: $VXMON_LAB, else vxmon).")
     var lab: String?
 
+    func validate() throws {
+        do {
+            try LabTopology.validate(labName: Lab.resolveName(lab))
+        } catch {
+            throw ValidationError(
+                "--lab (or VXMON_LAB): \(sanitizedArgument(Lab.resolveName(lab))) is not a lab name; use up to 32 "
+                    + "lowercase letters, digits and dashes, starting with a letter")
+        }
+    }
+
     /// The lab, with its name validated.
     func open() throws -> Lab {
         try Lab(name: Lab.resolveName(lab), log: { EventPipeline.standardError($0) })

@@ -220,3 +220,25 @@ struct WriteErrorTests {
         #expect(t.stdout.split(separator: "\n").count > 100)
     }
 }
+
+@Suite("option values are validated: exit 64, the flag and its range")
+struct OptionBoundsTests {
+    @Test(
+        "bad numbers, names and lists",
+        arguments: [
+            (["monitor", "--duration", "nan"], "--duration"), (["monitor", "--duration", "inf"], "--duration"),
+            (["monitor", "--duration", "1e300"], "--duration"), (["monitor", "--duration", "-5"], "--duration"),
+            (["monitor", "--lab", "BAD"], "--lab"), (["monitor", "--node", "w\u{202e}x"], "--node"),
+            (["replay", "x.vxrec", "--threads", "100000"], "--threads"), (["replay", "x.vxrec", "--threads", "-1"], "--threads"),
+            (["replay", "x.vxrec", "--vxlan-ports", "8472,,0"], "--vxlan-ports"), (["replay", "x.vxrec", "--count", "-3"], "--count"),
+            (["lab", "bench", "--seconds", "nan"], "--seconds"), (["lab", "bench", "--rate", "-1"], "--rate"),
+        ])
+    func bounds(_ arguments: [String], _ flag: String) throws {
+        let r = try run(Binary.vxmon, arguments)
+        #expect(r.status == 64, "\(arguments): \(r.stderr)")
+        #expect(r.stderr.contains(flag), "\(arguments): \(r.stderr)")
+        #expect(r.stdout == "")
+        // Whatever came from the command line is shown without control or bidi characters.
+        #expect(!r.stderr.unicodeScalars.contains { $0.value == 0x202e || $0.value == 0x1b })
+    }
+}
