@@ -9,6 +9,7 @@
 #include <linux/pkt_cls.h>
 #include <linux/sched.h>
 #include <errno.h>
+#include <sys/prctl.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -152,6 +153,13 @@ struct vxmon_shim_mmsghdr {
 	struct msghdr msg_hdr;
 	unsigned int msg_len;
 };
+
+/// Asks the kernel to send `sig` to this process when its parent dies (prctl is variadic, so Swift
+/// cannot call it directly). Returns 0 or -errno.
+static inline int vxmon_shim_set_parent_death_signal(int sig)
+{
+	return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0UL, 0UL, 0UL) < 0 ? -errno : 0;
+}
 
 /// Pins the calling thread to CPU `cpu` (sched_setaffinity through the raw syscall: the CPU_SET
 /// macros need _GNU_SOURCE). Returns 0 or -errno.

@@ -262,6 +262,10 @@ struct Flood: ParsableCommand {
     var cpu: Int?
 
     func run() throws {
+        // Die with the benchmark that started us, even if it is killed with SIGKILL.
+        let parent = getppid()
+        _ = vxmon_shim_set_parent_death_signal(SIGKILL)
+        if getppid() != parent { return }  // the parent is already gone
         if let cpu {
             let rc = vxmon_shim_pin_to_cpu(Int32(cpu))
             if rc != 0 { throw CLIError("cannot pin the flood to CPU \(cpu): \(String(cString: strerror(-rc)))") }

@@ -66,6 +66,8 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
     private var nextSequence = 0
     private var shuttingDown = false
     private var threads: [pthread_t] = []
+    /// Worker threads that could not be created (the work then runs on fewer, or on the caller's).
+    public private(set) var threadFailures = 0
     private var node: String?
     private var nodeIndex = -1
 
@@ -97,6 +99,7 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
                 threads.append(thread)
             } else {
                 Unmanaged<WorkerContext>.fromOpaque(context).release()
+                threadFailures += 1
             }
         }
     }
@@ -213,6 +216,18 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
         let batch = current
         batch.sequence = nextSequence
         nextSequence += 1
+        if threads.isEmpty {
+            // No worker thread could be created: render on this thread, in order, rather than wait
+            // for workers that do not exist.
+            render(batch, with: workers[0])
+            batch.done = true
+            inFlight.append(batch)
+            writeOldest()
+            current = free.popLast() ?? Batch()
+            current.reset()
+            nodeIndex = -1
+            return
+        }
         pthread_mutex_lock(mutex)
         pending.append(batch)
         inFlight.append(batch)
