@@ -42,7 +42,7 @@ fuzz: setup
 
 # The test suite under AddressSanitizer / ThreadSanitizer (own build folders).
 asan: setup bpf
-	$(SWIFT) test --scratch-path .build-asan --sanitize=address
+	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --scratch-path .build-asan --sanitize=address
 
 tsan: setup bpf
 	$(SWIFT) test --scratch-path .build-tsan --sanitize=thread
