@@ -19,6 +19,8 @@ bin=.build-fuzz/release/vxmon-fuzz
 mkdir -p fuzz/crashes
 python3 scripts/fuzz_seeds.py .build-fuzz/corpus
 status=0
+passed=0
+failed=0
 for t in "${targets[@]}"; do
 	mkdir -p ".build-fuzz/corpus/$t"
 	log=".build-fuzz/$t.log"
@@ -37,6 +39,10 @@ for t in "${targets[@]}"; do
 	if ((rc != 0)); then
 		grep -E "ERROR|SUMMARY|Test unit written" "$log" >&2 || tail -20 "$log" >&2
 		status=1
+		failed=$((failed + 1))
+	else
+		passed=$((passed + 1))
 	fi
 done
+echo "fuzz: $passed passed, $failed failed"
 exit $status
