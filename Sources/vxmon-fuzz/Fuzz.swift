@@ -83,32 +83,28 @@ func twoPieces(_ data: UnsafeRawBufferPointer, _ feed: (UnsafeRawBufferPointer) 
     feed(UnsafeRawBufferPointer(rebasing: data[split...]))
 }
 
-func fuzzVxrec(_ data: UnsafeRawBufferPointer) {
-    for format in [OutputFormat.text, .json] {
-        let parser = VxrecParser(capacity: 64)
-        var pipeline = EventPipeline(format: format, verbosity: .verbose, fd: -1, diagnostics: { _ in })
-        var failed = false
-        twoPieces(data) { piece in
-            guard !failed else { return }
-            parser.feed(piece)
-            do { try parser.parse(into: &pipeline) } catch { failed = true }
-        }
-        if !failed { _ = try? parser.finish() }
+/// Drives a byte parser with `data` in two pieces into a pipeline; errors end the stream, as they do
+/// for a reader.
+func drive(_ parser: some ByteStreamParser, _ data: UnsafeRawBufferPointer, _ format: OutputFormat) {
+    var pipeline = EventPipeline(format: format, verbosity: .verbose, fd: -1, diagnostics: { _ in })
+    var failed = false
+    twoPieces(data) { piece in
+        guard !failed else { return }
+        parser.feed(piece)
+        do { try parser.parse(into: &pipeline) } catch { failed = true }
     }
+    if !failed { _ = try? parser.finish() }
+}
+
+func fuzzVxrec(_ data: UnsafeRawBufferPointer) {
+    for format in [OutputFormat.text, .json] { drive(VxrecParser(capacity: 64), data, format) }
 }
 
 func fuzzAgent(_ data: UnsafeRawBufferPointer) {
     for carry in [false, true] {
         let parser = AgentStreamParser()
         parser.carryOverFields = carry
-        var pipeline = EventPipeline(format: .text, verbosity: .verbose, fd: -1, diagnostics: { _ in })
-        var failed = false
-        twoPieces(data) { piece in
-            guard !failed else { return }
-            parser.feed(piece)
-            do { try parser.parse(into: &pipeline) } catch { failed = true }
-        }
-        if !failed { _ = try? parser.finish() }
+        drive(parser, data, .text)
     }
 }
 

@@ -10,7 +10,7 @@ import Glibc
 /// Only what this stream needs of gob is implemented: message framing, the type definition of the
 /// payload struct (whose id is taken from the stream, never assumed), and struct values whose zero
 /// fields are omitted.
-public final class AgentStreamParser {
+public final class AgentStreamParser: ByteStreamParser {
     private var buffer: [UInt8] = []
     private var start = 0
     /// Offset in the input of `buffer[start]`.

@@ -57,10 +57,21 @@ public protocol RecordSource {
     func run<C: RecordConsumer>(_ consumer: inout C) throws(RecordingError)
 }
 
+/// A parser of a record stream that takes bytes in pieces of any size and owns no file descriptor:
+/// what readers of files, pipes and sockets, and the fuzz targets, drive.
+public protocol ByteStreamParser: AnyObject {
+    /// Appends input.
+    func feed(_ bytes: UnsafeRawBufferPointer)
+    /// Hands every complete record buffered so far to `consumer`; throws when the stream cannot go on.
+    func parse<C: RecordConsumer>(into consumer: inout C) throws(RecordingError)
+    /// At the end of the input: throws if it ended inside a record.
+    func finish() throws(RecordingError)
+}
+
 /// Parses the `.vxrec` format from bytes handed to it in pieces of any size (`feed`, then `parse`),
 /// so it can read files, pipes and sockets alike and be fuzzed; it owns no file descriptor. Memory
 /// stays bounded: a record is at most `Vxrec.maxBodyLength`, and consumed bytes are dropped.
-public final class VxrecParser {
+public final class VxrecParser: ByteStreamParser {
     private var buffer: UnsafeMutableRawPointer
     private var capacity: Int
     private var start = 0
