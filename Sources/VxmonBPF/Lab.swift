@@ -9,6 +9,8 @@ import Glibc
 /// Nothing is ever added to the root namespace: links are created inside the lab's namespaces
 /// (`ip -n NS link add ... peer ... netns OTHER`).
 public final class Lab {
+    /// The lab lock while `up` holds it (its own cleanup calls `down`, which must not wait for it).
+    private var heldLock: LabLock?
     public static let defaultName = "vxmon"
     /// Default datapath settings written to every node's config.
     public static let captureLength: UInt32 = 128
@@ -104,6 +106,10 @@ public final class Lab {
     @discardableResult
     public func up(podsPerNode: Int = 2, objectPath: String, traceUnderlay: Bool = false) throws -> LabTopology {
         guard (1...200).contains(podsPerNode) else { throw VxmonError("--pods must be between 1 and 200") }
+        // One command at a time changes a lab: a second `lab up` or `lab down` waits here.
+        let lock = try LabLock(lab: name, log: log)
+        heldLock = lock
+        defer { heldLock = nil }
         switch state() {
         case .up(let topology):
             throw VxmonError(
@@ -268,6 +274,8 @@ public final class Lab {
     /// was removed.
     @discardableResult
     public func down() throws -> [String] {
+        let lock = heldLock == nil ? try LabLock(lab: name, log: log) : nil
+        defer { withExtendedLifetime(lock) {} }
         let items = leftovers()
         let existing = Set(NetworkNamespace.list())
         var failures: [String] = []

@@ -71,3 +71,50 @@ public final class MonitorLock {
         return Int32(String(decoding: buffer[0..<n], as: UTF8.self).split(separator: "\n").first ?? "")
     }
 }
+
+/// The lab-wide lock that `lab up`, `lab down` (and later the agent) hold while they change a lab:
+/// a Unix socket bound to the abstract name `vxmon-lab-<lab>`. The kernel releases it when the process
+/// dies, however it dies, and it leaves no file behind. A second command waits for it (saying so),
+/// and gives up with a message after `waitSeconds`.
+public final class LabLock {
+    private let fd: Int32
+
+    public init(lab: String, waitSeconds: Double = 60, log: (String) -> Void = { _ in }) throws {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw VxmonError("cannot create the lab lock socket: \(errnoString(errno))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let name = Array("vxmon-lab-\(lab)".utf8.prefix(100))
+        withUnsafeMutableBytes(of: &address.sun_path) { path in
+            path[0] = 0  // abstract namespace
+            for (i, b) in name.enumerated() { path[i + 1] = b }
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + 1 + name.count)
+        let deadline = monotonicNanoseconds() + UInt64(max(waitSeconds, 0) * 1e9)
+        var said = false
+        while true {
+            let rc = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+            }
+            if rc == 0 { break }
+            let code = errno
+            guard code == EADDRINUSE else {
+                close(fd)
+                throw VxmonError("cannot take the lock of lab '\(lab)': \(errnoString(code))")
+            }
+            if monotonicNanoseconds() >= deadline {
+                close(fd)
+                throw VxmonError(
+                    "another vxmon lab command is still changing lab '\(lab)'; waited \(Int(waitSeconds)) s, giving up")
+            }
+            if !said {
+                log("vxmon: another vxmon lab command is changing lab '\(lab)'; waiting for it")
+                said = true
+            }
+            usleep(100_000)
+        }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+}

@@ -63,3 +63,41 @@ struct FaultTests {
         #expect(gone, "the flood outlived its parent")
     }
 }
+
+@Suite(
+    "concurrent lab commands (privileged)", .serialized,
+    .enabled(if: LabGate.enabled, "needs root, bpffs, BTF and bpf/.output/vxmon.bpf.o"))
+struct ConcurrentLabTests {
+    @Test("two `lab up` at once: one builds the lab, the other waits and says it is up; nothing is destroyed")
+    func twoUps() throws {
+        try LabGate.check()
+        let lab = LabNames.make("cc")
+        defer { _ = try? Shell.run([FaultTests.vxmon, "lab", "down", "--lab", lab], check: false) }
+        func start() throws -> (Process, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: FaultTests.vxmon)
+            p.arguments = ["lab", "up", "--lab", lab]
+            let err = NSTemporaryDirectory() + "/vxmon-cc-\(UUID().uuidString).err"
+            FileManager.default.createFile(atPath: err, contents: nil)
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle(forWritingAtPath: err)
+            try p.run()
+            return (p, err)
+        }
+        let (a, aErr) = try start()
+        let (b, bErr) = try start()
+        a.waitUntilExit()
+        b.waitUntilExit()
+        defer { for f in [aErr, bErr] { try? FileManager.default.removeItem(atPath: f) } }
+        let statuses = [a.terminationStatus, b.terminationStatus].sorted()
+        #expect(statuses == [0, 1], "exit statuses \(statuses)")
+        let loser = a.terminationStatus == 1 ? aErr : bErr
+        let message = (try? String(contentsOfFile: loser, encoding: .utf8)) ?? ""
+        #expect(message.contains("already up"), "\(message)")
+        // The lab that was built is whole.
+        let status = try Shell.run([FaultTests.vxmon, "lab", "status", "--lab", lab], check: false)
+        #expect(status.status == 0, "\(status.output) \(status.errorOutput)")
+        let namespaces = try Shell.run(["ip", "netns", "list"]).output.split(separator: "\n").filter { $0.hasPrefix(lab + "-") }
+        #expect(namespaces.count == 10, "\(namespaces)")
+    }
+}
