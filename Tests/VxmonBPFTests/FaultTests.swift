@@ -101,3 +101,36 @@ struct ConcurrentLabTests {
         #expect(namespaces.count == 10, "\(namespaces)")
     }
 }
+
+@Suite(
+    "a killed monitor (privileged)", .serialized,
+    .enabled(if: LabGate.enabled, "needs root, bpffs, BTF and bpf/.output/vxmon.bpf.o"))
+struct KilledMonitorTests {
+    @Test("after kill -9 of a monitor, lab status says events are on with no reader; the next monitor reads")
+    func killedMonitor() throws {
+        try withLab("km") { lab, topology in
+            let monitor = Process()
+            monitor.executableURL = URL(fileURLWithPath: FaultTests.vxmon)
+            monitor.arguments = ["--lab", lab.name, "-q"]
+            monitor.standardOutput = FileHandle.nullDevice
+            monitor.standardError = FileHandle.nullDevice
+            try monitor.run()
+            // Until the monitor has turned events on.
+            var on = false
+            for _ in 0..<100 {
+                on = topology.nodes.contains { ((try? NodeMaps(paths: lab.paths, node: $0.name))?.eventsMode ?? 0) != 0 }
+                if on { break }
+                usleep(20_000)
+            }
+            try #require(on)
+            kill(monitor.processIdentifier, SIGKILL)
+            usleep(200_000)
+            let status = try Shell.run([FaultTests.vxmon, "lab", "status", "--lab", lab.name], check: false)
+            #expect(status.output.contains("events are on but no monitor is attached"), "\(status.output)")
+            #expect(status.output.contains("monitor: none"))
+            // The next monitor is not refused and reads the lab.
+            let next = try Shell.run([FaultTests.vxmon, "--lab", lab.name, "--duration", "0.5", "-q"], check: false)
+            #expect(next.status == 0, "\(next.errorOutput)")
+        }
+    }
+}
