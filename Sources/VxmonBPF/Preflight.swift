@@ -13,11 +13,73 @@ public enum Preflight {
 
     public static var isRoot: Bool { geteuid() == 0 }
 
-    public static func requireRoot(_ command: String) throws {
-        if !isRoot {
-            throw VxmonError(
-                "vxmon \(command) needs root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN): run it with sudo")
+    /// Linux capabilities vxmon's commands need (bit numbers from linux/capability.h).
+    public enum Capability: Int, CaseIterable, Sendable {
+        case dacOverride = 1
+        case netAdmin = 12
+        case sysAdmin = 21
+        case perfmon = 38
+        case bpf = 39
+
+        public var name: String {
+            switch self {
+            case .dacOverride: "CAP_DAC_OVERRIDE"
+            case .netAdmin: "CAP_NET_ADMIN"
+            case .sysAdmin: "CAP_SYS_ADMIN"
+            case .perfmon: "CAP_PERFMON"
+            case .bpf: "CAP_BPF"
+            }
         }
+
+        var setprivName: String {
+            switch self {
+            case .dacOverride: "dac_override"
+            case .netAdmin: "net_admin"
+            case .sysAdmin: "sys_admin"
+            case .perfmon: "perfmon"
+            case .bpf: "bpf"
+            }
+        }
+    }
+
+    /// What each kind of command needs, measured by running it as an unprivileged user holding only
+    /// these (setpriv, kernel with unprivileged BPF disabled): CAP_SYS_ADMIN for setns into the lab's
+    /// namespaces (it also grants the bpf() and perf_event_open() calls CAP_BPF and CAP_PERFMON
+    /// would), CAP_DAC_OVERRIDE for the root-owned pins and state, CAP_NET_ADMIN to build networks.
+    public enum Needs {
+        /// monitor, record: read the lab's maps and buffers, resolve names inside each node.
+        public static let reader: [Capability] = [.sysAdmin, .dacOverride]
+        /// lab up, lab down, lab bench: build and remove namespaces, links, programs and pins.
+        public static let builder: [Capability] = [.sysAdmin, .netAdmin, .dacOverride]
+        /// lab status, the list commands and policy: read and write the lab's maps.
+        public static let maps: [Capability] = [.sysAdmin, .dacOverride]
+        /// lab exec: enter a pod's namespace.
+        public static let exec: [Capability] = [.sysAdmin]
+    }
+
+    /// The effective capability set of this process (/proc/self/status CapEff).
+    public static func effectiveCapabilities() -> UInt64 {
+        guard let status = try? FileSystem.read("/proc/self/status") else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
+            return UInt64(String(line.dropFirst(7).filter { $0 != " " && $0 != "\t" }), radix: 16) ?? 0
+        }
+        return 0
+    }
+
+    /// Fails with the missing capabilities and how to grant them (a uid of 0 is not what counts).
+    public static func requireCapabilities(_ command: String, _ needs: [Capability]) throws {
+        let effective = effectiveCapabilities()
+        let missing = needs.filter { effective & (1 << UInt64($0.rawValue)) == 0 }
+        guard !missing.isEmpty else { return }
+        let all = needs.map(\.name).joined(separator: ", ")
+        let grant = needs.map { "+" + $0.setprivName }.joined(separator: ",")
+        throw VxmonError(
+            "vxmon \(command) needs \(all) (missing: \(missing.map(\.name).joined(separator: ", "))): run it as "
+                + "root, or grant them, e.g. setpriv --inh-caps=\(grant) --ambient-caps=\(grant) ...")
+    }
+
+    public static func requireRoot(_ command: String) throws {
+        try requireCapabilities(command, command.hasPrefix("lab exec") ? Needs.exec : Needs.maps)
     }
 
     /// Calls statfs (through a shim) and compares f_type with BPF_FS_MAGIC.
@@ -42,7 +104,9 @@ public enum Preflight {
 
     /// Root, bpffs and BTF, in that order.
     public static func requirePrivileged(_ command: String) throws {
-        try requireRoot(command)
+        let builds = command.hasPrefix("lab up") || command.hasPrefix("lab down") || command.hasPrefix("lab bench")
+        let reads = command == "monitor" || command == "record"
+        try requireCapabilities(command, builds ? Needs.builder : reads ? Needs.reader : Needs.maps)
         try requireBPFFS()
         try requireBTF()
     }

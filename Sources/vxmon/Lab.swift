@@ -81,7 +81,7 @@ extension LabCommand {
         @OptionGroup var labOptions: LabOptions
 
         func run() throws {
-            try Preflight.requireRoot("lab down")
+            try Preflight.requirePrivileged("lab down")
             let lab = try labOptions.open()
             let removed = try lab.down()
             if removed.isEmpty {

@@ -134,3 +134,49 @@ struct KilledMonitorTests {
         }
     }
 }
+
+@Suite(
+    "least privilege (privileged)", .serialized,
+    .enabled(if: LabGate.enabled, "needs root, bpffs, BTF and bpf/.output/vxmon.bpf.o"))
+struct LeastPrivilegeTests {
+    @Test("the monitor runs as user nobody holding only CAP_SYS_ADMIN and CAP_DAC_OVERRIDE; with less it says what is missing")
+    func monitorAsNobody() throws {
+        let setpriv = try #require(
+            ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) },
+            "setpriv (util-linux) is needed")
+        // A copy nobody can execute, whatever the permissions of the checkout's folders.
+        let dir = NSTemporaryDirectory() + "/vxmon-lp-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let binary = dir + "/vxmon"
+        try FileManager.default.copyItem(atPath: FaultTests.vxmon, toPath: binary)
+        chmod(dir, 0o755)
+        chmod(binary, 0o755)
+        try withLab("lp") { lab, topology in
+            let source = try #require(topology.pods.first { $0.node == "worker2" })
+            let destination = try #require(topology.pods.first { $0.node == "worker" })
+            func asNobody(_ caps: String, _ arguments: [String]) -> [String] {
+                [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=\(caps)", "--ambient-caps=\(caps)", binary]
+                    + arguments
+            }
+            let out = dir + "/events.json"
+            let monitor = Process()
+            monitor.executableURL = URL(fileURLWithPath: "/bin/sh")
+            monitor.arguments = ["-c", asNobody("+sys_admin,+dac_override", ["--lab", lab.name, "-o", "json", "--duration", "2"])
+                .map { "'\($0)'" }.joined(separator: " ") + " > '\(out)' 2>/dev/null"]
+            try monitor.run()
+            usleep(600_000)
+            let ping = try inNamespace(source.namespace, ["ping", "-c", "1", "-W", "2", destination.ip])
+            monitor.waitUntilExit()
+            #expect(ping.status == 0)
+            #expect(monitor.terminationStatus == 0)
+            let events = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n")
+            #expect(events.count >= 8, "events read as nobody: \(events.count)")
+            // One capability short: a clear message naming it, exit 1, nothing on stdout.
+            let short = try Shell.run(asNobody("+sys_admin", ["--lab", lab.name, "--duration", "0.2"]), check: false)
+            #expect(short.status == 1)
+            #expect(short.errorOutput.contains("missing: CAP_DAC_OVERRIDE"), "\(short.errorOutput)")
+            #expect(short.output.isEmpty)
+        }
+    }
+}
