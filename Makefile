@@ -7,7 +7,7 @@ BIN := .build/$(CONFIG)/vxmon
 BENCH_EVENTS ?= 1000000
 BENCH_FILE := .build/bench/bulk-$(BENCH_EVENTS).vxrec
 
-.PHONY: all build bpf setup demo test bench fuzz asan tsan clean
+.PHONY: all build bpf setup demo test bench fuzz asan tsan soak clean
 
 all: build
 
@@ -39,6 +39,13 @@ bench: build
 # `FUZZ_SECONDS=3600 FUZZ_JOBS=2 make fuzz` runs longer and in parallel (see README "Hostile input").
 fuzz: setup
 	@scripts/fuzz.sh
+
+# The lab under a UDP flood for SOAK_SECONDS (default 60) with the monitor rendering -vv to a file:
+# exact accounting (written = received, not reserved = lost) and peak RSS under 64 MB, or exit 1.
+SOAK_SECONDS ?= 60
+soak: setup bpf
+	$(SWIFT) build --product vxmon
+	.build/debug/vxmon lab soak --lab vxsoak --seconds $(SOAK_SECONDS)
 
 # The test suite under AddressSanitizer / ThreadSanitizer (own build folders).
 asan: setup bpf

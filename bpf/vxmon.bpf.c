@@ -369,9 +369,13 @@ static __always_inline void emit(struct __sk_buff *skb, const struct cfg *c, voi
 		if (bpf_perf_event_output(skb, &cilium_events, ((__u64)cap << 32) | BPF_F_CURRENT_CPU,
 					  msg, hdr_len) < 0)
 			stat_inc(VXMON_STAT_PERF_FAIL);
+		else if (c->flags & VXMON_CFG_COUNT_EMITTED)
+			stat_inc(VXMON_STAT_EMITTED);
 	} else if (c->events_mode == VXMON_EVENTS_RING) {
 		if (ring_emit(skb, msg, hdr_len, cap, c) < 0)
 			stat_inc(VXMON_STAT_RING_FAIL);
+		else if (c->flags & VXMON_CFG_COUNT_EMITTED)
+			stat_inc(VXMON_STAT_EMITTED);
 	}
 }
 

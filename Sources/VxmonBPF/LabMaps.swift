@@ -89,6 +89,14 @@ public final class NodeMaps {
     }
 
     /// Turns the from-network traces of VXLAN packets on eth0 on or off (VXMON_CFG_TRACE_UNDERLAY).
+    /// Counting of every event written (VXMON_STAT_EMITTED), for exact accounting in a soak.
+    public func setCountEmitted(_ on: Bool) throws(LibbpfError) {
+        var c = readConfig()
+        let flag = UInt32(VXMON_CFG_COUNT_EMITTED)
+        c.flags = on ? c.flags | flag : c.flags & ~flag
+        try writeConfig(c)
+    }
+
     public func setTraceUnderlay(_ on: Bool) throws(LibbpfError) {
         var c = readConfig()
         let flag = UInt32(VXMON_CFG_TRACE_UNDERLAY)

@@ -17,7 +17,7 @@ struct LabCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "Build, show and remove the lab: the seed's three-node VXLAN cluster in network namespaces.",
-        subcommands: [Up.self, Down.self, Status.self, Exec.self, Bench.self])
+        subcommands: [Up.self, Down.self, Status.self, Exec.self, Bench.self, Soak.self])
 }
 
 extension LabCommand {

@@ -54,10 +54,11 @@
 
 /* Bumped whenever the maps or the records change incompatibly; the loader
  * writes it to vxmon_config.abi_version and readers refuse other values. */
-#define VXMON_ABI_VERSION 4
+#define VXMON_ABI_VERSION 5
 
 /* vxmon_config.flags */
 #define VXMON_CFG_TRACE_UNDERLAY 1 /* from-network traces of VXLAN packets on eth0 */
+#define VXMON_CFG_COUNT_EMITTED 2  /* count every event written (VXMON_STAT_EMITTED): the soak's accounting */
 
 /* UDP ports that classify a packet as VXLAN for capture-length purposes. */
 #define VXMON_VXLAN_PORT 8472      /* Linux/Cilium default */
@@ -77,7 +78,8 @@
 #define VXMON_STAT_RING_FAIL 1    /* ring record not written (ring full, or the packet load failed) */
 #define VXMON_STAT_RING_BYTES 2   /* bytes reserved in the ring while ring_wakeup_bytes is set (paces wakeups) */
 #define VXMON_STAT_RING_WAKEUP 3  /* ring records submitted with BPF_RB_FORCE_WAKEUP */
-#define VXMON_STAT_MAX 4
+#define VXMON_STAT_EMITTED 4      /* events written to a buffer, while VXMON_CFG_COUNT_EMITTED is set */
+#define VXMON_STAT_MAX 5
 
 /* Drop notification `file` ids (drop v1 byte 30). */
 #define VXMON_FILE_LXC 2     /* vxmon_from_container */
