@@ -80,7 +80,9 @@ public final class LabLock {
     private let fd: Int32
 
     public init(lab: String, waitSeconds: Double = 60, log: (String) -> Void = { _ in }) throws {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        // SOCK_STREAM | SOCK_CLOEXEC (1 | 0o2000000): Glibc's enum spellings do not import the same way
+        // in every build configuration.
+        let fd = socket(AF_UNIX, 1 | 0o2000000, 0)
         if fd < 0 { throw VxmonError("cannot create the lab lock socket: \(errnoString(errno))") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
