@@ -138,7 +138,7 @@ struct EventABITests {
         #expect(MemoryLayout<T>.offset(of: \.reserved) == 4)
         #expect(MemoryLayout<T>.offset(of: \.boot_ns) == 8)
         #expect(MemoryLayout<T>.size % 8 == 0)
-        #expect(VXMON_ABI_VERSION == 4)  // pin: the header changed in ABI 4
+        #expect(VXMON_ABI_VERSION == 5)  // pin: the header changed in ABI 4; ABI 5 added VXMON_STAT_EMITTED
     }
 
     @Test("message type constants")
