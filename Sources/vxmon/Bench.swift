@@ -71,29 +71,10 @@ extension LabCommand {
 
         func run() throws {
             try Preflight.requirePrivileged("lab bench")
-            let lab = try labOptions.open()
-            var builtHere = false
-            let topology: LabTopology
-            if case .up(let t) = lab.state() {
-                topology = t
-            } else {
-                lab.log = { _ in }
-                topology = try lab.up(podsPerNode: 2, objectPath: try Preflight.locateObject(explicit: bpfObject))
-                builtHere = true
-                EventPipeline.standardError("vxmon: lab '\(lab.name)' brought up for the benchmark")
-            }
-            defer {
-                if builtHere { _ = try? lab.down() }
-            }
-            Libbpf.routeLogs()
-            StopSignals.install()
-
-            guard let source = topology.pods.first(where: { $0.node == "worker2" }),
-                let destination = topology.pods.first(where: { $0.node == "worker" })
-            else { throw CLIError("the lab needs a pod on worker2 and on worker") }
             let port: UInt16 = 9
-            let udpSink = try Traffic.openSink(namespace: destination.namespace, port: port)
-            defer { close(udpSink) }
+            let flooded = try FloodLab(labOptions, bpfObject: bpfObject, port: port, purpose: "the benchmark")
+            defer { flooded.close() }
+            let (lab, topology, source, destination) = (flooded.lab, flooded.topology, flooded.source, flooded.destination)
             for node in topology.nodes {
                 try NodeMaps(paths: lab.paths, node: node.name).setEventsMode(UInt32(VXMON_EVENTS_OFF))
             }
@@ -231,6 +212,53 @@ extension LabCommand {
             /// CPU time of this process (the consumer thread) per second of the window.
             var consumerCPU: Double
         }
+    }
+}
+
+/// What the bench and the soak share: the lab (brought up for the run if it is not up, and down again
+/// by `close()`), a pod on worker2 to flood from, and a pod on worker with a UDP sink on `port`.
+final class FloodLab {
+    let lab: Lab
+    let topology: LabTopology
+    let source: LabTopology.Pod
+    let destination: LabTopology.Pod
+    private let udpSink: Int32
+    private let builtHere: Bool
+
+    init(_ options: LabOptions, bpfObject: String?, port: UInt16, purpose: String) throws {
+        lab = try options.open()
+        var built = false
+        if case .up(let t) = lab.state() {
+            topology = t
+        } else {
+            lab.log = { _ in }
+            topology = try lab.up(podsPerNode: 2, objectPath: try Preflight.locateObject(explicit: bpfObject))
+            built = true
+            EventPipeline.standardError("vxmon: lab '\(lab.name)' brought up for \(purpose)")
+        }
+        builtHere = built
+        Libbpf.routeLogs()
+        StopSignals.install()
+        guard let source = topology.pods.first(where: { $0.node == "worker2" }),
+            let destination = topology.pods.first(where: { $0.node == "worker" })
+        else {
+            if built { _ = try? lab.down() }
+            throw CLIError("the lab needs a pod on worker2 and on worker")
+        }
+        self.source = source
+        self.destination = destination
+        do {
+            udpSink = try Traffic.openSink(namespace: destination.namespace, port: port)
+        } catch {
+            if built { _ = try? lab.down() }
+            throw error
+        }
+    }
+
+    /// Closes the sink and takes down a lab brought up for the run.
+    func close() {
+        Glibc.close(udpSink)
+        if builtHere { _ = try? lab.down() }
     }
 }
 

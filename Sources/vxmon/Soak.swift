@@ -38,24 +38,9 @@ extension LabCommand {
 
         func run() throws {
             try Preflight.requirePrivileged("lab soak")
-            let lab = try labOptions.open()
-            var builtHere = false
-            let topology: LabTopology
-            if case .up(let t) = lab.state() {
-                topology = t
-            } else {
-                lab.log = { _ in }
-                topology = try lab.up(podsPerNode: 2, objectPath: try Preflight.locateObject(explicit: bpfObject))
-                builtHere = true
-            }
-            defer { if builtHere { _ = try? lab.down() } }
-            Libbpf.routeLogs()
-            StopSignals.install()
-            guard let source = topology.pods.first(where: { $0.node == "worker2" }),
-                let destination = topology.pods.first(where: { $0.node == "worker" })
-            else { throw CLIError("the lab needs a pod on worker2 and on worker") }
-            let udpSink = try Traffic.openSink(namespace: destination.namespace, port: 9)
-            defer { close(udpSink) }
+            let flooded = try FloodLab(labOptions, bpfObject: bpfObject, port: 9, purpose: "the soak")
+            defer { flooded.close() }
+            let (lab, topology, source, destination) = (flooded.lab, flooded.topology, flooded.source, flooded.destination)
 
             let maps = try topology.nodes.map { try NodeMaps(paths: lab.paths, node: $0.name) }
             func sum(_ index: Int32) -> UInt64 { maps.reduce(0) { $0 +| $1.statCounters(index).reduce(0, +|) } }
