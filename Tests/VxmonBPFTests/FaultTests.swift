@@ -180,3 +180,59 @@ struct LeastPrivilegeTests {
         }
     }
 }
+
+@Suite(
+    "signals at any point (privileged)", .serialized,
+    .enabled(if: LabGate.enabled, "needs root, bpffs, BTF and bpf/.output/vxmon.bpf.o"))
+struct SignalTests {
+    /// Namespaces, pins and state of `lab` that exist now.
+    static func leftovers(_ lab: String) throws -> [String] {
+        let namespaces = try Shell.run(["ip", "netns", "list"]).output.split(separator: "\n")
+            .map { String($0.split(separator: " ").first ?? "") }.filter { $0.hasPrefix(lab + "-") }
+        let paths = LabPaths(lab: lab)
+        return namespaces + [paths.pinDirectory, paths.stateDirectory].filter { access($0, F_OK) == 0 }
+    }
+
+    @Test("lab up killed (SIGKILL, SIGINT, SIGTERM) at any moment: lab down cleans everything, and lab up works again")
+    func interruptedLabUp() throws {
+        try LabGate.check()
+        let lab = LabNames.make("sig")
+        defer { _ = try? Shell.run([FaultTests.vxmon, "lab", "down", "--lab", lab], check: false) }
+        for (signal, delay) in [(SIGKILL, 20_000), (SIGKILL, 80_000), (SIGKILL, 200_000), (SIGINT, 60_000), (SIGTERM, 150_000)] {
+            let up = Process()
+            up.executableURL = URL(fileURLWithPath: FaultTests.vxmon)
+            up.arguments = ["lab", "up", "--lab", lab]
+            up.standardOutput = FileHandle.nullDevice
+            up.standardError = FileHandle.nullDevice
+            try up.run()
+            usleep(useconds_t(delay))
+            kill(up.processIdentifier, signal)
+            up.waitUntilExit()
+            let down = try Shell.run([FaultTests.vxmon, "lab", "down", "--lab", lab], check: false)
+            #expect(down.status == 0, "signal \(signal) after \(delay) µs: \(down.errorOutput)")
+            let left = try Self.leftovers(lab)
+            #expect(left.isEmpty, "signal \(signal) after \(delay) µs: \(left)")
+        }
+        let again = try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", lab], check: false)
+        #expect(again.status == 0, "\(again.errorOutput)")
+    }
+
+    @Test("a monitor and a recorder killed with SIGKILL leave a lab the next monitor reads, and lab down cleans")
+    func killedReaders() throws {
+        try withLab("rk") { lab, _ in
+            for arguments in [["--lab", lab.name, "-q"], ["record", "--lab", lab.name, "-w", "/dev/null"]] {
+                let reader = Process()
+                reader.executableURL = URL(fileURLWithPath: FaultTests.vxmon)
+                reader.arguments = arguments
+                reader.standardOutput = FileHandle.nullDevice
+                reader.standardError = FileHandle.nullDevice
+                try reader.run()
+                usleep(300_000)
+                kill(reader.processIdentifier, SIGKILL)
+                reader.waitUntilExit()
+            }
+            let next = try Shell.run([FaultTests.vxmon, "--lab", lab.name, "--duration", "0.3", "-q"], check: false)
+            #expect(next.status == 0, "\(next.errorOutput)")
+        }
+    }
+}
