@@ -115,19 +115,29 @@ struct LabTests {
         }
     }
 
+    /// The one-line summaries of a ping's request and reply.
+    static func pingFlows(_ source: LabTopology.Pod, _ destination: LabTopology.Pod) -> (String, String) {
+        ("\(source.ip) -> \(destination.ip) EchoRequest", "\(destination.ip) -> \(source.ip) EchoReply")
+    }
+
+    /// "node observation-point summary" of a cross-node ping worker2 -> worker, in datapath order.
+    static func pingPath(_ source: LabTopology.Pod, _ destination: LabTopology.Pod) -> [String] {
+        let (request, reply) = pingFlows(source, destination)
+        return [
+            "worker2 from-endpoint \(request)", "worker2 to-overlay \(request)",
+            "worker from-overlay \(request)", "worker to-endpoint \(request)",
+            "worker from-endpoint \(reply)", "worker to-overlay \(reply)",
+            "worker2 from-overlay \(reply)", "worker2 to-endpoint \(reply)",
+        ]
+    }
+
     @Test("both buffers give a ping's events in datapath order, with node and CPU; from-network only when traced")
     func orderAndUnderlay() throws {
         try withLab("order") { lab, topology in
             let source = try #require(topology.pods.first { $0.node == "worker2" })
             let destination = try #require(topology.pods.first { $0.node == "worker" })
-            let request = "\(source.ip) -> \(destination.ip) EchoRequest"
-            let reply = "\(destination.ip) -> \(source.ip) EchoReply"
-            let path = [
-                "worker2 from-endpoint \(request)", "worker2 to-overlay \(request)",
-                "worker from-overlay \(request)", "worker to-endpoint \(request)",
-                "worker from-endpoint \(reply)", "worker to-overlay \(reply)",
-                "worker2 from-overlay \(reply)", "worker2 to-endpoint \(reply)",
-            ]
+            let (request, reply) = LabTests.pingFlows(source, destination)
+            let path = LabTests.pingPath(source, destination)
             // The same path with the underlay traced: from-network before each from-overlay. Its
             // summary is the inner flow followed by the tunnel.
             var traced = path
@@ -176,16 +186,10 @@ struct LabTests {
         try withLab("time") { lab, topology in
             let source = try #require(topology.pods.first { $0.node == "worker2" })
             let destination = try #require(topology.pods.first { $0.node == "worker" })
-            let request = "\(source.ip) -> \(destination.ip) EchoRequest"
-            let reply = "\(destination.ip) -> \(source.ip) EchoReply"
+            let (request, _) = LabTests.pingFlows(source, destination)
             // The order the kernel runs the ping's observation points in: each one's packet is what
             // the one before it sent on (the same path orderAndUnderlay checks).
-            let path = [
-                "worker2 from-endpoint \(request)", "worker2 to-overlay \(request)",
-                "worker from-overlay \(request)", "worker to-endpoint \(request)",
-                "worker from-endpoint \(reply)", "worker to-overlay \(reply)",
-                "worker2 from-overlay \(reply)", "worker2 to-endpoint \(reply)",
-            ]
+            let path = LabTests.pingPath(source, destination)
             let port: UInt16 = 7
             for buffer in BufferKind.allCases {
                 let collector = try JSONCollector(topology, buffer: buffer)
