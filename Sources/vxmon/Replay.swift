@@ -74,6 +74,12 @@ struct Replay: ParsableCommand {
             var consumer = ParallelPipeline(workers: workers, fd: 1, names: names) { names in
                 options.makePipeline(fd: -1, flushEachRecord: false, names: names, filter: filter, nodeLabels: nodeLabels)
             }
+            if consumer.threadFailures > 0 {
+                EventPipeline.standardError(
+                    "vxmon: could not start \(consumer.threadFailures) of \(workers) worker threads "
+                        + "(\(String(cString: strerror(consumer.threadError)))); rendering on "
+                        + (consumer.threadFailures == workers ? "the reading thread" : "the others"))
+            }
             let failure = read(fd, into: &consumer)
             consumer.finish()
             stats = consumer.stats

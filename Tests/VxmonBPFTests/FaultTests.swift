@@ -235,4 +235,50 @@ struct SignalTests {
             #expect(next.status == 0, "\(next.errorOutput)")
         }
     }
+
+    /// Pids of the `vxmon _flood` processes sending from a namespace of `lab`.
+    static func floods(_ lab: String) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> pid_t? in
+            guard let pid = pid_t(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
+            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            let zombie = (try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8))?.contains(") Z ") == true
+            return !zombie && arguments.contains("_flood") && arguments.contains { $0.hasPrefix(lab + "-") } ? pid : nil
+        }
+    }
+
+    @Test(
+        "lab bench and lab soak killed with SIGKILL mid-run: their flood stops at once, the next monitor reads, lab down cleans",
+        arguments: [["lab", "bench", "--seconds", "0.25", "--rounds", "40"], ["lab", "soak", "--seconds", "30"]])
+    func killedFloods(_ command: [String]) throws {
+        var name = ""
+        try withLab("kf") { lab, _ in
+            name = lab.name
+            let runner = Process()
+            runner.executableURL = URL(fileURLWithPath: FaultTests.vxmon)
+            runner.arguments = command + ["--lab", lab.name]
+            runner.standardOutput = FileHandle.nullDevice
+            runner.standardError = FileHandle.nullDevice
+            try runner.run()
+            var flooding: [pid_t] = []
+            for _ in 0..<150 where flooding.isEmpty {
+                usleep(20_000)
+                flooding = Self.floods(lab.name)
+            }
+            try #require(!flooding.isEmpty, "\(command[1]) started no flood")
+            usleep(500_000)
+            kill(runner.processIdentifier, SIGKILL)
+            runner.waitUntilExit()
+            var left = flooding
+            for _ in 0..<100 where !left.isEmpty {
+                usleep(20_000)
+                left = Self.floods(lab.name)
+            }
+            for pid in left { kill(pid, SIGKILL) }
+            #expect(left.isEmpty, "\(command[1]): the flood outlived its parent")
+            let next = try Shell.run([FaultTests.vxmon, "--lab", lab.name, "--duration", "0.3", "-q"], check: false)
+            #expect(next.status == 0, "\(next.errorOutput)")
+        }
+        #expect(try Self.leftovers(name).isEmpty)
+    }
 }

@@ -248,3 +248,45 @@ struct OptionBoundsTests {
         #expect(!r.stderr.unicodeScalars.contains { $0.value == 0x202e || $0.value == 0x1b })
     }
 }
+
+@Suite("no threads to be had: replay says so and renders on the reading thread")
+struct ThreadFailureTests {
+    @Test(
+        "worker threads refused by RLIMIT_NPROC (as user nobody): a message on stderr, exit 0, output equal to Cilium's",
+        .enabled(if: getuid() == 0, "needs root to become nobody (root ignores RLIMIT_NPROC)"))
+    func noThreads() throws {
+        let setpriv = try #require(which("setpriv"), "setpriv (util-linux) is needed")
+        let prlimit = try #require(which("prlimit"), "prlimit (util-linux) is needed")
+        // A copy nobody can execute, whatever the permissions of the checkout's folders.
+        let dir = NSTemporaryDirectory() + "/vxmon-nproc-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let binary = dir + "/vxmon"
+        try FileManager.default.copyItem(atPath: Binary.vxmon, toPath: binary)
+        chmod(dir, 0o755)
+        chmod(binary, 0o755)
+        // RLIMIT_NPROC 1: the process itself is nobody's one task, so no thread can be created.
+        let r = try run(
+            setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", prlimit, "--nproc=1", binary, "replay", "-", "--threads", "3"],
+            stdin: CLIFixtures.bytes(WriteErrorTests.bulk))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("could not start 3 of 3 worker threads (Resource temporarily unavailable)"), "\(r.stderr)")
+        // Cilium 1.13 stops at the outer UDP header of a tunnel packet, vxmon shows the inner flow and
+        // a `[tunnel ...]` suffix (a deliberate difference, vectors/README.md): those lines are compared
+        // up to the addresses.
+        let expected = (CLIFixtures.text("\(CLIFixtures.vectors)/bulk_2k.default.txt") ?? "").split(separator: "\n")
+        let lines = r.stdout.split(separator: "\n")
+        try #require(lines.count == expected.count && lines.count == 2000)
+        var tunnels = 0
+        for (line, want) in zip(lines, expected) {
+            if line.hasSuffix("]"), line.contains(" [tunnel "), let cut = want.range(of: "orig-ip ") {
+                tunnels += 1
+                let head = want[..<cut.upperBound]
+                #expect(line.hasPrefix(head), "\(line)")
+            } else {
+                #expect(line == want)
+            }
+        }
+        #expect(tunnels < 1000, "most lines are compared whole")
+    }
+}

@@ -68,6 +68,8 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
     private var threads: [pthread_t] = []
     /// Worker threads that could not be created (the work then runs on fewer, or on the caller's).
     public private(set) var threadFailures = 0
+    /// The error of the last failed thread creation (0 if none failed).
+    public private(set) var threadError: Int32 = 0
     private var node: String?
     private var nodeIndex = -1
 
@@ -91,15 +93,17 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
         for worker in workers {
             let context = Unmanaged.passRetained(WorkerContext(owner: self, pipeline: worker)).toOpaque()
             var thread = pthread_t()
-            if pthread_create(&thread, nil, { raw in
+            let rc = pthread_create(&thread, nil, { raw in
                 let ctx = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
                 ctx.owner.workerLoop(ctx.pipeline)
                 return nil
-            }, context) == 0 {
+            }, context)
+            if rc == 0 {
                 threads.append(thread)
             } else {
                 Unmanaged<WorkerContext>.fromOpaque(context).release()
                 threadFailures += 1
+                threadError = rc
             }
         }
     }
