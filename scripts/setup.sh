@@ -2,8 +2,9 @@
 # Installs what vxmon needs on a fresh Debian 12 machine and mounts bpffs. Idempotent; run as root.
 set -euo pipefail
 
-# tshark (with capinfos) is the oracle of the flow and pcapng tests, which fail without it.
-packages=(libbpf-dev libelf-dev bpftool iproute2 iputils-ping tcpdump jq netcat-openbsd tshark)
+# tshark (with capinfos) is the oracle of the flow and pcapng tests, Go's encoding/gob that of the agent
+# socket tests; they fail without them.
+packages=(libbpf-dev libelf-dev bpftool iproute2 iputils-ping tcpdump jq netcat-openbsd tshark golang-go)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

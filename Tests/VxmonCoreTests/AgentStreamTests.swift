@@ -55,6 +55,32 @@ struct AgentStreamTests {
         #expect(r.lines.last == "CPU 02: Unknown event: [9 0 1 2]")
     }
 
+    @Test("the encoder writes Cilium's agent's bytes: the vector stream's payloads re-encoded equal the stream")
+    func encoderMatchesCilium() throws {
+        let original = Fixtures.bytes("\(Fixtures.vectors)/agent-socket-1.2.bin")
+        struct Collect: RecordConsumer {
+            let out = OutputBuffer()
+            mutating func sample(_ body: RawSpan, cpu: Int, timeNanoseconds: UInt64, index: Int, offset: Int) {
+                body.withUnsafeBytes {
+                    AgentPayloadEncoder.appendPayload(data: $0, cpu: cpu, lost: 0, type: AgentPayloadEncoder.sampleType, to: out)
+                }
+            }
+            mutating func lost(cpu: Int, count: UInt64, timeNanoseconds: UInt64) {
+                AgentPayloadEncoder.appendPayload(
+                    data: UnsafeRawBufferPointer(start: nil, count: 0), cpu: cpu, lost: count, type: AgentPayloadEncoder.lostType, to: out)
+            }
+            mutating func interfaceName(ifindex: UInt32, name: String) {}
+            mutating func metadata(key: String, value: String) {}
+            mutating func malformedRecord(index: Int, offset: Int, reason: String) { Issue.record("\(reason)") }
+        }
+        var collect = Collect()
+        AgentPayloadEncoder.appendTypeDefinition(to: collect.out)
+        let parser = AgentStreamParser()
+        original.withUnsafeBytes { parser.feed($0) }
+        try parser.parse(into: &collect)
+        #expect(Array(collect.out.bytes) == original, "\(collect.out.count) bytes encoded, \(original.count) in the vector")
+    }
+
     @Test("a stream cut inside a message renders what came before, then fails")
     func truncated() throws {
         let bytes = Fixtures.bytes("\(Fixtures.vectors)/agent-socket-1.2.bin")

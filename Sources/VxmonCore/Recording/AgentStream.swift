@@ -270,3 +270,122 @@ struct GobCursor {
         return s
     }
 }
+
+/// Writes the stream a Cilium agent writes to its monitor listeners (protocol 1.2): the gob type
+/// definition of `Payload { Data []byte; CPU int; Lost uint64; Type int }` once per connection, then
+/// one gob message per payload, zero fields omitted, as Go's encoder writes them.
+public enum AgentPayloadEncoder {
+    /// The gob type id the payload struct gets: Go's first user type id (64 predefined ones come
+    /// before it), as in a fresh Cilium agent. Readers take it from the definition.
+    public static let payloadTypeID: Int64 = 65
+    /// `Payload.Type` of a sample (perf PERF_RECORD_SAMPLE) and of a lost record (PERF_RECORD_LOST).
+    public static let sampleType: Int64 = 9
+    public static let lostType: Int64 = 2
+
+    /// The message defining the payload type: what a connection starts with.
+    public static func appendTypeDefinition(to out: OutputBuffer, id: Int64 = payloadTypeID) {
+        message(to: out) { b in
+            appendInt(-id, to: b)
+            // wireType { StructT (field 2) }: delta 3 to field 2.
+            appendUint(3, to: b)
+            // structType { CommonType (field 0) { Name (0), Id (1) }, Field (1) []fieldType }
+            appendUint(1, to: b)
+            appendUint(1, to: b)
+            appendBytes(Array("Payload".utf8), to: b)
+            appendUint(1, to: b)
+            appendInt(id, to: b)
+            appendUint(0, to: b)  // end of CommonType
+            appendUint(1, to: b)  // Field
+            // gob's predefined type ids: []byte 5, int 2, uint 3.
+            let fields: [(String, Int64)] = [("Data", 5), ("CPU", 2), ("Lost", 3), ("Type", 2)]
+            appendUint(UInt64(fields.count), to: b)
+            for (name, type) in fields {
+                appendUint(1, to: b)
+                appendBytes(Array(name.utf8), to: b)
+                appendUint(1, to: b)
+                appendInt(type, to: b)
+                appendUint(0, to: b)
+            }
+            appendUint(0, to: b)  // end of structType
+            appendUint(0, to: b)  // end of wireType
+        }
+    }
+
+    /// One `Payload` message (fields that are zero are left out, as gob does).
+    public static func appendPayload(
+        data: UnsafeRawBufferPointer, cpu: Int, lost: UInt64, type: Int64, to out: OutputBuffer, id: Int64 = payloadTypeID
+    ) {
+        message(to: out) { b in
+            appendInt(id, to: b)
+            var field = -1
+            func next(_ number: Int) {
+                appendUint(UInt64(number - field), to: b)
+                field = number
+            }
+            if data.count > 0 {
+                next(0)
+                appendUint(UInt64(data.count), to: b)
+                b.append(bytes: data.bindMemory(to: UInt8.self))
+            }
+            if cpu != 0 {
+                next(1)
+                appendInt(Int64(cpu), to: b)
+            }
+            if lost != 0 {
+                next(2)
+                appendUint(lost, to: b)
+            }
+            if type != 0 {
+                next(3)
+                appendInt(type, to: b)
+            }
+            appendUint(0, to: b)
+        }
+    }
+
+    /// A message: its body's length as a gob uint, then the body. The body is written in place after
+    /// room for the longest length prefix, then moved down over what the prefix did not use.
+    private static func message(to out: OutputBuffer, _ body: (OutputBuffer) -> Void) {
+        let start = out.count
+        out.append(repeating: 0, count: 9)
+        body(out)
+        let length = out.count - start - 9
+        var prefix: [UInt8] = []
+        prefix.reserveCapacity(9)
+        uintBytes(UInt64(length), into: &prefix)
+        let base = UnsafeMutablePointer(mutating: out.bytes.baseAddress!)
+        (base + start + prefix.count).update(from: base + start + 9, count: length)
+        for (i, b) in prefix.enumerated() { base[start + i] = b }
+        out.truncate(to: start + prefix.count + length)
+    }
+
+    private static func uintBytes(_ v: UInt64, into bytes: inout [UInt8]) {
+        if v < 0x80 {
+            bytes.append(UInt8(v))
+            return
+        }
+        let n = (64 - v.leadingZeroBitCount + 7) / 8
+        bytes.append(UInt8(truncatingIfNeeded: -n))
+        for i in stride(from: n - 1, through: 0, by: -1) { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) }
+    }
+
+    static func appendUint(_ v: UInt64, to out: OutputBuffer) {
+        if v < 0x80 {
+            out.append(byte: UInt8(v))
+            return
+        }
+        let n = (64 - v.leadingZeroBitCount + 7) / 8
+        out.append(byte: UInt8(truncatingIfNeeded: -n))
+        for i in stride(from: n - 1, through: 0, by: -1) { out.append(byte: UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) }
+    }
+
+    /// gob int: zig-zag (bit 0 set = negative, the rest complemented).
+    static func appendInt(_ v: Int64, to out: OutputBuffer) {
+        appendUint(v < 0 ? (UInt64(bitPattern: ~v) << 1) | 1 : UInt64(bitPattern: v) << 1, to: out)
+    }
+
+    static func appendBytes(_ bytes: [UInt8], to out: OutputBuffer) {
+        appendUint(UInt64(bytes.count), to: out)
+        bytes.withUnsafeBufferPointer { out.append(bytes: $0) }
+    }
+}

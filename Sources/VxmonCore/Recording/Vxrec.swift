@@ -277,75 +277,89 @@ public final class VxrecReader: RecordSource {
     }
 }
 
-/// Writes `.vxrec` recordings.
-public final class VxrecWriter {
-    private let out = OutputBuffer(capacity: 1 << 16)
-    private let fd: Int32
-    private var offset = 0
-
-    /// Writes the file header to `fd`.
-    public init(fd: Int32) {
-        self.fd = fd
+/// Encodes `.vxrec` records into a buffer: what the writer writes to files and the agent sends to
+/// its clients.
+public enum VxrecEncoder {
+    /// The file header (every stream starts with it).
+    public static func appendFileHeader(to out: OutputBuffer) {
         for b in Vxrec.magic { out.append(byte: b) }
-        le16(Vxrec.version)
-        le16(UInt16(Vxrec.fileHeaderLength))
-        le32(0)
-        offset = Vxrec.fileHeaderLength
+        out.appendLittleEndian(Vxrec.version)
+        out.appendLittleEndian(UInt16(Vxrec.fileHeaderLength))
+        out.appendLittleEndian(UInt32(0))
     }
 
-    private func le16(_ v: UInt16) {
-        out.append(byte: UInt8(truncatingIfNeeded: v))
-        out.append(byte: UInt8(truncatingIfNeeded: v >> 8))
-    }
-    private func le32(_ v: UInt32) {
-        le16(UInt16(truncatingIfNeeded: v))
-        le16(UInt16(truncatingIfNeeded: v >> 16))
-    }
-    private func le64(_ v: UInt64) {
-        le32(UInt32(truncatingIfNeeded: v))
-        le32(UInt32(truncatingIfNeeded: v >> 32))
-    }
-
-    private func record(_ kind: Vxrec.Kind, cpu: Int, time: UInt64, body: (OutputBuffer) -> Void) {
-        guard failure == 0 else { return }  // nothing more after a failed write
+    /// One record: header, the body `body` appends, padding to 8 bytes. Returns its length.
+    @discardableResult
+    public static func appendRecord(
+        _ kind: Vxrec.Kind, cpu: Int, time: UInt64, to out: OutputBuffer, body: (OutputBuffer) -> Void
+    ) -> Int {
         let headerAt = out.count
-        le16(kind.rawValue)
-        le16(0)
-        le32(UInt32(truncatingIfNeeded: cpu))
-        le64(time)
-        le32(0)  // length, patched below
-        le32(0)
+        out.appendLittleEndian(kind.rawValue)
+        out.appendLittleEndian(UInt16(0))
+        out.appendLittleEndian(UInt32(truncatingIfNeeded: cpu))
+        out.appendLittleEndian(time)
+        out.appendLittleEndian(UInt32(0))  // length, patched below
+        out.appendLittleEndian(UInt32(0))
         let bodyAt = out.count
         body(out)
         let length = out.count - bodyAt
-        var patched = UInt32(length).littleEndian
-        withUnsafeBytes(of: &patched) { p in
-            let dst = UnsafeMutableRawPointer(mutating: out.bytes.baseAddress!) + headerAt + 16
-            dst.copyMemory(from: p.baseAddress!, byteCount: 4)
-        }
-        let pad = (8 - (length % 8)) % 8
-        out.append(repeating: 0, count: pad)
-        offset += Vxrec.recordHeaderLength + length + pad
-        if out.count >= 1 << 16 { flush() }
+        out.setLittleEndian(UInt32(truncatingIfNeeded: length), at: headerAt + 16)
+        out.append(repeating: 0, count: (8 - (length % 8)) % 8)
+        return out.count - headerAt
     }
 
-    public func sample(_ bytes: UnsafeRawBufferPointer, cpu: Int, time: UInt64 = 0) {
-        record(.sample, cpu: cpu, time: time) { $0.append(bytes: bytes.bindMemory(to: UInt8.self)) }
+    public static func appendSample(_ bytes: UnsafeRawBufferPointer, cpu: Int, time: UInt64, to out: OutputBuffer) {
+        appendRecord(.sample, cpu: cpu, time: time, to: out) { $0.append(bytes: bytes.bindMemory(to: UInt8.self)) }
     }
 
-    public func lost(cpu: Int, count: UInt64, time: UInt64 = 0) {
-        record(.lost, cpu: cpu, time: time) { _ in self.le64(count) }
+    public static func appendLost(cpu: Int, count: UInt64, time: UInt64, to out: OutputBuffer) {
+        appendRecord(.lost, cpu: cpu, time: time, to: out) { $0.appendLittleEndian(count) }
     }
 
-    public func interfaceName(_ ifindex: UInt32, _ name: String, time: UInt64 = 0) {
-        record(.interfaceName, cpu: 0, time: time) { o in
-            self.le32(ifindex)
+    public static func appendInterfaceName(_ ifindex: UInt32, _ name: String, time: UInt64, to out: OutputBuffer) {
+        appendRecord(.interfaceName, cpu: 0, time: time, to: out) { o in
+            o.appendLittleEndian(ifindex)
             o.append(name)
         }
     }
 
+    public static func appendMetadata(_ key: String, _ value: String, time: UInt64, to out: OutputBuffer) {
+        appendRecord(.metadata, cpu: 0, time: time, to: out) { $0.append("\(key)=\(value)") }
+    }
+}
+
+/// Writes `.vxrec` recordings.
+public final class VxrecWriter {
+    private let out = OutputBuffer(capacity: 1 << 16)
+    private let fd: Int32
+
+    /// Writes the file header to `fd`.
+    public init(fd: Int32) {
+        self.fd = fd
+        VxrecEncoder.appendFileHeader(to: out)
+    }
+
+    /// Runs `encode` unless a write failed, and writes once a block is full.
+    private func record(_ encode: (OutputBuffer) -> Void) {
+        guard failure == 0 else { return }  // nothing more after a failed write
+        encode(out)
+        if out.count >= 1 << 16 { flush() }
+    }
+
+    public func sample(_ bytes: UnsafeRawBufferPointer, cpu: Int, time: UInt64 = 0) {
+        record { VxrecEncoder.appendSample(bytes, cpu: cpu, time: time, to: $0) }
+    }
+
+    public func lost(cpu: Int, count: UInt64, time: UInt64 = 0) {
+        record { VxrecEncoder.appendLost(cpu: cpu, count: count, time: time, to: $0) }
+    }
+
+    public func interfaceName(_ ifindex: UInt32, _ name: String, time: UInt64 = 0) {
+        record { VxrecEncoder.appendInterfaceName(ifindex, name, time: time, to: $0) }
+    }
+
     public func metadata(_ key: String, _ value: String, time: UInt64 = 0) {
-        record(.metadata, cpu: 0, time: time) { $0.append("\(key)=\(value)") }
+        record { VxrecEncoder.appendMetadata(key, value, time: time, to: $0) }
     }
 
     /// Writes buffered records; false if the write failed.
