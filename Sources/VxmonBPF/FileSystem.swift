@@ -64,6 +64,9 @@ public enum FileSystem {
     }
 
     /// Writes `text` to a temporary file next to `path` and renames it over `path`.
+    /// Writes `text` to `path` (replacing it) through a temporary file and a rename.
+    public static func writeText(_ path: String, _ text: String) throws { try writeAtomically(path, text) }
+
     static func writeAtomically(_ path: String, _ text: String) throws {
         let temporary = path + ".tmp"
         try write(temporary, text)

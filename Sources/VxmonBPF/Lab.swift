@@ -283,7 +283,9 @@ public final class Lab {
         for ns in existing.sorted() where LabTopology.isOwnNamespace(ns, lab: name) && !namespaces.contains(ns) {
             namespaces.append(ns)
         }
-        // Events off first, so a monitor still attached sees the end cleanly.
+        // The agent first (it would switch events on for its clients), then events off, so a monitor
+        // still attached sees the end cleanly.
+        AgentDaemon.stop(paths)
         if let topology = recordedTopology() {
             for node in topology.nodes {
                 try? NodeMaps(paths: paths, node: node.name).setEventsMode(UInt32(VXMON_EVENTS_OFF))

@@ -27,6 +27,9 @@ public struct LiveOptions: Sendable {
     public var duration: Double?
     /// A file descriptor whose error/hangup ends the session (stdout, for `vxmon | head`).
     public var watchFD: Int32?
+    /// Leave the datapath's events off at start: the sink switches them per node (the agent turns a
+    /// node's events on while a client reads it). They are switched off at the end either way.
+    public var eventsOnDemand = false
 
     public init() {}
 
@@ -56,6 +59,10 @@ public struct LiveStats: Sendable {
     /// The widest clock_gettime bracket any wall-clock offset of this session was taken from, ns:
     /// event times were converted with an offset within half of it (see `BootClock`).
     public var clockBracket: UInt64 = 0
+    /// Set when the session ended because its source failed (an agent that went away).
+    public var failure: String?
+    /// Times a stream session reconnected to its agent.
+    public var reconnects = 0
 }
 
 /// Reads one lab's event buffers live through libbpf, from one thread with epoll: the lab's ring
@@ -101,7 +108,10 @@ public final class LiveSession: SourceDelegate, PollLoopDelegate, @unchecked Sen
 
     /// Opens the lab's maps for the selected nodes, takes the monitor lock and creates the readers.
     /// Events are turned on only by `run()`.
-    public init(topology: LabTopology, options: LiveOptions, sink: any LiveSink) throws {
+    /// `extraSources` are read by the same poll loop (the agent's sockets).
+    public init(
+        topology: LabTopology, options: LiveOptions, sink: any LiveSink, extraSources: [any PollSource] = []
+    ) throws {
         self.topology = topology
         let paths = LabPaths(lab: topology.lab)
         self.paths = paths
@@ -155,13 +165,19 @@ public final class LiveSession: SourceDelegate, PollLoopDelegate, @unchecked Sen
         schedule.housekeepingMilliseconds = options.housekeepingMilliseconds
         schedule.duration = options.duration
         schedule.watchFD = options.watchFD
-        loop = PollLoop(sources: perfSources as [any PollSource] + ringSources as [any PollSource], schedule: schedule)
+        loop = PollLoop(
+            sources: perfSources as [any PollSource] + ringSources as [any PollSource] + extraSources, schedule: schedule)
     }
 
     /// The nodes `options` selects (all by default), in the lab's order.
     public static func selectedNodes(_ topology: LabTopology, _ options: LiveOptions) throws -> [LabTopology.Node] {
         guard let wanted = options.nodes else { return topology.nodes }
         return try wanted.map { try topology.requireNode($0) }
+    }
+
+    /// Switches node `node`'s (an index into `nodeNames`) events on or off (polling thread).
+    public func setEvents(node: Int, on: Bool) {
+        try? maps[node].setEventsMode(on ? options.buffer.eventsMode : UInt32(VXMON_EVENTS_OFF))
     }
 
     /// Counters so far (safe to read from another thread).
@@ -205,7 +221,9 @@ public final class LiveSession: SourceDelegate, PollLoopDelegate, @unchecked Sen
         for node in topology.nodes where !selected.contains(node.name) {
             try? NodeMaps(paths: paths, node: node.name).setEventsMode(UInt32(VXMON_EVENTS_OFF))
         }
-        for node in maps { try node.setEventsMode(options.buffer.eventsMode) }
+        if !options.eventsOnDemand {
+            for node in maps { try node.setEventsMode(options.buffer.eventsMode) }
+        }
         var endReason = "stopped"
         do {
             defer {

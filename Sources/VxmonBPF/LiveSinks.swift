@@ -38,7 +38,7 @@ public final class PipelineSink: LiveSink {
         // Assigning the node name per event would retain/release a String per event.
         if node != currentNode {
             currentNode = node
-            pipeline.node = nodeNames[node]
+            pipeline.node = nodeNames[node].isEmpty ? nil : nodeNames[node]
         }
     }
 

@@ -105,7 +105,7 @@ public enum Preflight {
     /// Root, bpffs and BTF, in that order.
     public static func requirePrivileged(_ command: String) throws {
         let builds = command.hasPrefix("lab up") || command.hasPrefix("lab down") || command.hasPrefix("lab bench") || command.hasPrefix("lab soak")
-        let reads = command == "monitor" || command == "record"
+        let reads = command == "monitor" || command == "record" || command == "agent"
         try requireCapabilities(command, builds ? Needs.builder : reads ? Needs.reader : Needs.maps)
         try requireBPFFS()
         try requireBTF()

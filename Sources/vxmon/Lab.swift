@@ -49,8 +49,17 @@ extension LabCommand {
         @Flag(name: .shortAndLong, help: "Show every step and libbpf's debug log.")
         var verbose = false
 
+        @Flag(help: "Do not start the lab's agent (monitors then read the buffers directly, one at a time).")
+        var noAgent = false
+
         func validate() throws {
             if !(1...200).contains(pods) { throw ValidationError("--pods must be between 1 and 200") }
+        }
+
+        /// Starts the lab's agent (the one reader, serving every client).
+        func startAgent(_ lab: Lab) throws -> (pid: Int32, started: Bool) {
+            guard let exe = Preflight.executablePath else { throw CLIError("cannot find the vxmon executable") }
+            return try AgentDaemon.start(lab: lab.name, executable: exe)
         }
 
         func run() throws {
@@ -59,7 +68,23 @@ extension LabCommand {
             let lab = try labOptions.open()
             if !verbose { lab.log = { _ in } }
             Libbpf.routeLogs(debug: verbose)
+            // A lab that is up with a dead agent: restart the agent, nothing else.
+            if case .up = lab.state(), !noAgent, AgentStatus.runningAgent(lab.paths) == nil,
+                MonitorLock.holder(paths: lab.paths) == nil
+            {
+                let (pid, _) = try startAgent(lab)
+                print("lab '\(lab.name)' is up; its agent was not running: restarted (pid \(pid))")
+                return
+            }
             let topology = try lab.up(podsPerNode: pods, objectPath: object, traceUnderlay: traceUnderlay)
+            if !noAgent {
+                do {
+                    let (pid, _) = try startAgent(lab)
+                    print("agent of lab '\(lab.name)' running (pid \(pid)): \(lab.paths.agentSocket)")
+                } catch {
+                    EventPipeline.standardError("vxmon: \(error); monitors read the buffers directly")
+                }
+            }
             let a = topology.pods.first { $0.node == "worker2" } ?? topology.pods[0]
             let b = topology.pods.first { $0.node == "worker" } ?? topology.pods[0]
             let flag = lab.name == Lab.defaultName ? "" : " --lab \(lab.name)"
@@ -114,10 +139,17 @@ extension LabCommand {
             }
         }
 
+        func showAgent(_ paths: LabPaths, running: Int32?) {
+            for line in LabCommand.agentLines(paths, running: running) { print(line) }
+        }
+
         func show(_ lab: Lab, _ topology: LabTopology) {
             let paths = lab.paths
-            let monitor = MonitorLock.holder(paths: paths).map { "attached (pid \($0))" } ?? "none"
-            print("lab '\(lab.name)': up; state \(paths.stateFile); pins \(paths.pinDirectory); monitor: \(monitor)")
+            let agent = AgentStatus.runningAgent(paths)
+            let reader = MonitorLock.holder(paths: paths)
+            let monitor = agent != nil ? "the agent" : reader.map { "attached (pid \($0))" } ?? "none"
+            print("lab '\(lab.name)': up; state \(paths.stateFile); pins \(paths.pinDirectory); reader: \(monitor)")
+            showAgent(paths, running: agent)
             print("")
             var nodes = Table(["NODE", "NETNS", "ETH0", "POD CIDR", "VXLAN", "EVENTS", "CAPTURE"])
             for node in topology.nodes {
@@ -136,6 +168,9 @@ extension LabCommand {
             }
             if eventsOn && MonitorLock.holder(paths: paths) == nil {
                 print("note: events are on but no monitor is attached (one was killed); the next monitor resets them")
+            }
+            if let agent, eventsOn, AgentStatus.read(paths)?.clients.isEmpty == true {
+                print("note: events are on but the agent (pid \(agent)) has no client")
             }
             print("")
             var pods = Table(["POD", "NODE", "IP", "MAC", "LXC", "LXC MAC", "IDENTITY", "ENDPOINT"])
@@ -160,6 +195,30 @@ extension LabCommand {
             }
             print(attachments.render(), terminator: "")
         }
+    }
+
+    /// The agent's line and its clients.
+    static func agentLines(_ paths: LabPaths, running: Int32?) -> [String] {
+        guard let pid = running else {
+            if access(paths.agentPIDFile, F_OK) == 0 {
+                return ["agent: DEAD (pid file \(paths.agentPIDFile) left; `vxmon lab up` restarts it)"]
+            }
+            return ["agent: not running (`vxmon lab up` starts it)"]
+        }
+        guard let status = AgentStatus.read(paths) else { return ["agent: pid \(pid), starting"] }
+        let now = wallClockNanoseconds()
+        func age(_ since: UInt64) -> String {
+            let s = since < now ? (now - since) / 1_000_000_000 : 0
+            return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
+        }
+        var lines = [
+            "agent: pid \(pid), up \(age(status.started)), \(status.events) events read, \(status.lost) lost, "
+                + "\(status.clients.count) clients; sockets \(paths.agentSocket), \(paths.stateDirectory)/<node>/monitor1_2.sock"
+        ]
+        for c in status.clients {
+            lines.append("  client \(c.kind) pid \(c.pid): connected \(age(c.since)), \(c.sent) events sent, \(c.lost) lost")
+        }
+        return lines
     }
 
     struct Exec: ParsableCommand {

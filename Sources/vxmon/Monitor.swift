@@ -55,18 +55,51 @@ struct LiveCommandOptions: ParsableArguments {
         return o
     }
 
-    /// Checks the machine and the lab, then returns the lab's topology.
-    func prepare(_ command: String) throws -> LabTopology {
+    @Option(
+        help: ArgumentHelp(
+            """
+            Read a Cilium agent's monitor socket (listener protocol 1.2) instead of the lab, as `cilium monitor \
+            --monitor-socket` does (default: $CILIUM_MONITOR_SOCK). vxmon reconnects when the agent restarts.
+            """, valueName: "path"))
+    var monitorSocket: String?
+
+    @Flag(help: "When the lab's agent goes away, say so, wait for it and go on (default: exit with status 1).")
+    var reconnect = false
+
+    /// The Cilium socket to read, if any (the flag, else $CILIUM_MONITOR_SOCK).
+    var ciliumSocket: String? {
+        if let monitorSocket { return monitorSocket }
+        guard let env = getenv("CILIUM_MONITOR_SOCK") else { return nil }
+        let path = String(cString: env)
+        return path.isEmpty ? nil : path
+    }
+
+    /// Where a live command reads: a Cilium agent's socket, the lab's agent (when it runs), or the
+    /// lab's buffers directly (checking the machine and the capabilities that needs).
+    func input(_ command: String) throws -> LiveInput {
+        if let socket = ciliumSocket {
+            StopSignals.install()
+            return LiveInput(topology: nil, nodes: [""], agent: nil, socket: socket)
+        }
+        let lab = try labOptions.open()
+        if AgentStatus.runningAgent(lab.paths) != nil, let topology = lab.recordedTopology(), topology.phase == "up" {
+            // Through the agent, the socket's permissions are all a client needs.
+            StopSignals.install()
+            let nodes = try LiveSession.selectedNodes(topology, liveOptions).map(\.name)
+            return LiveInput(topology: topology, nodes: nodes, agent: lab.paths.agentSocket, socket: nil)
+        }
         try Preflight.requirePrivileged(command)
-        let topology = try labOptions.open().requireUp()
+        let topology = try lab.requireUp()
         Libbpf.routeLogs()
         StopSignals.install()
-        return topology
+        let nodes = try LiveSession.selectedNodes(topology, liveOptions).map(\.name)
+        return LiveInput(topology: topology, nodes: nodes, agent: nil, socket: nil)
     }
 
     /// The filter, with the lab's pods known to it; a pod the lab does not have is a usage error.
-    func filter(_ filters: FilterOptions, _ topology: LabTopology) throws -> EventFilter {
+    func filter(_ filters: FilterOptions, _ topology: LabTopology?) throws -> EventFilter {
         var filter = try filters.makeFilter()
+        guard let topology else { return filter }
         for pod in topology.pods { filter.learn(pod.info) }
         for name in filter.podNames where filter.pods[name] == nil {
             throw ValidationError(
@@ -85,7 +118,45 @@ struct LiveCommandOptions: ParsableArguments {
             line += " (the datapath counted \(stats.perfOutputFailures) failed perf outputs)"
         }
         if stats.unattributed > 0 { line += ", \(stats.unattributed) ring records of no node read" }
+        if stats.reconnects > 0 { line += ", \(stats.reconnects) reconnects" }
         return line + "; \(stats.endReason)"
+    }
+}
+
+/// What a live command reads from (see `LiveCommandOptions.input`).
+struct LiveInput {
+    /// The lab's topology (nil for a Cilium socket).
+    var topology: LabTopology?
+    /// The node names the sink's node indexes refer to ("" for a Cilium socket: no node name).
+    var nodes: [String]
+    /// The lab agent's socket, when the lab is read through its agent.
+    var agent: String?
+    /// A Cilium agent's monitor socket.
+    var socket: String?
+
+    /// What the recording's `buffer` metadata says.
+    func bufferName(_ options: LiveOptions) -> String {
+        agent != nil ? "agent" : socket != nil ? "cilium-monitor-socket" : options.buffer.rawValue
+    }
+
+    func source(_ options: LiveOptions, sink: any LiveSink, reconnect: Bool) throws -> any LiveEventSource {
+        if let socket {
+            var o = StreamSession.Options(
+                path: socket, format: .cilium, nodeNames: nodes, peer: "the Cilium agent at \(sanitizedArgument(socket))")
+            o.duration = options.duration
+            o.watchFD = options.watchFD
+            o.reconnect = true
+            return StreamSession(options: o, sink: sink)
+        }
+        guard let topology else { throw CLIError("no lab") }
+        if let agent {
+            var o = StreamSession.Options(path: agent, format: .vxrec, nodeNames: nodes, peer: "the agent of lab '\(topology.lab)'")
+            o.duration = options.duration
+            o.watchFD = options.watchFD
+            o.reconnect = reconnect
+            return StreamSession(options: o, sink: sink)
+        }
+        return try LiveSession(topology: topology, options: options, sink: sink)
     }
 }
 
@@ -111,16 +182,16 @@ struct Monitor: ParsableCommand {
             try replay.run()
             return
         }
-        let topology = try live.prepare("monitor")
-        let filter = try live.filter(filters, topology)
+        let input = try live.input("monitor")
+        let filter = try live.filter(filters, input.topology)
         var options = live.liveOptions
         options.watchFD = 1
-        let nodes = try LiveSession.selectedNodes(topology, options).map(\.name)
-        let pipeline = output.makePipeline(flushEachRecord: isatty(1) != 0, filter: filter, nodeLabels: nodes.count > 1)
+        let pipeline = output.makePipeline(
+            flushEachRecord: isatty(1) != 0, filter: filter, nodeLabels: input.nodes.count > 1)
         let pcap = try output.addPcapSink(to: pipeline)
         defer { if let pcap { close(pcap) } }
-        let session = try LiveSession(
-            topology: topology, options: options, sink: PipelineSink(pipeline: pipeline, nodeNames: nodes))
+        let session = try input.source(
+            options, sink: PipelineSink(pipeline: pipeline, nodeNames: input.nodes), reconnect: live.reconnect)
         session.announceInterfaces()
         let stats = try DedicatedThread.run { try session.run() }
         pipeline.flush()
@@ -132,6 +203,7 @@ struct Monitor: ParsableCommand {
         if pipeline.outputError != 0 {
             throw CLIError("writing the output failed: \(String(cString: strerror(pipeline.outputError)))")
         }
+        if let failure = stats.failure { throw CLIError(failure) }
         if output.failOnLost && (stats.lost > 0 || pipeline.stats.lostSamples > 0) {
             throw CLIError("\(max(stats.lost, pipeline.stats.lostSamples)) samples were lost (--fail-on-lost)")
         }

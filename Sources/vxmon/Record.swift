@@ -28,7 +28,7 @@ struct Record: ParsableCommand {
     var writePcap: String?
 
     func run() throws {
-        let topology = try live.prepare("record")
+        let input = try live.input("record")
         var options = live.liveOptions
         let fd: Int32
         if write == "-" {
@@ -39,10 +39,12 @@ struct Record: ParsableCommand {
             if fd < 0 { throw CLIError("cannot create \(write): \(String(cString: strerror(errno)))") }
         }
         defer { if fd != 1 { close(fd) } }
-        let nodes = try LiveSession.selectedNodes(topology, options).map(\.name)
-        let filter = try live.filter(filters, topology)
-        var metadata = [("source", "vxmon"), ("lab", topology.lab), ("buffer", options.buffer.rawValue)]
-        metadata += topology.pods.map { ("pod", $0.info.metadataValue) }
+        let nodes = input.nodes
+        let filter = try live.filter(filters, input.topology)
+        var metadata = [("source", "vxmon")]
+        if let topology = input.topology { metadata.append(("lab", topology.lab)) }
+        metadata.append(("buffer", input.bufferName(options)))
+        metadata += (input.topology?.pods ?? []).map { ("pod", $0.info.metadataValue) }
         // Unfiltered, the recorder writes samples as read, without decoding them; a filter or the
         // summary needs each event decoded, so the pipeline writes the recording then.
         let sink: any LiveSink
@@ -68,7 +70,7 @@ struct Record: ParsableCommand {
             pipeline = p
             recorder = r
         }
-        let session = try LiveSession(topology: topology, options: options, sink: sink)
+        let session = try input.source(options, sink: sink, reconnect: live.reconnect)
         session.announceInterfaces()
         let stats = try DedicatedThread.run { try session.run() }
         if !sink.flush() || stats.endReason == "output closed" {
@@ -84,6 +86,7 @@ struct Record: ParsableCommand {
         if let pipeline, let counters = pipeline.counters {
             EventPipeline.standardError(counters.table(pipeline.stats))
         }
+        if let failure = stats.failure { throw CLIError(failure) }
         if failOnLost && stats.lost > 0 { throw CLIError("\(stats.lost) samples were lost (--fail-on-lost)") }
     }
 }

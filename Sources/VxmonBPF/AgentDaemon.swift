@@ -1,0 +1,73 @@
+import Glibc
+
+/// Starting and stopping a lab's agent process (`vxmon agent --foreground` in its own session, its
+/// output appended to the lab's `agent.log`, its pid in `agent.pid`). The agent is the one child that
+/// is meant to outlive the command that starts it: it is stopped by `lab down`, and stops by itself
+/// when its lab goes away.
+public enum AgentDaemon {
+    /// Starts the agent of `lab` unless one runs; waits until its sockets accept connections.
+    /// Returns its pid and whether it was started now.
+    @discardableResult
+    public static func start(lab: String, executable: String, arguments: [String] = []) throws -> (pid: Int32, started: Bool) {
+        let paths = LabPaths(lab: lab)
+        if let pid = AgentStatus.runningAgent(paths) { return (pid, false) }
+        try FileSystem.makeDirectories(paths.stateDirectory)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, paths.agentLog, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGINT, SIGTERM, SIGPIPE, SIGHUP, SIGQUIT] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        // Its own session: no terminal's SIGINT or SIGHUP reaches it.
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | 0x80))
+        let argv0 = [executable, "agent", "--lab", lab, "--foreground"] + arguments
+        var argv: [UnsafeMutablePointer<CChar>?] = argv0.map { strdup($0) }
+        argv.append(nil)
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        if rc != 0 { throw VxmonError("cannot start the agent: \(errnoString(rc))") }
+        // Ready when the lab socket accepts a connection.
+        for _ in 0..<200 {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                throw VxmonError("the agent of lab '\(lab)' exited at start; see \(paths.agentLog)")
+            }
+            if let fd = try? StreamSession.connect(paths.agentSocket) {
+                close(fd)
+                return (pid, true)
+            }
+            usleep(25_000)
+        }
+        kill(pid, SIGKILL)
+        throw VxmonError("the agent of lab '\(lab)' did not open its sockets within 5 s; see \(paths.agentLog)")
+    }
+
+    /// Stops the running agent of `paths` (SIGTERM, then SIGKILL after `graceSeconds`). Returns its pid.
+    @discardableResult
+    public static func stop(_ paths: LabPaths, graceSeconds: Double = 3) -> Int32? {
+        guard let pid = AgentStatus.runningAgent(paths) else { return nil }
+        kill(pid, SIGTERM)
+        var waited = 0.0
+        while waited < graceSeconds {
+            if MonitorLock.holder(paths: paths) != pid { break }
+            usleep(20_000)
+            waited += 0.02
+        }
+        if MonitorLock.holder(paths: paths) == pid {
+            kill(pid, SIGKILL)
+            for _ in 0..<100 where MonitorLock.holder(paths: paths) == pid { usleep(10_000) }
+        }
+        return pid
+    }
+}

@@ -1,0 +1,308 @@
+import Glibc
+import Synchronization
+import VxmonCore
+
+/// What the live commands read from: the lab's buffers directly (`LiveSession`), or a stream from an
+/// agent's socket (`StreamSession`). Either hands the same calls to a `LiveSink`.
+public protocol LiveEventSource: AnyObject {
+    /// Delivers the interface names known at start (before `run`).
+    func announceInterfaces()
+    /// Reads until stopped; blocks (call it on a dedicated thread).
+    func run() throws -> LiveStats
+    /// Asks `run()` to return (any thread).
+    func requestStop()
+    /// Frees what the source holds (after `run()` has returned).
+    func close()
+}
+
+extension LiveSession: LiveEventSource {}
+
+/// Reads events from a socket: the lab-wide stream of a vxmon agent (`.vxrec` records with nodes,
+/// interface names, kernel times and lost records) or a Cilium agent's monitor socket (protocol 1.2,
+/// gob payloads; events get the time they were received). Parsing is the byte parsers' job; this type
+/// owns the connection, the poll loop and reconnecting.
+public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked Sendable {
+    public enum Format: Sendable {
+        /// vxmon's agent: a `.vxrec` stream.
+        case vxrec
+        /// Cilium's monitor socket, listener protocol 1.2.
+        case cilium
+    }
+
+    public struct Options: Sendable {
+        public var path: String
+        public var format: Format
+        /// Nodes whose events are delivered (indexes of the sink's calls). A Cilium socket is one node:
+        /// its events are delivered as node 0.
+        public var nodeNames: [String]
+        /// Stop by itself after this many seconds.
+        public var duration: Double?
+        /// A descriptor whose error/hangup ends the session (stdout).
+        public var watchFD: Int32?
+        /// When the agent goes away, wait for it and go on instead of ending with a failure.
+        public var reconnect = false
+        /// How the peer is named in messages ("the agent of lab 'x'").
+        public var peer: String
+
+        public init(path: String, format: Format, nodeNames: [String], peer: String) {
+            self.path = path
+            self.format = format
+            self.nodeNames = nodeNames
+            self.peer = peer
+        }
+    }
+
+    public let options: Options
+    private let sink: any LiveSink
+    private let stopFlag = Atomic<Bool>(false)
+    private var loop: PollLoop?
+    private var connection: Connection?
+    private var counts = LiveStats()
+    /// Set when the connection ended (peer closed, read error, malformed stream).
+    fileprivate var connectionEnded: String?
+    fileprivate var now: UInt64 = 0
+    public var log: (String) -> Void = { EventPipeline.standardError($0) }
+
+    public init(options: Options, sink: any LiveSink) {
+        self.options = options
+        self.sink = sink
+    }
+
+    public func announceInterfaces() {}
+
+    public func requestStop() {
+        stopFlag.store(true, ordering: .relaxed)
+        loop?.requestStop()
+    }
+
+    public func close() { connection = nil }
+
+    private var stopping: Bool { stopFlag.load(ordering: .relaxed) || stopRequested.load(ordering: .relaxed) }
+
+    /// Connects (waiting for the peer with `reconnect`), reads until stopped; with `reconnect` goes on
+    /// across the peer's restarts, saying so on stderr. Without it, a peer that goes away ends the
+    /// session with `failure` set.
+    public func run() throws -> LiveStats {
+        let start = monotonicNanoseconds()
+        func remaining() -> Double? {
+            options.duration.map { max($0 - Double(monotonicNanoseconds() - start) / 1e9, 0) }
+        }
+        var connections = 0
+        var endReason = "stopped"
+        while !stopping {
+            if let left = remaining(), left <= 0 {
+                endReason = "duration reached"
+                break
+            }
+            let fd: Int32
+            do {
+                fd = try Self.connect(options.path)
+            } catch {
+                if !options.reconnect {
+                    if connections == 0 { throw error }
+                    counts.failure = "\(options.peer) went away and could not be reached again: \(error)"
+                    endReason = "connection lost"
+                    break
+                }
+                if connections == 0 && counts.reconnects == 0 {
+                    log("vxmon: waiting for \(options.peer) (\(error))")
+                    counts.reconnects = 0
+                }
+                sleepInterruptibly(1.0)
+                continue
+            }
+            if connections > 0 { log("vxmon: reconnected to \(options.peer)") }
+            connections += 1
+            connectionEnded = nil
+            let parser: any ByteStreamParser = options.format == .vxrec ? VxrecParser() : AgentStreamParser()
+            let forwarder = Forwarder(session: self, sink: sink, nodeNames: options.nodeNames, format: options.format)
+            let source = Connection(fd: fd, parser: parser, forwarder: forwarder, session: self)
+            connection = source
+            var schedule = PollSchedule()
+            schedule.duration = remaining()
+            schedule.watchFD = options.watchFD
+            let loop = PollLoop(sources: [source], schedule: schedule)
+            self.loop = loop
+            if stopping { break }
+            let end = try loop.run(self)
+            counts.samples &+= forwarder.samples
+            counts.lost +|= forwarder.lost
+            self.loop = nil
+            connection = nil
+            guard let ended = connectionEnded, end == .finished(ended) else {
+                endReason = end.description
+                break
+            }
+            if options.reconnect {
+                counts.reconnects &+= 1
+                log("vxmon: \(options.peer) closed the connection (\(ended)); reconnecting")
+                continue
+            }
+            counts.failure = "\(options.peer) closed the connection (\(ended))"
+            endReason = "connection lost"
+            break
+        }
+        _ = sink.flush()
+        counts.endReason = endReason
+        return counts
+    }
+
+    private func sleepInterruptibly(_ seconds: Double) {
+        var left = seconds
+        while left > 0 && !stopping {
+            usleep(50_000)
+            left -= 0.05
+        }
+    }
+
+    /// A connected, non-blocking Unix stream socket to `path`.
+    public static func connect(_ path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, 1 | 0o2000000, 0)
+        if fd < 0 { throw VxmonError("socket: \(errnoString(errno))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            Glibc.close(fd)
+            throw VxmonError("socket path too long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { p in
+            for (i, b) in bytes.enumerated() { p[i] = b }
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if rc != 0 {
+            let code = errno
+            Glibc.close(fd)
+            throw VxmonError("cannot connect to \(sanitizedForLog(path)): \(errnoString(code))")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        return fd
+    }
+
+    // MARK: PollLoopDelegate (polling thread)
+
+    public func roundStarting() { now = wallClockNanoseconds() }
+    public func roundFinished() {}
+    public func tick() {}
+
+    public func housekeeping() -> PollLoop.End? {
+        if !sink.flush() { return sink.stopReason.map { .finished($0) } ?? .outputClosed }
+        if let connectionEnded { return .finished(connectionEnded) }
+        return nil
+    }
+
+    public func slowCheck() -> PollLoop.End? { nil }
+
+    /// The socket as a poll source: reads what is there into the parser.
+    final class Connection: PollSource {
+        let fd: Int32
+        let parser: any ByteStreamParser
+        var forwarder: Forwarder
+        unowned let session: StreamSession
+        private var chunk = [UInt8](repeating: 0, count: 1 << 18)
+        private var offset = 0
+
+        init(fd: Int32, parser: any ByteStreamParser, forwarder: Forwarder, session: StreamSession) {
+            self.fd = fd
+            self.parser = parser
+            self.forwarder = forwarder
+            self.session = session
+        }
+
+        deinit { Glibc.close(fd) }
+
+        var pollFD: Int32 { fd }
+
+        func readReady() -> Bool {
+            guard session.connectionEnded == nil else { return false }
+            // A budget per call, so the loop's housekeeping (flushing the output) keeps its cadence.
+            for _ in 0..<32 {
+                let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EAGAIN || errno == EWOULDBLOCK { return false }
+                    session.connectionEnded = "read: \(errnoString(errno))"
+                    return false
+                }
+                if n == 0 {
+                    do {
+                        try parser.finish()
+                        session.connectionEnded = "end of stream"
+                    } catch {
+                        session.connectionEnded = "\(error)"
+                    }
+                    return false
+                }
+                chunk.withUnsafeBytes { parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                do {
+                    try parser.parse(into: &forwarder)
+                } catch {
+                    session.connectionEnded = "malformed stream: \(error)"
+                    return false
+                }
+                offset += n
+            }
+            return true
+        }
+    }
+
+    /// Hands parsed records to the sink, with node indexes and times.
+    final class Forwarder: RecordConsumer {
+        unowned let session: StreamSession
+        let sink: any LiveSink
+        let nodeIndex: [String: Int]
+        var current: Int
+        var samples = 0
+        var lost: UInt64 = 0
+        var malformed = 0
+
+        init(session: StreamSession, sink: any LiveSink, nodeNames: [String], format: Format) {
+            self.session = session
+            self.sink = sink
+            var index: [String: Int] = [:]
+            for (i, name) in nodeNames.enumerated() { index[name] = i }
+            nodeIndex = index
+            current = format == .cilium ? 0 : -1
+        }
+
+        func sample(_ body: RawSpan, cpu: Int, timeNanoseconds: UInt64, index: Int, offset: Int) {
+            guard current >= 0 else { return }
+            samples &+= 1
+            let time = timeNanoseconds != 0 ? timeNanoseconds : session.now
+            body.withUnsafeBytes { sink.sample(node: current, cpu: cpu, bytes: $0, time: time) }
+        }
+
+        func lost(cpu: Int, count: UInt64, timeNanoseconds: UInt64) {
+            guard current >= 0 else { return }
+            lost +|= count
+            sink.lost(node: current, cpu: cpu, count: count, time: timeNanoseconds != 0 ? timeNanoseconds : session.now)
+        }
+
+        func interfaceName(ifindex: UInt32, name: String) {
+            guard current >= 0 else { return }
+            sink.interfaceName(node: current, ifindex: ifindex, name: name, time: session.now)
+        }
+
+        func metadata(key: String, value: String) {
+            if case .some(let node) = Vxrec.node(fromMetadata: key, value) {
+                current = node.flatMap { nodeIndex[$0] } ?? -1
+            }
+        }
+
+        func malformedRecord(index: Int, offset: Int, reason: String) {
+            malformed &+= 1
+            session.log("vxmon: skipped a malformed record at offset \(offset) of the stream from \(session.options.peer): \(reason)")
+        }
+    }
+}
+
+/// `s` with control and bidi characters replaced, for diagnostics.
+func sanitizedForLog(_ s: String) -> String {
+    let out = OutputBuffer(capacity: s.utf8.count + 8)
+    out.appendSanitized(s)
+    return out.string
+}

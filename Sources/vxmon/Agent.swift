@@ -1,0 +1,83 @@
+import ArgumentParser
+import Glibc
+import VxmonBPF
+import VxmonCore
+
+/// `vxmon agent`: the one reader of a lab's event buffers, serving every client on sockets.
+struct AgentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Read the lab's events once and serve them to any number of clients (lab up starts it).",
+        discussion: """
+            Sockets under /run/vxmon/<lab>/: vxmon.sock (vxmon's own stream: the .vxrec records, with nodes, \
+            interface names, kernel times and lost records; what `vxmon monitor` and `vxmon record` read) and \
+            <node>/monitor1_2.sock per node (Cilium's monitor protocol 1.2: `cilium monitor --monitor-socket` \
+            works on it). Every client has its own bounded queue: one that stops reading loses its own events \
+            (counted, and told to it as lost records), never the others'. Events are on while a client reads.
+            """)
+
+    @OptionGroup var labOptions: LabOptions
+
+    @Flag(help: "Run in this terminal (logging to stderr) instead of as a daemon.")
+    var foreground = false
+
+    @Option(help: "Event buffer the agent reads: ring or perf.")
+    var buffer: BufferKind = LiveOptions().buffer
+
+    @Option(help: "Group owning the sockets (mode 0660, owner root); default root.")
+    var socketGroup: String?
+
+    @Option(parsing: .unconditional, help: "Bytes queued per client at most, in MiB (1 to 1024).")
+    var queueMib = 16
+
+    func validate() throws {
+        if !(1...1024).contains(queueMib) { throw ValidationError("--queue-mib must be from 1 to 1024") }
+        if let socketGroup, getgrnam(socketGroup) == nil {
+            throw ValidationError("--socket-group: no group \(sanitizedArgument(socketGroup))")
+        }
+    }
+
+    var forwardedArguments: [String] {
+        ["--buffer", buffer.rawValue, "--queue-mib", "\(queueMib)"] + (socketGroup.map { ["--socket-group", $0] } ?? [])
+    }
+
+    func run() throws {
+        try Preflight.requirePrivileged("agent")
+        let lab = try labOptions.open()
+        let topology = try lab.requireUp()
+        if !foreground {
+            guard let exe = Preflight.executablePath else { throw CLIError("cannot find the vxmon executable") }
+            let (pid, started) = try AgentDaemon.start(lab: lab.name, executable: exe, arguments: forwardedArguments)
+            print("agent of lab '\(lab.name)' \(started ? "started" : "already running") (pid \(pid)); log \(lab.paths.agentLog)")
+            return
+        }
+        Libbpf.routeLogs()
+        StopSignals.install()
+        var agentOptions = AgentOptions()
+        agentOptions.queueBytes = queueMib << 20
+        if let socketGroup, let group = getgrnam(socketGroup) { agentOptions.socketGroup = group.pointee.gr_gid }
+        var live = LiveOptions()
+        live.buffer = buffer
+        live.eventsOnDemand = true
+        let nodes = topology.nodes.map(\.name)
+        var metadata = [("source", "vxmon-agent"), ("lab", topology.lab), ("buffer", buffer.rawValue)]
+        metadata += topology.pods.map { ("pod", $0.info.metadataValue) }
+        let server = try AgentServer(paths: lab.paths, nodeNames: nodes, metadata: metadata, options: agentOptions)
+        defer { server.close() }
+        let session = try LiveSession(topology: topology, options: live, sink: server, extraSources: [server])
+        server.switchEvents = { [unowned session] node, on in session.setEvents(node: node, on: on) }
+        try FileSystem.writeText(lab.paths.agentPIDFile, "\(getpid())\n")
+        defer {
+            unlink(lab.paths.agentPIDFile)
+            unlink(lab.paths.agentStatus)
+        }
+        session.announceInterfaces()
+        server.writeStatus()
+        EventPipeline.standardError(
+            "vxmon agent: lab '\(lab.name)', pid \(getpid()), buffer \(buffer.rawValue); serving \(lab.paths.agentSocket) "
+                + "and \(nodes.map { lab.paths.ciliumSocket($0) }.joined(separator: ", "))")
+        let stats = try DedicatedThread.run { try session.run() }
+        EventPipeline.standardError(
+            "vxmon agent: stopped (\(stats.endReason)); \(server.samples) events read, \(server.lost) lost")
+    }
+}
