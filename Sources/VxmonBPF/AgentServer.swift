@@ -162,6 +162,7 @@ public final class AgentServer: LiveSink, PollSource {
         pollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         if pollFD < 0 { throw VxmonError("epoll_create1: \(errnoString(errno))") }
         do {
+            try FileSystem.makeDirectories(paths.stateDirectory)
             try listen(paths.agentSocket, .lab)
             for (i, node) in nodeNames.enumerated() {
                 try FileSystem.makeDirectories("\(paths.stateDirectory)/\(node)")
