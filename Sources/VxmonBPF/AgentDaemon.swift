@@ -37,16 +37,14 @@ public enum AgentDaemon {
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
         if rc != 0 { throw VxmonError("cannot start the agent: \(errnoString(rc))") }
-        // Ready when the lab socket accepts a connection.
+        // Ready when it holds the lab's reader lock and has written its pid (its sockets exist by then,
+        // and connections wait in their backlog until its loop runs).
         for _ in 0..<200 {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
                 throw VxmonError("the agent of lab '\(lab)' exited at start; see \(paths.agentLog)")
             }
-            if let fd = try? StreamSession.connect(paths.agentSocket) {
-                close(fd)
-                return (pid, true)
-            }
+            if AgentStatus.runningAgent(paths) == pid { return (pid, true) }
             usleep(25_000)
         }
         kill(pid, SIGKILL)

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VxmonBPF
 import VxmonCore
+import CVxmonABI
 
 #if canImport(Glibc)
     import Glibc
@@ -274,5 +275,135 @@ struct GoEncodedStreamTests {
         }
         try parser.finish()
         #expect(consumer.got == lines)
+    }
+}
+
+@Suite(
+    "the agent on a live lab (privileged)", .serialized,
+    .enabled(if: LabGate.enabled, "needs root, bpffs, BTF and bpf/.output/vxmon.bpf.o"))
+struct LabAgentTests {
+    static func vxmon(_ arguments: [String], stdout: String? = nil, stderr: String? = nil) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: FaultTests.vxmon)
+        p.arguments = arguments
+        if let stdout {
+            FileManager.default.createFile(atPath: stdout, contents: nil)
+            p.standardOutput = FileHandle(forWritingAtPath: stdout)
+        } else {
+            p.standardOutput = FileHandle.nullDevice
+        }
+        if let stderr {
+            FileManager.default.createFile(atPath: stderr, contents: nil)
+            p.standardError = FileHandle(forWritingAtPath: stderr)
+        } else {
+            p.standardError = FileHandle.nullDevice
+        }
+        try p.run()
+        return p
+    }
+
+    static func waitFor(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        var waited = 0.0
+        while waited < seconds {
+            if condition() { return true }
+            usleep(50_000)
+            waited += 0.05
+        }
+        return condition()
+    }
+
+    static func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+
+    @Test("two monitors get identical events (all the datapath emitted) during a ping flood; a stopped client loses only its own, counted, and goes on")
+    func clientsShareOneReader() throws {
+        try LabGate.check()
+        let lab = LabNames.make("ag")
+        let paths = LabPaths(lab: lab)
+        let dir = NSTemporaryDirectory() + "/vxmon-agent-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer {
+            _ = try? Shell.run([FaultTests.vxmon, "lab", "down", "--lab", lab], check: false)
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let up = try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", lab, "--no-agent"], check: false)
+        try #require(up.status == 0, "\(up.errorOutput)")
+        // A 2 MiB queue per client, which the stopped client overflows within the flood.
+        let agent = try Shell.run([FaultTests.vxmon, "agent", "--lab", lab, "--queue-mib", "2"], check: false)
+        try #require(agent.status == 0, "\(agent.errorOutput)")
+        let topology = try #require(Lab(name: lab).recordedTopology())
+        let maps = try topology.nodes.map { try NodeMaps(paths: paths, node: $0.name) }
+        for node in maps { try node.setCountEmitted(true) }
+        func emitted() -> UInt64 { maps.reduce(0) { $0 + $1.statCounters(VXMON_STAT_EMITTED).reduce(0, +) } }
+        let before = emitted()
+
+        let a = try Self.vxmon(["--lab", lab, "-o", "json", "--duration", "9"], stdout: dir + "/a.json", stderr: dir + "/a.err")
+        let b = try Self.vxmon(["--lab", lab, "-o", "json", "--duration", "9"], stdout: dir + "/b.json", stderr: dir + "/b.err")
+        let c = try Self.vxmon(["record", "--lab", lab, "-w", dir + "/c.vxrec", "--duration", "9"], stderr: dir + "/c.err")
+        defer { for p in [a, b, c] where p.isRunning { kill(p.processIdentifier, SIGCONT); p.terminate() } }
+        try #require(Self.waitFor(3) { (AgentStatus.read(paths)?.clients.count ?? 0) == 3 }, "three clients connected")
+        kill(c.processIdentifier, SIGSTOP)
+        let source = try #require(topology.pods.first { $0.node == "worker2" })
+        let destination = try #require(topology.pods.first { $0.node == "worker" })
+        // Paced at 500 pings (4,000 events) a second, which the test suite's debug build keeps up with on
+        // two shared cores. The stopped client's share, about 3.7 MB, overflows its queue.
+        let ping = try inNamespace(source.namespace, ["ping", "-q", "-c", "2000", "-i", "0.002", "-s", "600", destination.ip])
+        #expect(ping.status == 0, "\(ping.errorOutput)")
+        usleep(500_000)
+        let status = try #require(AgentStatus.read(paths))
+        let byPID = Dictionary(status.clients.map { ($0.pid, $0) }, uniquingKeysWith: { x, _ in x })
+        #expect(byPID[a.processIdentifier]?.lost == 0 && byPID[b.processIdentifier]?.lost == 0, "\(status.clients)")
+        #expect((byPID[c.processIdentifier]?.lost ?? 0) > 0, "the stopped client lost events: \(status.clients)")
+        kill(c.processIdentifier, SIGCONT)
+        for p in [a, b, c] { p.waitUntilExit() }
+        let total = emitted() - before
+        for node in maps { try? node.setCountEmitted(false) }
+        #expect(a.terminationStatus == 0 && b.terminationStatus == 0 && c.terminationStatus == 0, Comment(rawValue: Self.text(dir + "/c.err")))
+
+        let aLines = Self.text(dir + "/a.json").split(separator: "\n")
+        let bLines = Self.text(dir + "/b.json").split(separator: "\n")
+        #expect(aLines.count >= 2000 * 8, "\(aLines.count) events for 2000 pings")
+        #expect(aLines == bLines, "the two monitors received the same events")
+        #expect(UInt64(aLines.count) == total, "events received = events the datapath emitted (\(total))")
+        #expect(Self.text(dir + "/a.err").contains(" 0 samples lost"), "\(Self.text(dir + "/a.err"))")
+
+        // The stopped recorder: what it got plus the losses it was told of = everything.
+        let stats = try Shell.run([FaultTests.vxmon, "stats", dir + "/c.vxrec", "-o", "json"], check: false)
+        #expect(stats.status == 0, "\(stats.errorOutput)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(stats.output.utf8)) as? [String: Any])
+        let events = (json["events"] as? Int) ?? -1
+        let lost = (json["lost_samples"] as? Int) ?? -1
+        #expect(lost > 0, "\(stats.output.prefix(400))")
+        #expect(UInt64(events + lost) == total, "recorded \(events) + lost \(lost) = emitted \(total)")
+    }
+
+    @Test("the agent killed with SIGKILL: its client says so and exits 1, lab status says DEAD, lab up restarts it, lab down leaves nothing")
+    func agentKilled() throws {
+        try LabGate.check()
+        let lab = LabNames.make("ak")
+        let paths = LabPaths(lab: lab)
+        defer { _ = try? Shell.run([FaultTests.vxmon, "lab", "down", "--lab", lab], check: false) }
+        let up = try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", lab], check: false)
+        try #require(up.status == 0, "\(up.errorOutput)")
+        let pid = try #require(AgentStatus.runningAgent(paths), "lab up started the agent")
+        let err = NSTemporaryDirectory() + "/vxmon-ak-\(UUID().uuidString).err"
+        defer { try? FileManager.default.removeItem(atPath: err) }
+        let monitor = try Self.vxmon(["--lab", lab, "--duration", "20"], stderr: err)
+        #expect(Self.waitFor(3) { (AgentStatus.read(paths)?.clients.count ?? 0) == 1 })
+        kill(pid, SIGKILL)
+        #expect(Self.waitFor(3) { !monitor.isRunning }, "the client noticed")
+        if monitor.isRunning { monitor.terminate() }
+        monitor.waitUntilExit()
+        #expect(monitor.terminationStatus == 1)
+        #expect(Self.text(err).contains("the agent of lab '\(lab)' closed the connection"), "\(Self.text(err))")
+        let dead = try Shell.run([FaultTests.vxmon, "lab", "status", "--lab", lab], check: false)
+        #expect(dead.output.contains("agent: DEAD"), "\(dead.output)")
+        let again = try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", lab], check: false)
+        #expect(again.status == 0 && again.output.contains("restarted"), "\(again.output) \(again.errorOutput)")
+        let restarted = try #require(AgentStatus.runningAgent(paths))
+        #expect(restarted != pid)
+        let down = try Shell.run([FaultTests.vxmon, "lab", "down", "--lab", lab], check: false)
+        #expect(down.status == 0)
+        #expect(kill(restarted, 0) != 0 || (try? String(contentsOfFile: "/proc/\(restarted)/stat", encoding: .utf8))?.contains(") Z ") == true)
+        #expect(try SignalTests.leftovers(lab).isEmpty)
     }
 }
