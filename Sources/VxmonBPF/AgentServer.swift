@@ -1,5 +1,6 @@
 import CLibbpf
 import Glibc
+import Synchronization
 import VxmonCore
 
 extension LabPaths {
@@ -126,7 +127,12 @@ public final class AgentServer: LiveSink, PollSource {
     private let options: AgentOptions
     private let paths: LabPaths
     private var listeners: [(fd: Int32, kind: AgentConnection.Kind, path: String)] = []
-    private var clients: [AgentConnection] = []
+    private var clients: [AgentConnection] = [] {
+        didSet { clientCountValue.store(clients.count, ordering: .relaxed) }
+    }
+    private let clientCountValue = Atomic<Int>(0)
+    /// Clients connected now (safe to read from any thread).
+    public var clientCount: Int { clientCountValue.load(ordering: .relaxed) }
     /// Switches a node's events on or off (set by the owner).
     public var switchEvents: (Int, Bool) -> Void = { _, _ in }
     private var eventsOn: [Bool]
@@ -226,7 +232,7 @@ public final class AgentServer: LiveSink, PollSource {
 
     // MARK: Clients (polling thread)
 
-    /// Clients and their counters, for the status file.
+    /// Clients and their counters, for the status file (polling thread, or once the loop has ended).
     public var connections: [(kind: String, pid: Int32, since: UInt64, sent: UInt64, lost: UInt64, queued: Int)] {
         clients.map { c in
             let kind: String

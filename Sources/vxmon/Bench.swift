@@ -56,7 +56,18 @@ extension LabCommand {
         @Option(help: "The BPF object, if the lab has to be brought up.")
         var bpfObject: String?
 
+        @Option(
+            parsing: .unconditional,
+            help: """
+                Consume through the agent: this process serves the agent's sockets and N `vxmon monitor` \
+                processes (text to /dev/null) read them; CONSUMER CPU then adds up the agent and its clients. \
+                0: read the buffers directly.
+                """)
+        var clients = 0
+
         func validate() throws {
+            if !(0...16).contains(clients) { throw ValidationError("--clients: expected 0 to 16") }
+            if clients > 0 && record { throw ValidationError("--clients and --record: the agent's clients are monitors") }
             if !(seconds.isFinite && seconds >= 0.2 && seconds <= 60) {
                 throw ValidationError("--seconds: expected 0.2 to 60")
             }
@@ -94,7 +105,9 @@ extension LabCommand {
                     + "\(size)-byte payload, \(rate > 0 ? "\(grouped(Double(rate))) pps offered" : "unpaced"), "
                     + (traceUnderlay ? "underlay traced, " : "")
                     + "\(rounds) rounds of \(Int((seconds * 1000).rounded())) ms windows, flood on CPU \(floodCPU), buffer \(bufferText), "
-                    + (record
+                    + (clients > 0
+                        ? "consumer: the agent and \(clients) text monitors reading it, to /dev/null"
+                        : record
                         ? "consumer: record to /dev/null"
                         : "consumer: monitor to /dev/null, output \(output.format.rawValue)")
             )
@@ -103,25 +116,63 @@ extension LabCommand {
             defer { close(devNull) }
             let pipeline = output.makePipeline(fd: devNull, flushEachRecord: false)
             let nodes = topology.nodes.map(\.name)
-            let sink: any LiveSink =
-                record
-                ? RecorderSink(fd: devNull, nodeNames: nodes) : PipelineSink(pipeline: pipeline, nodeNames: nodes)
+            let agent =
+                clients > 0
+                ? try AgentServer(paths: lab.paths, nodeNames: nodes, metadata: [("lab", lab.name)], options: AgentOptions())
+                : nil
+            defer { agent?.close() }
+            let sink: any LiveSink
+            if let agent {
+                sink = agent
+            } else if record {
+                sink = RecorderSink(fd: devNull, nodeNames: nodes)
+            } else {
+                sink = PipelineSink(pipeline: pipeline, nodeNames: nodes)
+            }
             let maps = try topology.nodes.map { try NodeMaps(paths: lab.paths, node: $0.name) }
             func setEvents(_ mode: UInt32) throws { for node in maps { try node.setEventsMode(mode) } }
             // Before the session starts: both rewrite the whole config, so they must not overlap.
             let underlayBefore = maps.map { $0.readConfig().flags & UInt32(VXMON_CFG_TRACE_UNDERLAY) != 0 }
             if traceUnderlay { for node in maps { try node.setTraceUnderlay(true) } }
             defer { for (node, on) in zip(maps, underlayBefore) { try? node.setTraceUnderlay(on) } }
-            let session = try LiveSession(topology: topology, options: live, sink: sink)
+            // With the agent, the windows below switch events; its clients connecting do not.
+            live.eventsOnDemand = agent != nil
+            let session = try LiveSession(
+                topology: topology, options: live, sink: sink, extraSources: agent.map { [$0] } ?? [])
             session.announceInterfaces()
             let thread = try BackgroundThread { _ = try session.run() }
+            guard let exe = Preflight.executablePath else { throw CLIError("cannot find the vxmon executable") }
+            var readers: [ChildProcess] = []
+            let readerErrors = (0..<clients).map { "\(LabPaths(lab: lab.name).stateDirectory)/bench-client\($0).err" }
+            defer { for path in readerErrors { unlink(path) } }
+            if agent != nil {
+                // The clients find the agent through its pid file (the holder of the reader lock).
+                try FileSystem.writeText(lab.paths.agentPIDFile, "\(getpid())\n")
+            }
+            defer { if agent != nil { unlink(lab.paths.agentPIDFile) } }
+            for i in 0..<clients {
+                readers.append(
+                    try Shell.spawn([exe, "--lab", lab.name, "--reconnect"], quiet: true, errorFile: readerErrors[i]))
+            }
+            defer { for reader in readers { reader.stop() } }
+            if let agent {
+                var waited = 0
+                while agent.clientCount < clients && waited < 100 {
+                    usleep(50_000)
+                    waited += 1
+                }
+                if agent.clientCount < clients {
+                    let why = (try? FileSystem.read(readerErrors[0]))?.split(separator: "\n").last.map { ": \($0)" } ?? ""
+                    throw CLIError("only \(agent.clientCount) of \(clients) clients connected to the agent\(why)")
+                }
+            }
+            func consumerCPU() -> Double { processCPUSeconds() + readers.reduce(0) { $0 + childCPUSeconds($1.pid) } }
 
             // One flood for the whole run; events are switched off and on under it, so the two sides of
             // a round are measured a window apart on the same sender and the same consumer.
             let settle = min(0.3, seconds / 5)
             let warmup = 1.0
             let total = warmup + Double(rounds) * 2 * (seconds + settle) + 1
-            guard let exe = Preflight.executablePath else { throw CLIError("cannot find the vxmon executable") }
             let floodErrors = "\(LabPaths(lab: lab.name).stateDirectory)/bench-flood.err"
             defer { unlink(floodErrors) }
             let flood = try Shell.spawn(
@@ -142,12 +193,12 @@ extension LabCommand {
                 sleepSeconds(settle)
                 let rx0 = try Traffic.counters(namespace: destination.namespace, interface: "eth0").rxPackets
                 let t0 = monotonicSeconds()
-                let cpu0 = processCPUSeconds()
+                let cpu0 = consumerCPU()
                 let s0 = session.stats
                 sleepSeconds(seconds)
                 let rx1 = try Traffic.counters(namespace: destination.namespace, interface: "eth0").rxPackets
                 let t1 = monotonicSeconds()
-                let cpu1 = processCPUSeconds()
+                let cpu1 = consumerCPU()
                 let s1 = session.stats
                 let dt = t1 - t0
                 return PhaseResult(
@@ -199,7 +250,18 @@ extension LabCommand {
                 percent(median(results.map(\.on.consumerCPU))), "\(lost) (total)",
             ])
             print(table.render(), terminator: "")
-            let met = cost <= 0.10 && lost == 0
+            var clientLost: UInt64 = 0
+            if let agent {
+                // The clients' own losses (their queues in the agent), read once the session has ended.
+                session.requestStop()
+                try? thread.join()
+                let connections = agent.connections
+                clientLost = connections.reduce(0) { $0 +| $1.lost }
+                print(
+                    "agent clients: " + connections.map { "pid \($0.pid) \(grouped(Double($0.sent))) events, \($0.lost) lost" }
+                        .joined(separator: "; "))
+            }
+            let met = cost <= 0.10 && lost == 0 && clientLost == 0
             print(
                 "target (median cost <= 10%, nothing lost): \(met ? "met" : "NOT met"); "
                     + "\(String(format1: events / max(on, 1))) events per packet")
@@ -224,6 +286,7 @@ final class FloodLab {
     let destination: LabTopology.Pod
     private let udpSink: Int32
     private let builtHere: Bool
+    private var pausedAgent = false
 
     init(_ options: LabOptions, bpfObject: String?, port: UInt16, purpose: String) throws {
         lab = try options.open()
@@ -253,12 +316,23 @@ final class FloodLab {
             if built { _ = try? lab.down() }
             throw error
         }
+        // The lab's agent reads the buffers the run measures: it is stopped for the run, started again after.
+        if AgentStatus.runningAgent(lab.paths) != nil {
+            AgentDaemon.stop(lab.paths)
+            pausedAgent = true
+            EventPipeline.standardError("vxmon: the agent of lab '\(lab.name)' is stopped for \(purpose), and started again after")
+        }
     }
 
     /// Closes the sink and takes down a lab brought up for the run.
     func close() {
         Glibc.close(udpSink)
         if builtHere { _ = try? lab.down() }
+        if pausedAgent, let exe = Preflight.executablePath {
+            do { try AgentDaemon.start(lab: lab.name, executable: exe) } catch {
+                EventPipeline.standardError("vxmon: \(error)")
+            }
+        }
     }
 }
 
@@ -310,6 +384,15 @@ func sleepSeconds(_ seconds: Double) {
     while nanosleep(&request, &remaining) != 0 && errno == EINTR && !stopRequested.load(ordering: .relaxed) {
         request = remaining
     }
+}
+
+/// User + system CPU time of child `pid` so far (/proc/<pid>/stat), 0 if it cannot be read.
+func childCPUSeconds(_ pid: pid_t) -> Double {
+    guard let text = try? FileSystem.read("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return 0 }
+    // After the command's closing parenthesis: state is field 3; utime and stime are fields 14 and 15.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 /// User + system CPU time of this process.
