@@ -357,6 +357,8 @@ struct LabAgentTests {
         for p in [a, b, c] { p.waitUntilExit() }
         let total = emitted() - before
         for node in maps { try? node.setCountEmitted(false) }
+        // Nobody reads any more: the agent switched every node's events off.
+        #expect(Self.waitFor(2) { maps.allSatisfy { $0.eventsMode == 0 } }, "events off with no client")
         #expect(a.terminationStatus == 0 && b.terminationStatus == 0 && c.terminationStatus == 0, Comment(rawValue: Self.text(dir + "/c.err")))
 
         let aLines = Self.text(dir + "/a.json").split(separator: "\n")
@@ -385,6 +387,11 @@ struct LabAgentTests {
         let up = try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", lab], check: false)
         try #require(up.status == 0, "\(up.errorOutput)")
         let pid = try #require(AgentStatus.runningAgent(paths), "lab up started the agent")
+        for socket in [paths.agentSocket, paths.ciliumSocket("worker")] {
+            var st = stat()
+            #expect(stat(socket, &st) == 0 && st.st_mode & 0o7777 == 0o660 && st.st_uid == 0, "\(socket)")
+            #expect(st.st_mode & S_IFMT == S_IFSOCK)
+        }
         let err = NSTemporaryDirectory() + "/vxmon-ak-\(UUID().uuidString).err"
         defer { try? FileManager.default.removeItem(atPath: err) }
         let monitor = try Self.vxmon(["--lab", lab, "--duration", "20"], stderr: err)
