@@ -51,6 +51,20 @@ public enum AgentDaemon {
         throw VxmonError("the agent of lab '\(lab)' did not open its sockets within 5 s; see \(paths.agentLog)")
     }
 
+    /// Closes every descriptor above stderr that the process inherited (call first thing in the
+    /// daemon): one holding a pipe of whoever started `lab up` would keep that reader waiting for an
+    /// end of file until the lab goes down.
+    public static func closeInheritedDescriptors() {
+        guard let dir = opendir("/proc/self/fd") else { return }
+        var descriptors: [Int32] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if let fd = Int32(name), fd > 2, fd != dirfd(dir) { descriptors.append(fd) }
+        }
+        closedir(dir)
+        for fd in descriptors { close(fd) }
+    }
+
     /// Stops the running agent of `paths` (SIGTERM, then SIGKILL after `graceSeconds`). Returns its pid.
     @discardableResult
     public static func stop(_ paths: LabPaths, graceSeconds: Double = 3) -> Int32? {

@@ -42,6 +42,7 @@ struct AgentCommand: ParsableCommand {
     }
 
     func run() throws {
+        if foreground { AgentDaemon.closeInheritedDescriptors() }
         try Preflight.requirePrivileged("agent")
         let lab = try labOptions.open()
         let topology = try lab.requireUp()
