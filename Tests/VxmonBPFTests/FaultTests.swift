@@ -127,7 +127,7 @@ struct KilledMonitorTests {
             usleep(200_000)
             let status = try Shell.run([FaultTests.vxmon, "lab", "status", "--lab", lab.name], check: false)
             #expect(status.output.contains("events are on but no monitor is attached"), "\(status.output)")
-            #expect(status.output.contains("monitor: none"))
+            #expect(status.output.contains("reader: none"))
             // The next monitor is not refused and reads the lab.
             let next = try Shell.run([FaultTests.vxmon, "--lab", lab.name, "--duration", "0.5", "-q"], check: false)
             #expect(next.status == 0, "\(next.errorOutput)")
