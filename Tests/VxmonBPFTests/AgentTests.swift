@@ -414,3 +414,54 @@ struct LabAgentTests {
         #expect(try SignalTests.leftovers(lab).isEmpty)
     }
 }
+
+@Suite(
+    "least privilege through the agent (privileged)", .serialized,
+    .enabled(if: LabGate.enabled, "needs root, bpffs, BTF and bpf/.output/vxmon.bpf.o"))
+struct AgentPrivilegeTests {
+    @Test("a monitor as user nobody with no capabilities reads through the agent when its group owns the sockets; another group is refused, with the reason")
+    func monitorWithoutCapabilities() throws {
+        try LabGate.check()
+        let setpriv = try #require(
+            ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }, "setpriv (util-linux)")
+        let lab = LabNames.make("np")
+        let dir = NSTemporaryDirectory() + "/vxmon-np-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer {
+            _ = try? Shell.run([FaultTests.vxmon, "lab", "down", "--lab", lab], check: false)
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        // A copy nobody can execute, whatever the permissions of the checkout's folders.
+        let binary = dir + "/vxmon"
+        try FileManager.default.copyItem(atPath: FaultTests.vxmon, toPath: binary)
+        chmod(dir, 0o755)
+        chmod(binary, 0o755)
+        try #require(try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", lab, "--no-agent"], check: false).status == 0)
+        let started = try Shell.run([FaultTests.vxmon, "agent", "--lab", lab, "--socket-group", "nogroup"], check: false)
+        try #require(started.status == 0, "\(started.errorOutput)")
+        let topology = try #require(Lab(name: lab).recordedTopology())
+        let source = try #require(topology.pods.first { $0.node == "worker2" })
+        let destination = try #require(topology.pods.first { $0.node == "worker" })
+        let nogroup = getgrnam("nogroup").map { $0.pointee.gr_gid } ?? 65534
+        func asNobody(group: gid_t, _ arguments: [String]) -> [String] {
+            [setpriv, "--reuid=65534", "--regid=\(group)", "--clear-groups", "--inh-caps=-all", binary] + arguments
+        }
+        let out = dir + "/events.json"
+        let reader = Process()
+        reader.executableURL = URL(fileURLWithPath: "/bin/sh")
+        reader.arguments = ["-c", asNobody(group: nogroup, ["--lab", lab, "-o", "json", "--duration", "2.5"])
+            .map { "'\($0)'" }.joined(separator: " ") + " > '\(out)' 2>'\(out).err'"]
+        try reader.run()
+        #expect(LabAgentTests.waitFor(3) { (AgentStatus.read(LabPaths(lab: lab))?.clients.count ?? 0) == 1 })
+        let ping = try inNamespace(source.namespace, ["ping", "-c", "1", "-W", "2", destination.ip])
+        reader.waitUntilExit()
+        #expect(ping.status == 0)
+        #expect(reader.terminationStatus == 0, Comment(rawValue: LabAgentTests.text(out + ".err")))
+        #expect(LabAgentTests.text(out).split(separator: "\n").count >= 8, "a cross-node ping's 8 events, read as nobody")
+        // Not in the group: refused by the socket's permissions, said plainly, exit 1.
+        let refused = try Shell.run(asNobody(group: 65533, ["--lab", lab, "--duration", "0.3"]), check: false)
+        #expect(refused.status == 1)
+        #expect(refused.errorOutput.contains("vxmon.sock: Permission denied"), "\(refused.errorOutput)")
+        #expect(refused.output.isEmpty)
+    }
+}
