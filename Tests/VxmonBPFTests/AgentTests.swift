@@ -111,7 +111,7 @@ final class StreamRecords: RecordConsumer {
 struct AgentSocketTests {
     /// The samples of bulk_2k (raw monitor events), spread over CPUs that need multi-byte gob ints.
     static func events() throws -> [PayloadLine] {
-        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: "\(GoOracle.packageRoot)/../shared/vectors/bulk_2k.vxrec")))
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: "\(GoOracle.packageRoot)/Tests/Fixtures/vectors/bulk_2k.vxrec")))
         let parser = VxrecParser()
         let records = StreamRecords()
         var consumer = records
