@@ -19,17 +19,9 @@ public enum AgentDaemon {
         posix_spawn_file_actions_addopen(&actions, 1, paths.agentLog, O_WRONLY | O_CREAT | O_APPEND, 0o640)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGINT, SIGTERM, SIGPIPE, SIGHUP, SIGQUIT] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
         // Its own session: no terminal's SIGINT or SIGHUP reaches it.
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | 0x80))
+        Shell.initSpawnAttributes(&attributes, newSession: true)
+        defer { posix_spawnattr_destroy(&attributes) }
         let argv0 = [executable, "agent", "--lab", lab, "--foreground"] + arguments
         var argv: [UnsafeMutablePointer<CChar>?] = argv0.map { strdup($0) }
         argv.append(nil)

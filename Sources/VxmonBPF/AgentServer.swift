@@ -194,19 +194,10 @@ public final class AgentServer: LiveSink, PollSource {
     }
 
     private func listen(_ path: String, _ kind: AgentConnection.Kind) throws {
+        var address = try unixAddress(path)
         // SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, as numbers (see LabLock).
         let fd = socket(AF_UNIX, 1 | 0o4000 | 0o2000000, 0)
         if fd < 0 { throw VxmonError("socket: \(errnoString(errno))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            Glibc.close(fd)
-            throw VxmonError("socket path too long: \(path)")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { p in
-            for (i, b) in bytes.enumerated() { p[i] = b }
-        }
         unlink(path)
         // Bound with mode 0600 at first (umask), then opened to the group: never wider than meant.
         let old = umask(0o177)

@@ -56,19 +56,9 @@ public enum Shell {
         argv.append(nil)
         defer { for p in argv { free(p) } }
 
-        // Children start with no blocked signals and default handlers: test runners and dispatch
-        // threads block or ignore signals, and a tcpdump that inherits a blocked SIGINT never stops.
         var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
+        Shell.initSpawnAttributes(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGINT, SIGTERM, SIGPIPE, SIGHUP, SIGQUIT] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
         var pid: pid_t = 0
         let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environ)
@@ -84,6 +74,24 @@ public enum Shell {
             throw VxmonError("cannot run \(arguments[0]): \(errnoString(rc))")
         }
         return ChildProcess(pid: pid, stdout: captureOutput ? outPipe[0] : -1, stderr: captureOutput ? errPipe[0] : -1)
+    }
+
+    /// Initialises spawn attributes so that children start with no blocked signals and default
+    /// handlers (test runners and dispatch threads block or ignore signals, and a tcpdump that inherits
+    /// a blocked SIGINT never stops); `newSession` also puts the child in a session of its own.
+    /// Destroy them with `posix_spawnattr_destroy`.
+    static func initSpawnAttributes(_ attributes: inout posix_spawnattr_t, newSession: Bool = false) {
+        posix_spawnattr_init(&attributes)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGINT, SIGTERM, SIGPIPE, SIGHUP, SIGQUIT] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        // POSIX_SPAWN_SETSID is 0x80 in glibc.
+        let flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (newSession ? 0x80 : 0)
+        posix_spawnattr_setflags(&attributes, Int16(flags))
     }
 
     /// True if `tool` is an executable file in PATH.

@@ -157,18 +157,9 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
 
     /// A connected, non-blocking Unix stream socket to `path`.
     public static func connect(_ path: String) throws -> Int32 {
+        var address = try unixAddress(path)
         let fd = socket(AF_UNIX, 1 | 0o2000000, 0)
         if fd < 0 { throw VxmonError("socket: \(errnoString(errno))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            Glibc.close(fd)
-            throw VxmonError("socket path too long")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { p in
-            for (i, b) in bytes.enumerated() { p[i] = b }
-        }
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
@@ -298,6 +289,20 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
             session.log("vxmon: skipped a malformed record at offset \(offset) of the stream from \(session.options.peer): \(reason)")
         }
     }
+}
+
+/// The address of the Unix socket at `path` (a file system path, not an abstract name).
+func unixAddress(_ path: String) throws -> sockaddr_un {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        throw VxmonError("socket path too long: \(sanitizedForLog(path))")
+    }
+    withUnsafeMutableBytes(of: &address.sun_path) { p in
+        for (i, b) in bytes.enumerated() { p[i] = b }
+    }
+    return address
 }
 
 /// `s` with control and bidi characters replaced, for diagnostics.
