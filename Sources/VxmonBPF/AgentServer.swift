@@ -148,7 +148,7 @@ public final class AgentServer: LiveSink, PollSource {
     public private(set) var lost: UInt64 = 0
     private let started = wallClockNanoseconds()
     private var lastStatus: UInt64 = 0
-    private var readBuffer = [UInt8](repeating: 0, count: 4096)
+    private var readBuffer = [UInt8](repeating: 0, count: 256)
     /// Where diagnostics go (the agent's log).
     public var log: (String) -> Void = { EventPipeline.standardError($0) }
 
@@ -318,11 +318,13 @@ public final class AgentServer: LiveSink, PollSource {
         client.currentNode = client.namesPending ? -1 : interfaces.count - 1
     }
 
+    /// Clients only read: readability means a hang-up, an error, or bytes the protocol does not have,
+    /// which end the connection (a client writing without end would otherwise keep the loop busy).
     private func readClient(_ index: Int) {
         let client = clients[index]
         let n = readBuffer.withUnsafeMutableBytes { Glibc.read(client.fd, $0.baseAddress, $0.count) }
-        if n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)) { return }
-        drop(index, n == 0 ? "hung up" : errnoString(errno))
+        if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
+        drop(index, n > 0 ? "it sent data; the protocol is one-way" : n == 0 ? "hung up" : errnoString(errno))
     }
 
     private func drop(_ index: Int, _ why: String) {

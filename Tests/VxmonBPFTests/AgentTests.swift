@@ -195,6 +195,31 @@ struct AgentSocketTests {
         #expect(switched.suffix(2).allSatisfy { !$0.1 }, "\(switched)")
     }
 
+    @Test("a client that writes to the agent is disconnected, the others are served on")
+    func writingClientDropped() throws {
+        let paths = LabPaths(lab: LabNames.make("wr"))
+        defer { try? FileManager.default.removeItem(atPath: paths.stateDirectory) }
+        var log: [String] = []
+        let server = try AgentServer(paths: paths, nodeNames: ["alpha"], metadata: [], options: AgentOptions())
+        server.log = { log.append($0) }
+        defer { server.close() }
+        let talker = try Client(paths.ciliumSocket("alpha"))
+        let listener = try Client(paths.ciliumSocket("alpha"))
+        _ = server.readReady()
+        #expect(server.clientCount == 2)
+        let junk = [UInt8](repeating: 0x41, count: 100_000)
+        _ = junk.withUnsafeBytes { send(talker.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        _ = server.readReady()
+        #expect(server.clientCount == 1)
+        #expect(log.contains { $0.contains("the protocol is one-way") }, "\(log)")
+        let event = try Self.events()[0]
+        event.data.withUnsafeBytes { server.sample(node: 0, cpu: event.cpu, bytes: $0, time: 0) }
+        _ = server.flush()
+        listener.drain()
+        let got = String(decoding: try GoOracle.run("decode", listener.bytes), as: UTF8.self).split(separator: "\n")
+        #expect(got.compactMap(PayloadLine.init) == [event])
+    }
+
     @Test("a client that does not read loses only its own events, counted, and is told so in lost payloads")
     func slowClientLosesItsOwn() throws {
         let lab = LabNames.make("slow")
