@@ -67,6 +67,8 @@ struct AgentCommand: ParsableCommand {
         defer { server.close() }
         let session = try LiveSession(topology: topology, options: live, sink: server, extraSources: [server])
         server.switchEvents = { [unowned session] node, on in session.setEvents(node: node, on: on) }
+        // Off until a client connects, whatever a killed reader left behind.
+        for node in nodes.indices { session.setEvents(node: node, on: false) }
         try FileSystem.writeText(lab.paths.agentPIDFile, "\(getpid())\n")
         defer {
             unlink(lab.paths.agentPIDFile)
