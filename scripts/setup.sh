@@ -15,10 +15,11 @@ if ((${#missing[@]})); then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The structured-output tests validate with jsonschema and PyYAML.
-if ! python3 -c 'import jsonschema, yaml' 2>/dev/null; then
-	echo "setup: installing python jsonschema and PyYAML" >&2
-	python3 -m pip install -q jsonschema pyyaml
+# The structured-output tests validate with jsonschema and PyYAML; the Hubble output tests parse with
+# Google's protobuf library, its .proto compiled by grpcio-tools.
+if ! python3 -c 'import jsonschema, yaml, grpc_tools, google.protobuf' 2>/dev/null; then
+	echo "setup: installing python jsonschema, PyYAML, protobuf and grpcio-tools" >&2
+	python3 -m pip install -q jsonschema pyyaml protobuf grpcio grpcio-tools
 fi
 
 # libbpf pins the lab's maps and programs here.

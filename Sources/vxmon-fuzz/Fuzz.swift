@@ -33,7 +33,7 @@ func fuzzOne(_ target: Target, _ data: UnsafeRawBufferPointer) {
 
 let modes: [(OutputFormat, Verbosity, Bool)] = [
     (.text, .info, false), (.text, .debug, false), (.text, .verbose, false), (.text, .verbose, true),
-    (.json, .info, false), (.yaml, .info, false),
+    (.json, .info, false), (.yaml, .info, false), (.jsonpb, .info, false),
 ]
 
 nonisolated(unsafe) let devNull = open("/dev/null", O_WRONLY)

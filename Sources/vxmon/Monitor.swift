@@ -188,6 +188,8 @@ struct Monitor: ParsableCommand {
         options.watchFD = 1
         let pipeline = output.makePipeline(
             flushEachRecord: isatty(1) != 0, filter: filter, nodeLabels: input.nodes.count > 1)
+        // The lab's pods name the source and destination of Hubble flows (-o jsonpb).
+        for pod in input.topology?.pods ?? [] { pipeline.metadata(key: "pod", value: pod.info.metadataValue) }
         let pcap = try output.addPcapSink(to: pipeline)
         defer { if let pcap { close(pcap) } }
         let session = try input.source(
@@ -212,9 +214,11 @@ struct Monitor: ParsableCommand {
 
 extension LabTopology.Pod {
     /// What filters and recordings know of a pod.
+    /// (`namespace` is the Kubernetes namespace Hubble shows, `default` for every lab pod; the pod's
+    /// network namespace is another thing.)
     var info: PodInfo {
         PodInfo(
-            name: name, namespace: namespace,
+            name: name, namespace: "default",
             ip: FilterParser.parseIP(Substring(ip)) ?? .v4(IPv4Address(rawValue: 0)), identity: identity, node: node)
     }
 }

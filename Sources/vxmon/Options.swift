@@ -11,7 +11,12 @@ struct OutputOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Verbose output: -v for debug messages, -vv for packet layer lines (like cilium monitor).")
     var verbose: Int
 
-    @Option(name: .shortAndLong, help: "Output format: text (Cilium's), json (one object per line), yaml or none.")
+    @Option(
+        name: .shortAndLong,
+        help: """
+            Output format: text (Cilium's), json (one object per line), yaml, jsonpb (Hubble's GetFlowsResponse \
+            per line, as `hubble observe -o jsonpb` prints and reads) or none.
+            """)
     var output: OutputFormat = .text
 
     @Flag(name: .short, help: "Shorthand for --output json.")
@@ -139,7 +144,8 @@ struct OutputOptions: ParsableArguments {
                 counters.renderYAML(stats, release: cilium, into: out)
             }
             out.flush(to: fd)
-        case .text, .none:
+        case .text, .none, .jsonpb:
+            // jsonpb output holds only GetFlowsResponse lines (what Hubble reads): the table goes to stderr.
             EventPipeline.standardError(counters.table(stats, release: cilium))
         }
     }

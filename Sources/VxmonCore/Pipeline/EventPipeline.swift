@@ -8,6 +8,8 @@ public enum OutputFormat: String, Sendable, CaseIterable {
     case text
     case json
     case yaml
+    /// Hubble's `GetFlowsResponse` in protobuf JSON, one per line (`hubble observe -o jsonpb`).
+    case jsonpb
     /// No rendered output (only the other sinks, e.g. `--write-pcap`).
     case none
 }
@@ -131,6 +133,8 @@ public final class EventPipeline: RecordConsumer {
             structuredSink = StructuredSink(format: .json, renderer: StructuredRenderer(release: release, names: names), out: out)
         case .yaml:
             structuredSink = StructuredSink(format: .yaml, renderer: StructuredRenderer(release: release, names: names), out: out)
+        case .jsonpb:
+            structuredSink = StructuredSink(format: .jsonpb, renderer: StructuredRenderer(release: release, names: names), out: out)
         case .text, .none:
             structuredSink = nil
         }

@@ -190,10 +190,10 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
 
     public func metadata(key: String, value: String) {
         if let named = Vxrec.node(fromMetadata: key, value) { node = named }
-        if let pod = PodInfo(metadataKey: key, value: value) {
-            // Pods apply from here on, in every worker's filter.
+        if PodInfo(metadataKey: key, value: value) != nil {
+            // Pods apply from here on, in every worker's filter and sinks.
             drain()
-            for worker in workers { worker.filter.learn(pod) }
+            for worker in workers { worker.metadata(key: key, value: value) }
         }
     }
 

@@ -112,14 +112,18 @@ public final class StructuredSink: EventSink {
     public enum Format: Sendable {
         case json
         case yaml
+        /// Hubble's `GetFlowsResponse` in protobuf JSON (`hubble observe -o jsonpb`).
+        case jsonpb
     }
     public let renderer: StructuredRenderer
+    public let hubble: HubbleJSONRenderer
     public var out: OutputBuffer
     public let format: Format
 
     public init(format: Format, renderer: StructuredRenderer, out: OutputBuffer) {
         self.format = format
         self.renderer = renderer
+        hubble = HubbleJSONRenderer(names: renderer.names)
         self.out = out
     }
 
@@ -127,6 +131,7 @@ public final class StructuredSink: EventSink {
         switch format {
         case .json: renderer.renderJSON(event, record: record, into: out)
         case .yaml: renderer.renderYAML(event, record: record, into: out)
+        case .jsonpb: hubble.render(event, record: record, into: out)
         }
     }
 
@@ -136,6 +141,7 @@ public final class StructuredSink: EventSink {
         switch format {
         case .json: renderer.renderJSON(event.pointee, record: record, into: out)
         case .yaml: renderer.renderYAML(event.pointee, record: record, into: out)
+        case .jsonpb: hubble.render(event.pointee, record: record, into: out)
         }
     }
 
@@ -147,6 +153,13 @@ public final class StructuredSink: EventSink {
         case .yaml:
             renderer.renderLostYAML(
                 cpu: lost.cpu, count: lost.count, time: lost.timeNanoseconds, node: lost.node, into: out)
+        case .jsonpb:
+            hubble.renderLost(cpu: lost.cpu, count: lost.count, time: lost.timeNanoseconds, node: lost.node, into: out)
         }
+    }
+
+    /// Pod records name the pods of Hubble's `source`/`destination`.
+    public func metadata(key: String, value: String, time: UInt64) {
+        if format == .jsonpb, let pod = PodInfo(metadataKey: key, value: value) { hubble.learn(pod) }
     }
 }

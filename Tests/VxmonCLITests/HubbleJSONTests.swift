@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+
+// `-o jsonpb`: Hubble's GetFlowsResponse in protobuf JSON. The oracle is Google's protobuf library
+// (Tests/scripts/check_jsonpb.py: strict parsing against vxmon's .proto subset in proto/, compiled by
+// grpcio-tools, and a round trip) and, for bulk_2k, Cilium 1.13's own `-j` rendering of the same
+// events (verdict, observation point, CT state, identities, interface, addresses and ports).
+
+@Suite("-o jsonpb: Hubble's flows")
+struct HubbleJSONTests {
+    static let script = CLIFixtures.packageRoot + "/Tests/scripts/check_jsonpb.py"
+    static let proto = CLIFixtures.packageRoot + "/proto"
+
+    func check(_ lines: String, cilium: String? = nil) throws -> ProcessResult {
+        let python = try #require(which("python3"))
+        return try run(python, [Self.script, Self.proto] + (cilium.map { ["--cilium", $0] } ?? []), stdin: Array(lines.utf8))
+    }
+
+    @Test("bulk_2k: every line parses and round-trips, and says what Cilium's own rendering of the event says")
+    func bulkAgainstCilium() throws {
+        let r = try run(Binary.vxmon, ["replay", "\(CLIFixtures.vectors)/bulk_2k.vxrec", "-o", "jsonpb"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let c = try check(r.stdout, cilium: "\(CLIFixtures.vectors)/bulk_2k.j.txt")
+        #expect(c.status == 0, "\(c.stdout) \(c.stderr)")
+        #expect(c.stdout.contains("2000 lines parse and round-trip (2000 flows, 0 lost events)"), "\(c.stdout)")
+    }
+
+    @Test("every vector and sample: lines parse and round-trip; debug messages are not flows; lost records are lost_events")
+    func everyRecording() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: CLIFixtures.vectors).filter { $0.hasSuffix(".vxrec") }
+            .map { "\(CLIFixtures.vectors)/\($0)" }
+            + (try FileManager.default.contentsOfDirectory(atPath: FlowCLITests.samples).filter { $0.hasSuffix(".vxrec") }
+                .map { "\(FlowCLITests.samples)/\($0)" })
+        var all = ""
+        for file in files {
+            let r = try run(Binary.vxmon, ["replay", file, "-o", "jsonpb"])
+            #expect(r.status == 0 || file.contains("unknown_version"), "\(file): \(r.stderr)")
+            all += r.stdout
+            if file.contains("/debug_") { #expect(r.stdout.isEmpty, "\(file) is no flow") }
+            if file.hasSuffix("/lost_events.vxrec") {
+                #expect(r.stdout.contains(#""lost_events":{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":"42","cpu":2}"#))
+            }
+        }
+        let c = try check(all)
+        #expect(c.status == 0, "\(c.stdout) \(c.stderr)")
+    }
+
+    @Test("the lab's samples: pods by name in namespace default, and the VNI of every tunnel is the source pod's identity")
+    func podsAndVNI() throws {
+        let r = try run(Binary.vxmon, ["replay", "\(FlowCLITests.samples)/cross_node_ping.vxrec", "-o", "jsonpb"])
+        #expect(r.status == 0)
+        var tunnels = 0
+        for line in r.stdout.split(separator: "\n") {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let flow = try #require(object["flow"] as? [String: Any])
+            let source = flow["source"] as? [String: Any]
+            let destination = flow["destination"] as? [String: Any]
+            #expect(source?["namespace"] as? String == "default" && destination?["namespace"] as? String == "default")
+            #expect((source?["pod_name"] as? String)?.hasSuffix("-pod1") == true, "\(line)")
+            if let tunnel = flow["tunnel"] as? [String: Any], let identity = source?["identity"] as? Int {
+                tunnels += 1
+                #expect(tunnel["vni"] as? Int == identity, "\(line)")
+            }
+        }
+        #expect(tunnels >= 2, "the request and the reply cross the underlay")
+    }
+}
