@@ -63,6 +63,8 @@ public struct LiveStats: Sendable {
     public var failure: String?
     /// Times a stream session reconnected to its agent.
     public var reconnects = 0
+    /// Records of a stream that could not be used (reported, skipped).
+    public var malformed = 0
 }
 
 /// Reads one lab's event buffers live through libbpf, from one thread with epoll: the lab's ring

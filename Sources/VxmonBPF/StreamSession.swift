@@ -127,6 +127,7 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
             let end = try loop.run(self)
             counts.samples &+= forwarder.samples
             counts.lost +|= forwarder.lost
+            counts.malformed &+= forwarder.malformed
             self.loop = nil
             connection = nil
             guard let ended = connectionEnded, end == .finished(ended) else {
@@ -195,7 +196,6 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
         var forwarder: Forwarder
         unowned let session: StreamSession
         private var chunk = [UInt8](repeating: 0, count: 1 << 18)
-        private var offset = 0
 
         init(fd: Int32, parser: any ByteStreamParser, forwarder: Forwarder, session: StreamSession) {
             self.fd = fd
@@ -235,7 +235,6 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
                     session.connectionEnded = "malformed stream: \(error)"
                     return false
                 }
-                offset += n
             }
             return true
         }
@@ -284,9 +283,14 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
             }
         }
 
+        /// Reported one by one up to 10 per connection (a hostile peer must not flood stderr), all counted.
         func malformedRecord(index: Int, offset: Int, reason: String) {
             malformed &+= 1
-            session.log("vxmon: skipped a malformed record at offset \(offset) of the stream from \(session.options.peer): \(reason)")
+            if malformed <= 10 {
+                session.log(
+                    "vxmon: skipped a malformed record at offset \(offset) of the stream from \(session.options.peer): \(reason)"
+                        + (malformed == 10 ? " (further ones are only counted)" : ""))
+            }
         }
     }
 }

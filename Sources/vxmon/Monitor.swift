@@ -118,6 +118,7 @@ struct LiveCommandOptions: ParsableArguments {
             line += " (the datapath counted \(stats.perfOutputFailures) failed perf outputs)"
         }
         if stats.unattributed > 0 { line += ", \(stats.unattributed) ring records of no node read" }
+        if stats.malformed > 0 { line += ", \(stats.malformed) malformed records skipped" }
         if stats.reconnects > 0 { line += ", \(stats.reconnects) reconnects" }
         return line + "; \(stats.endReason)"
     }
