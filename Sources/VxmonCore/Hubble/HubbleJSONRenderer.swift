@@ -123,8 +123,8 @@ public final class HubbleJSONRenderer {
             w.key("tunnel")
             w.beginObject()
             w.field("protocol", string: tunnel.kind == .vxlan ? "VXLAN" : "GENEVE")
-            ipObject(&w, flow.outer, encrypted: false)
-            l4Object(&w, flow.outer)
+            FlowLayersJSON.ip(&w, flow.outer, style: .protobuf)
+            FlowLayersJSON.l4(&w, flow.outer, style: .protobuf)
             if tunnel.vni != 0 { w.field("vni", tunnel.vni) }
             w.endObject()
         }
@@ -196,57 +196,10 @@ public final class HubbleJSONRenderer {
             w.field("destination", raw: { $0.mac(l.destinationMAC) })
             w.endObject()
         }
-        if !socket { ipObject(&w, l, encrypted: encrypted) }
-        l4Object(&w, l)
+        if !socket { FlowLayersJSON.ip(&w, l, style: .protobuf, encrypted: encrypted) }
+        FlowLayersJSON.l4(&w, l, style: .protobuf)
     }
 
-    private func ipObject(_ w: inout JSONWriter, _ l: FlowLayers, encrypted: Bool) {
-        guard let source = l.source, let destination = l.destination else { return }
-        w.key("IP")
-        w.beginObject()
-        w.field("source", raw: { $0.ip(source) })
-        w.field("destination", raw: { $0.ip(destination) })
-        if case .v6 = source { w.field("ipVersion", string: "IPv6") } else { w.field("ipVersion", string: "IPv4") }
-        if encrypted { w.field("encrypted", true) }
-        w.endObject()
-    }
-
-    private func l4Object(_ w: inout JSONWriter, _ l: FlowLayers) {
-        let name: StaticString
-        switch l.transport {
-        case .none: return
-        case .tcp: name = "TCP"
-        case .udp: name = "UDP"
-        case .sctp: name = "SCTP"
-        case .icmpv4: name = "ICMPv4"
-        case .icmpv6: name = "ICMPv6"
-        }
-        w.key("l4")
-        w.beginObject()
-        w.key(name)
-        w.beginObject()
-        if l.transport.hasPorts {
-            if l.sourcePort != 0 { w.field("source_port", l.sourcePort) }
-            if l.destinationPort != 0 { w.field("destination_port", l.destinationPort) }
-            if l.transport == .tcp && l.tcpFlags & 0x1ff != 0 {
-                w.key("flags")
-                w.beginObject()
-                for (bit, flag) in Self.tcpFlagFields where l.tcpFlags & bit != 0 { w.field(flag, true) }
-                w.endObject()
-            }
-        } else {
-            if l.icmpType != 0 { w.field("type", l.icmpType) }
-            if l.icmpCode != 0 { w.field("code", l.icmpCode) }
-        }
-        w.endObject()
-        w.endObject()
-    }
-
-    /// TCP flag bits (as in the TCP header's low nine bits) in `TCPFlags` field order.
-    static let tcpFlagFields: [(UInt16, StaticString)] = [
-        (0x001, "FIN"), (0x002, "SYN"), (0x004, "RST"), (0x008, "PSH"), (0x010, "ACK"), (0x020, "URG"),
-        (0x040, "ECE"), (0x080, "CWR"), (0x100, "NS"),
-    ]
     /// The order Hubble's summary lists TCP flags in.
     static let summaryFlagOrder: [(UInt16, StaticString)] = [
         (0x002, "SYN"), (0x010, "ACK"), (0x004, "RST"), (0x001, "FIN"), (0x008, "PSH"), (0x020, "URG"),

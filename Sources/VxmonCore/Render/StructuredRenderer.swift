@@ -300,52 +300,15 @@ public struct StructuredRenderer: Sendable {
     }
 
     func ipObject<W: StructuredWriter>(_ w: inout W, _ f: borrowing FlowLayers) {
-        guard let source = f.source, let destination = f.destination else { return }
-        w.key("IP")
-        w.beginObject()
-        w.field("source", raw: { $0.ip(source) })
-        w.field("destination", raw: { $0.ip(destination) })
-        if case .v4 = source { w.field("ipVersion", string: "IPv4") } else { w.field("ipVersion", string: "IPv6") }
-        w.endObject()
+        FlowLayersJSON.ip(&w, f, style: .vxmon)
     }
 
     func l4Object<W: StructuredWriter>(_ w: inout W, _ f: borrowing FlowLayers) {
-        let name: StaticString
-        switch f.transport {
-        case .none: return
-        case .tcp: name = "TCP"
-        case .udp: name = "UDP"
-        case .sctp: name = "SCTP"
-        case .icmpv4: name = "ICMPv4"
-        case .icmpv6: name = "ICMPv6"
-        }
-        w.key("l4")
-        w.beginObject()
-        w.key(name)
-        w.beginObject()
-        if f.transport.hasPorts {
-            w.field("source_port", f.sourcePort)
-            w.field("destination_port", f.destinationPort)
-            if f.transport == .tcp { tcpFlags(&w, f.tcpFlags) }
-        } else {
-            w.field("type", f.icmpType)
-            w.field("code", f.icmpCode)
-        }
-        w.endObject()
-        w.endObject()
+        FlowLayersJSON.l4(&w, f, style: .vxmon)
     }
 
-    static let tcpFlagNames: [(UInt16, StaticString)] = [
-        (TCPHeader.fin, "FIN"), (TCPHeader.syn, "SYN"), (TCPHeader.rst, "RST"), (TCPHeader.psh, "PSH"),
-        (TCPHeader.ack, "ACK"), (TCPHeader.urg, "URG"), (TCPHeader.ece, "ECE"), (TCPHeader.cwr, "CWR"),
-        (TCPHeader.ns, "NS"),
-    ]
-
     func tcpFlags<W: StructuredWriter>(_ w: inout W, _ flags: UInt16) {
-        w.key("flags")
-        w.beginArray()
-        for (bit, name) in Self.tcpFlagNames where flags & bit != 0 { w.string(name) }
-        w.endArray()
+        FlowLayersJSON.tcpFlags(&w, flags, style: .vxmon)
     }
 
     func packet<W: StructuredWriter>(_ w: inout W, _ p: borrowing DecodedPacket, _ bytes: RawSpan) {
