@@ -185,6 +185,9 @@ extension LabCommand {
                 try? setEvents(UInt32(VXMON_EVENTS_OFF))
                 session.requestStop()
                 try? thread.join()
+                // The reader lock goes now, not whenever the session is freed: the lab's agent, stopped
+                // for the run, is started again right after and needs it.
+                session.close()
             }
             sleepSeconds(warmup)
 
