@@ -440,6 +440,26 @@ struct LabAgentTests {
     }
 }
 
+extension LabAgentTests {
+    @Test("lab bench and lab soak stop the lab's agent for their run and start it again after")
+    func benchPausesAgent() throws {
+        try LabGate.check()
+        let lab = LabNames.make("bp")
+        let paths = LabPaths(lab: lab)
+        defer { _ = try? Shell.run([FaultTests.vxmon, "lab", "down", "--lab", lab], check: false) }
+        try #require(try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", lab], check: false).status == 0)
+        var agent = try #require(AgentStatus.runningAgent(paths))
+        for command in [["lab", "bench", "--rounds", "1", "--seconds", "0.2"], ["lab", "soak", "--seconds", "1"]] {
+            let r = try Shell.run([FaultTests.vxmon] + command + ["--lab", lab], check: false)
+            #expect(r.status == 0, "\(command[1]): \(r.errorOutput)")
+            #expect(r.errorOutput.contains("is stopped for"), "\(r.errorOutput)")
+            let again = try #require(AgentStatus.runningAgent(paths), "\(command[1]) started the agent again")
+            #expect(again != agent)
+            agent = again
+        }
+    }
+}
+
 @Suite(
     "least privilege through the agent (privileged)", .serialized,
     .enabled(if: LabGate.enabled, "needs root, bpffs, BTF and bpf/.output/vxmon.bpf.o"))
