@@ -451,7 +451,7 @@ extension LabAgentTests {
         var agent = try #require(AgentStatus.runningAgent(paths))
         for command in [["lab", "bench", "--rounds", "1", "--seconds", "0.2"], ["lab", "soak", "--seconds", "1"]] {
             let r = try Shell.run([FaultTests.vxmon] + command + ["--lab", lab], check: false)
-            #expect(r.status == 0, "\(command[1]): \(r.errorOutput)")
+            #expect(r.status == 0, "\(command[1]): \(r.output) \(r.errorOutput)")
             #expect(r.errorOutput.contains("is stopped for"), "\(r.errorOutput)")
             let again = try #require(AgentStatus.runningAgent(paths), "\(command[1]) started the agent again")
             #expect(again != agent)
