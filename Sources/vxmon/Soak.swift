@@ -94,9 +94,7 @@ extension LabCommand {
             let stats = session.stats
             let emitted = sum(VXMON_STAT_EMITTED) &- emittedBefore
             let notReserved = sum(VXMON_STAT_RING_FAIL) &- failedBefore
-            var usage = rusage()
-            getrusage(RUSAGE_SELF.rawValue, &usage)
-            let peakMB = Double(usage.ru_maxrss) / 1024
+            let peakMB = Double(peakResidentKilobytes()) / 1024
             written += fileSize()
             let received = UInt64(stats.samples)
             let accounted = emitted == received && notReserved == stats.lost
@@ -111,4 +109,15 @@ extension LabCommand {
             if !accounted || !rssOK { throw ExitCode.failure }
         }
     }
+}
+
+/// This process's peak resident set, in KiB: VmHWM of /proc/self/status, the high-water mark of its
+/// own address space. (getrusage's ru_maxrss survives execve: a soak started by a large process, such
+/// as the test runner, would report the parent's peak.)
+func peakResidentKilobytes() -> Int {
+    guard let text = try? FileSystem.read("/proc/self/status") else { return 0 }
+    for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+    }
+    return 0
 }
