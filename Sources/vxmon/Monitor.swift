@@ -220,7 +220,8 @@ extension LabTopology.Pod {
     var info: PodInfo {
         PodInfo(
             name: name, namespace: "default",
-            ip: FilterParser.parseIP(Substring(ip)) ?? .v4(IPv4Address(rawValue: 0)), identity: identity, node: node)
+            ip: FilterParser.parseIP(Substring(ip)) ?? .v4(IPv4Address(rawValue: 0)), identity: identity, node: node,
+            endpoint: endpointID)
     }
 }
 

@@ -45,7 +45,7 @@ struct HubbleJSONTests {
         #expect(c.status == 0, "\(c.stdout) \(c.stderr)")
     }
 
-    @Test("the lab's samples: pods by name in namespace default, and the VNI of every tunnel is the source pod's identity")
+    @Test("the lab's samples: pods by name in namespace default, the VNI of every tunnel is the source pod's identity, traffic direction as Hubble tells it")
     func podsAndVNI() throws {
         let r = try run(Binary.vxmon, ["replay", "\(FlowCLITests.samples)/cross_node_ping.vxrec", "-o", "jsonpb"])
         #expect(r.status == 0)
@@ -61,6 +61,18 @@ struct HubbleJSONTests {
                 tunnels += 1
                 #expect(tunnel["vni"] as? Int == identity, "\(line)")
             }
+            // Hubble's rule: egress where the emitting endpoint is the packet's source, reversed for a
+            // reply (so the whole ping is worker2-pod1's egress connection and worker-pod1's ingress one);
+            // unknown where no endpoint emitted the event (from-overlay, from-network).
+            let point = flow["trace_observation_point"] as? String ?? ""
+            let reply = flow["is_reply"] as? Bool ?? false
+            let expected: String? =
+                switch (point, reply) {
+                case ("FROM_ENDPOINT", false), ("TO_OVERLAY", false), ("TO_ENDPOINT", true): "EGRESS"
+                case ("FROM_ENDPOINT", true), ("TO_OVERLAY", true), ("TO_ENDPOINT", false): "INGRESS"
+                default: nil
+                }
+            #expect(flow["traffic_direction"] as? String == expected, "\(point) reply \(reply): \(line)")
         }
         #expect(tunnels >= 2, "the request and the reply cross the underlay")
     }

@@ -80,22 +80,29 @@ public struct PodInfo: Sendable, Equatable {
     public var ip: IPAddress
     public var identity: UInt32
     public var node: String
+    /// The pod's endpoint ID on its node (0: unknown, as in recordings made before pod records had it).
+    public var endpoint: UInt16
 
-    public init(name: String, namespace: String = "default", ip: IPAddress, identity: UInt32, node: String) {
+    public init(
+        name: String, namespace: String = "default", ip: IPAddress, identity: UInt32, node: String, endpoint: UInt16 = 0
+    ) {
         self.name = name
         self.namespace = namespace
         self.ip = ip
         self.identity = identity
         self.node = node
+        self.endpoint = endpoint
     }
 }
 
 extension PodInfo {
-    /// The metadata record a recording carries for a pod: `pod=name=N,namespace=NS,ip=IP,identity=ID,node=NODE`.
+    /// The metadata record a recording carries for a pod:
+    /// `pod=name=N,namespace=NS,ip=IP,identity=ID,node=NODE[,endpoint=EP]`.
     public var metadataValue: String {
         let out = OutputBuffer(capacity: 96)
         out.ip(ip)
         return "name=\(name),namespace=\(namespace),ip=\(out.string),identity=\(identity),node=\(node)"
+            + (endpoint != 0 ? ",endpoint=\(endpoint)" : "")
     }
 
     /// Reads a `pod` metadata record; nil for other keys or a value that does not name a pod.
@@ -111,7 +118,8 @@ extension PodInfo {
         else { return nil }
         self.init(
             name: String(name), namespace: fields["namespace"].map(String.init) ?? "default", ip: ip,
-            identity: fields["identity"].flatMap { UInt32($0) } ?? 0, node: fields["node"].map(String.init) ?? "")
+            identity: fields["identity"].flatMap { UInt32($0) } ?? 0, node: fields["node"].map(String.init) ?? "",
+            endpoint: fields["endpoint"].flatMap { UInt16($0) } ?? 0)
     }
 }
 

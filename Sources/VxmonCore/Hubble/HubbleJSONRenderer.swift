@@ -24,10 +24,31 @@ public final class HubbleJSONRenderer {
 
     public init(names: InterfaceNames) { self.names = names }
 
+    static func isUnspecified(_ ip: IPAddress) -> Bool {
+        switch ip {
+        case .v4(let a): a.rawValue == 0
+        case .v6(let a): a == IPv6Address(high: 0, low: 0)
+        }
+    }
+
+    /// The source address of the packet as the flow shows it.
+    private func primarySource(_ flow: borrowing Flow) -> IPAddress? { flow.primary.source }
+
+    /// The endpoint ID of the pod at `ip` if it lives on `node` (a local endpoint, as Hubble resolves
+    /// the source), 0 if the address is no pod of that node; nil when pods' endpoints are unknown.
+    private func localEndpoint(_ ip: IPAddress?, node: String?) -> UInt16? {
+        guard hasEndpoints else { return nil }
+        guard let ip, let pod = pods[ip], pod.node == node else { return 0 }
+        return pod.endpoint
+    }
+
     /// Learns a pod (its address names it in `source`/`destination`).
     public func learn(_ pod: PodInfo) {
         if pods.count < 65536 || pods[pod.ip] != nil { pods[pod.ip] = pod }
+        if pod.endpoint != 0 { hasEndpoints = true }
     }
+    /// Pods with endpoint IDs are known: traffic direction can be told.
+    private var hasEndpoints = false
 
     /// True when the event type is a flow in Hubble's sense.
     public static func isFlow(_ type: MessageType) -> Bool {
@@ -90,9 +111,21 @@ public final class HubbleJSONRenderer {
             if state <= 4 { isReply = state == 2 }
             encrypted = t.isEncrypted
             if t.observationPoint.rawValue == 1 { proxyPort = UInt32(t.destinationID) }
+            // Hubble: egress when the emitting endpoint is the packet's source endpoint (resolved by the
+            // original address when the datapath translated it), reversed for a reply; only with an
+            // emitting endpoint and a known CT state.
+            if let isReply, t.header.source != 0 {
+                let original = t.originalIP.flatMap { Self.isUnspecified($0) ? nil : $0 }
+                if let local = localEndpoint(original ?? primarySource(flow), node: flow.node) {
+                    direction = (t.header.source == local) != isReply ? "EGRESS" : "INGRESS"
+                }
+            }
         case .drop(let d):
             verdict = .dropped
             dropReason = d.reason
+            if d.header.source != 0, let local = localEndpoint(primarySource(flow), node: flow.node) {
+                direction = d.header.source == local ? "EGRESS" : "INGRESS"
+            }
         case .policyVerdict(let p):
             if p.verdict < 0 {
                 verdict = .dropped
