@@ -5,12 +5,15 @@ import Glibc
 /// is meant to outlive the command that starts it: it is stopped by `lab down`, and stops by itself
 /// when its lab goes away.
 public enum AgentDaemon {
-    /// Starts the agent of `lab` unless one runs; waits until its sockets accept connections.
+    /// Starts the agent of `lab` unless one runs; waits until it holds the lab's reader lock. With no
+    /// `arguments`, an agent that ran before is started with the options it had (`agent.args`).
     /// Returns its pid and whether it was started now.
     @discardableResult
-    public static func start(lab: String, executable: String, arguments: [String] = []) throws -> (pid: Int32, started: Bool) {
+    public static func start(lab: String, executable: String, arguments: [String]? = nil) throws -> (pid: Int32, started: Bool) {
         let paths = LabPaths(lab: lab)
         if let pid = AgentStatus.runningAgent(paths) { return (pid, false) }
+        let arguments =
+            arguments ?? (try? FileSystem.read(paths.agentArguments))?.split(separator: "\n").map(String.init) ?? []
         try FileSystem.makeDirectories(paths.stateDirectory)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)

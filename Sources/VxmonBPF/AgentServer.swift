@@ -10,6 +10,8 @@ extension LabPaths {
     /// Node `node`'s socket speaking Cilium's monitor protocol 1.2 (gob `Payload`s).
     public func ciliumSocket(_ node: String) -> String { "\(stateDirectory)/\(node)/monitor1_2.sock" }
     public var agentPIDFile: String { "\(stateDirectory)/agent.pid" }
+    /// The options the agent was started with, one per line (to start it again the same way).
+    public var agentArguments: String { "\(stateDirectory)/agent.args" }
     public var agentLog: String { "\(stateDirectory)/agent.log" }
     /// Rewritten every second by the agent: its counters and clients (see `AgentStatus`).
     public var agentStatus: String { "\(stateDirectory)/agent.status" }
@@ -27,14 +29,16 @@ public struct AgentOptions: Sendable {
     public init() {}
 }
 
-/// One client's outgoing bytes: a fixed-size buffer, written without blocking whenever the client's
+/// One client's outgoing bytes: a fixed-size ring, written without blocking whenever the client's
 /// socket takes more. What does not fit is refused (the caller counts it lost), so a client that
-/// stops reading costs its own events and a bounded amount of memory, never the reader's time.
+/// stops reading costs its own events and a bounded amount of memory, never the reader's time (a ring:
+/// no bytes are moved to make room, however full it runs).
 final class ClientQueue {
     private let storage: UnsafeMutablePointer<UInt8>
     let capacity: Int
+    /// Where the oldest queued byte is, and how many are queued.
     private var head = 0
-    private var tail = 0
+    private(set) var queued = 0
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -43,28 +47,27 @@ final class ClientQueue {
 
     deinit { storage.deallocate() }
 
-    var queued: Int { tail - head }
     var room: Int { capacity - queued }
 
     /// Appends `bytes` whole, or nothing (false) when they do not fit.
     func append(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard bytes.count <= room, let base = bytes.baseAddress else { return bytes.isEmpty }
-        if tail + bytes.count > capacity {
-            (storage).update(from: storage + head, count: queued)
-            tail -= head
-            head = 0
-        }
-        (storage + tail).update(from: base, count: bytes.count)
-        tail += bytes.count
+        let tail = (head + queued) % capacity
+        let first = min(bytes.count, capacity - tail)
+        (storage + tail).update(from: base, count: first)
+        if first < bytes.count { storage.update(from: base + first, count: bytes.count - first) }
+        queued += bytes.count
         return true
     }
 
     /// Writes what the socket takes. Returns 0, or the errno that ends the connection.
     func write(to fd: Int32) -> Int32 {
-        while head < tail {
-            let n = Glibc.send(fd, storage + head, tail - head, Int32(MSG_NOSIGNAL))
+        while queued > 0 {
+            let contiguous = min(queued, capacity - head)
+            let n = Glibc.send(fd, storage + head, contiguous, Int32(MSG_NOSIGNAL))
             if n > 0 {
-                head += n
+                head = (head + n) % capacity
+                queued -= n
                 continue
             }
             let code = errno
@@ -72,10 +75,7 @@ final class ClientQueue {
             if code == EAGAIN || code == EWOULDBLOCK { break }
             return code
         }
-        if head == tail {
-            head = 0
-            tail = 0
-        }
+        if queued == 0 { head = 0 }
         return 0
     }
 }
@@ -122,7 +122,7 @@ final class AgentConnection {
 /// The datapath's events are on for a node while some client wants them (a lab-stream client, or a
 /// client of that node's Cilium socket), and off otherwise.
 public final class AgentServer: LiveSink, PollSource {
-    public let pollFD: Int32
+    public private(set) var pollFD: Int32
     public let nodeNames: [String]
     private let options: AgentOptions
     private let paths: LabPaths
@@ -133,8 +133,9 @@ public final class AgentServer: LiveSink, PollSource {
     private let clientCountValue = Atomic<Int>(0)
     /// Clients connected now (safe to read from any thread).
     public var clientCount: Int { clientCountValue.load(ordering: .relaxed) }
-    /// Switches a node's events on or off (set by the owner).
-    public var switchEvents: (Int, Bool) -> Void = { _, _ in }
+    /// Switches a node's events on or off (set by the owner); false if that failed (retried at the
+    /// next change of clients).
+    public var switchEvents: (Int, Bool) -> Bool = { _, _ in true }
     private var eventsOn: [Bool]
     /// Metadata records every lab-stream client gets first (lab, pods, ...).
     private let metadata: [(String, String)]
@@ -149,6 +150,8 @@ public final class AgentServer: LiveSink, PollSource {
     private let started = wallClockNanoseconds()
     private var lastStatus: UInt64 = 0
     private var readBuffer = [UInt8](repeating: 0, count: 256)
+    private var refused = 0
+    private var lastRefusalLog: UInt64 = 0
     /// Where diagnostics go (the agent's log).
     public var log: (String) -> Void = { EventPipeline.standardError($0) }
 
@@ -182,7 +185,7 @@ public final class AgentServer: LiveSink, PollSource {
 
     deinit { close() }
 
-    /// Closes every socket and removes the listening sockets' files.
+    /// Closes every socket and removes the listening sockets' files (idempotent).
     public func close() {
         clients.removeAll()
         for l in listeners {
@@ -191,6 +194,7 @@ public final class AgentServer: LiveSink, PollSource {
         }
         listeners.removeAll()
         if pollFD >= 0 { Glibc.close(pollFD) }
+        pollFD = -1
     }
 
     private func listen(_ path: String, _ kind: AgentConnection.Kind) throws {
@@ -267,7 +271,12 @@ public final class AgentServer: LiveSink, PollSource {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             if clients.count >= options.maxClients {
-                log("vxmon agent: refused a client: \(options.maxClients) are connected")
+                refused &+= 1
+                let now = monotonicNanoseconds()
+                if now &- lastRefusalLog >= 10_000_000_000 {
+                    lastRefusalLog = now
+                    log("vxmon agent: refused \(refused) clients so far: \(options.maxClients) are connected")
+                }
                 Glibc.close(fd)
                 continue
             }
@@ -374,8 +383,11 @@ public final class AgentServer: LiveSink, PollSource {
         for node in nodeNames.indices {
             let wanted = lab || clients.contains { $0.kind == .node(node) }
             if wanted != eventsOn[node] {
-                eventsOn[node] = wanted
-                switchEvents(node, wanted)
+                if switchEvents(node, wanted) {
+                    eventsOn[node] = wanted
+                } else {
+                    log("vxmon agent: cannot switch the events of node \(nodeNames[node]) \(wanted ? "on" : "off")")
+                }
             }
         }
     }

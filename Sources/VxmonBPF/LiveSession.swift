@@ -178,8 +178,9 @@ public final class LiveSession: SourceDelegate, PollLoopDelegate, @unchecked Sen
     }
 
     /// Switches node `node`'s (an index into `nodeNames`) events on or off (polling thread).
-    public func setEvents(node: Int, on: Bool) {
-        try? maps[node].setEventsMode(on ? options.buffer.eventsMode : UInt32(VXMON_EVENTS_OFF))
+    @discardableResult
+    public func setEvents(node: Int, on: Bool) -> Bool {
+        (try? maps[node].setEventsMode(on ? options.buffer.eventsMode : UInt32(VXMON_EVENTS_OFF))) != nil
     }
 
     /// Counters so far (safe to read from another thread).

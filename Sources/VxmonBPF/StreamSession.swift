@@ -89,6 +89,7 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
         }
         var connections = 0
         var endReason = "stopped"
+        var saidWaiting = false
         while !stopping {
             if let left = remaining(), left <= 0 {
                 endReason = "duration reached"
@@ -104,14 +105,15 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
                     endReason = "connection lost"
                     break
                 }
-                if connections == 0 && counts.reconnects == 0 {
+                if !saidWaiting {
                     log("vxmon: waiting for \(options.peer) (\(error))")
-                    counts.reconnects = 0
+                    saidWaiting = true
                 }
                 sleepInterruptibly(1.0)
                 continue
             }
             if connections > 0 { log("vxmon: reconnected to \(options.peer)") }
+            saidWaiting = false
             connections += 1
             connectionEnded = nil
             let parser: any ByteStreamParser = options.format == .vxrec ? VxrecParser() : AgentStreamParser()
@@ -130,13 +132,16 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
             counts.malformed &+= forwarder.malformed
             self.loop = nil
             connection = nil
-            guard let ended = connectionEnded, end == .finished(ended) else {
+            // A connection that ended stops its loop at once (see `Connection.readReady`).
+            guard let ended = connectionEnded, end == .finished(ended) || end == .stopped, !stopping else {
                 endReason = end.description
                 break
             }
             if options.reconnect {
                 counts.reconnects &+= 1
                 log("vxmon: \(options.peer) closed the connection (\(ended)); reconnecting")
+                // A peer that closes at once (an agent refusing clients) is not hammered.
+                sleepInterruptibly(forwarder.samples == 0 && forwarder.lost == 0 ? 1.0 : 0.1)
                 continue
             }
             counts.failure = "\(options.peer) closed the connection (\(ended))"
@@ -189,6 +194,12 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
 
     public func slowCheck() -> PollLoop.End? { nil }
 
+    /// Marks the connection ended and stops its loop now (its descriptor would stay readable).
+    fileprivate func endConnection(_ why: String) {
+        connectionEnded = why
+        loop?.requestStop()
+    }
+
     /// The socket as a poll source: reads what is there into the parser.
     final class Connection: PollSource {
         let fd: Int32
@@ -216,15 +227,15 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
                 if n < 0 {
                     if errno == EINTR { continue }
                     if errno == EAGAIN || errno == EWOULDBLOCK { return false }
-                    session.connectionEnded = "read: \(errnoString(errno))"
+                    session.endConnection("read: \(errnoString(errno))")
                     return false
                 }
                 if n == 0 {
                     do {
                         try parser.finish()
-                        session.connectionEnded = "end of stream"
+                        session.endConnection("end of stream")
                     } catch {
-                        session.connectionEnded = "\(error)"
+                        session.endConnection("\(error)")
                     }
                     return false
                 }
@@ -232,7 +243,7 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
                 do {
                     try parser.parse(into: &forwarder)
                 } catch {
-                    session.connectionEnded = "malformed stream: \(error)"
+                    session.endConnection("malformed stream: \(error)")
                     return false
                 }
             }

@@ -63,6 +63,14 @@ struct AgentCommand: ParsableCommand {
         let nodes = topology.nodes.map(\.name)
         var metadata = [("source", "vxmon-agent"), ("lab", topology.lab), ("buffer", buffer.rawValue)]
         metadata += topology.pods.map { ("pod", $0.info.metadataValue) }
+        // One agent per lab: while this one starts, another waits on the lab lock, and a lab that
+        // already has a reader (an agent, a monitor) is refused before any socket of it is touched.
+        var startLock: LabLock? = try LabLock(lab: lab.name, waitSeconds: 10)
+        if let reader = MonitorLock.holder(paths: lab.paths) {
+            throw CLIError(
+                "lab '\(lab.name)' already has a reader (pid \(reader)\(AgentStatus.runningAgent(lab.paths) == reader ? ", its agent" : "")); "
+                    + "stop it first")
+        }
         let server = try AgentServer(paths: lab.paths, nodeNames: nodes, metadata: metadata, options: agentOptions)
         defer { server.close() }
         let session = try LiveSession(topology: topology, options: live, sink: server, extraSources: [server])
@@ -70,6 +78,9 @@ struct AgentCommand: ParsableCommand {
         // Off until a client connects, whatever a killed reader left behind.
         for node in nodes.indices { session.setEvents(node: node, on: false) }
         try FileSystem.writeText(lab.paths.agentPIDFile, "\(getpid())\n")
+        // How it was started, so that `lab up` and the bench start it again the same way.
+        try FileSystem.writeText(lab.paths.agentArguments, forwardedArguments.joined(separator: "\n") + "\n")
+        startLock = nil
         defer {
             unlink(lab.paths.agentPIDFile)
             unlink(lab.paths.agentStatus)
@@ -80,6 +91,10 @@ struct AgentCommand: ParsableCommand {
             "vxmon agent: lab '\(lab.name)', pid \(getpid()), buffer \(buffer.rawValue); serving \(lab.paths.agentSocket) "
                 + "and \(nodes.map { lab.paths.ciliumSocket($0) }.joined(separator: ", "))")
         let stats = try DedicatedThread.run { try session.run() }
+        // Sockets first, then the reader lock: whoever sees the lock free finds no socket of ours.
+        server.close()
+        session.close()
+        withExtendedLifetime(startLock) {}
         EventPipeline.standardError(
             "vxmon agent: stopped (\(stats.endReason)); \(server.samples) events read, \(server.lost) lost")
     }

@@ -146,7 +146,10 @@ struct AgentSocketTests {
         let server = try AgentServer(paths: paths, nodeNames: ["alpha", "beta"], metadata: [("lab", lab)], options: AgentOptions())
         defer { server.close() }
         var switched: [(Int, Bool)] = []
-        server.switchEvents = { switched.append(($0, $1)) }
+        server.switchEvents = {
+            switched.append(($0, $1))
+            return true
+        }
         let beta = try Client(paths.ciliumSocket("beta"))
         let whole = try Client(paths.agentSocket)
         _ = server.readReady()  // accepts both
@@ -441,20 +444,28 @@ struct LabAgentTests {
 }
 
 extension LabAgentTests {
-    @Test("lab bench and lab soak stop the lab's agent for their run and start it again after")
+    @Test("lab bench and lab soak stop the lab's agent for their run and start it again after, with its options; a second agent is refused")
     func benchPausesAgent() throws {
         try LabGate.check()
         let lab = LabNames.make("bp")
         let paths = LabPaths(lab: lab)
         defer { _ = try? Shell.run([FaultTests.vxmon, "lab", "down", "--lab", lab], check: false) }
-        try #require(try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", lab], check: false).status == 0)
+        try #require(try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", lab, "--no-agent"], check: false).status == 0)
+        try #require(try Shell.run([FaultTests.vxmon, "agent", "--lab", lab, "--queue-mib", "3"], check: false).status == 0)
         var agent = try #require(AgentStatus.runningAgent(paths))
+        // A second agent in the foreground is refused, and leaves the running one's sockets alone.
+        let second = try Shell.run([FaultTests.vxmon, "agent", "--lab", lab, "--foreground"], check: false)
+        #expect(second.status == 1 && second.errorOutput.contains("already has a reader (pid \(agent), its agent)"), "\(second.errorOutput)")
+        #expect(access(paths.agentSocket, F_OK) == 0 && access(paths.ciliumSocket("worker"), F_OK) == 0)
         for command in [["lab", "bench", "--rounds", "1", "--seconds", "0.2"], ["lab", "soak", "--seconds", "1"]] {
             let r = try Shell.run([FaultTests.vxmon] + command + ["--lab", lab], check: false)
             #expect(r.status == 0, "\(command[1]): \(r.output) \(r.errorOutput)")
             #expect(r.errorOutput.contains("is stopped for"), "\(r.errorOutput)")
             let again = try #require(AgentStatus.runningAgent(paths), "\(command[1]) started the agent again")
             #expect(again != agent)
+            let cmdline = (FileManager.default.contents(atPath: "/proc/\(again)/cmdline") ?? Data()).split(separator: 0)
+                .map { String(decoding: $0, as: UTF8.self) }
+            #expect(cmdline.suffix(2) == ["--queue-mib", "3"], "with its options: \(cmdline)")
             agent = again
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VxmonCore
 
 // `-o jsonpb`: Hubble's GetFlowsResponse in protobuf JSON. The oracle is Google's protobuf library
 // (Tests/scripts/check_jsonpb.py: strict parsing against vxmon's .proto subset in proto/, compiled by
@@ -75,5 +76,35 @@ struct HubbleJSONTests {
             #expect(flow["traffic_direction"] as? String == expected, "\(point) reply \(reply): \(line)")
         }
         #expect(tunnels >= 2, "the request and the reply cross the underlay")
+    }
+
+    @Test("hostile pod names and namespaces from a recording are escaped: the line still parses, and says exactly what the record said")
+    func hostilePodRecord() throws {
+        let event = CLIFixtures.bytes("\(CLIFixtures.vectors)/trace_v1_to_overlay_icmp.vxrec")
+        let path = NSTemporaryDirectory() + "/vxmon-hostile-\(UUID().uuidString).vxrec"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        try #require(fd >= 0)
+        let writer = VxrecWriter(fd: fd)
+        // No comma or '=': those separate a pod record's fields.
+        let namespace = "x\"}]evil\\\":\"1\u{1b}[31m\u{202e}"
+        writer.metadata("pod", "name=p\"od\u{7},namespace=\(namespace),ip=10.0.2.32,identity=9,node=n")
+        writer.flush()
+        close(fd)
+        // The event itself, appended after the pod record (the vector's records without its header).
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data(event.dropFirst(16)))
+        try handle.close()
+        let r = try run(Binary.vxmon, ["replay", path, "-o", "jsonpb"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.stdout.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x202e || $0.value == 7 })
+        let c = try check(r.stdout)
+        #expect(c.status == 0, "\(c.stdout)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let source = try #require((object["flow"] as? [String: Any])?["source"] as? [String: Any])
+        #expect(source["namespace"] as? String == namespace)
+        #expect(source["pod_name"] as? String == "p\"od\u{7}")
+        #expect((source["labels"] as? [String])?.last == "k8s:io.kubernetes.pod.namespace=" + namespace)
     }
 }

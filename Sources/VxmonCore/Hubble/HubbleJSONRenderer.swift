@@ -108,7 +108,8 @@ public final class HubbleJSONRenderer {
             // Connection tracking state: 0 new, 1 established, 2 reply, 3 related, 4 reopened,
             // 5 unknown, 6/7 SRv6; Hubble's TraceReason is the state plus one for 0-4.
             if state <= 4 { traceReason = state + 1 } else if state != 5 { traceReason = state }
-            if state <= 4 { isReply = state == 2 }
+            // Known unless unknown (5) or an SRv6 state (6, 7), as in Cilium's parser.
+            if state != 5 && state != 6 && state != 7 { isReply = state == 2 }
             encrypted = t.isEncrypted
             if t.observationPoint.rawValue == 1 { proxyPort = UInt32(t.destinationID) }
             // Hubble: egress when the emitting endpoint is the packet's source endpoint (resolved by the
@@ -257,12 +258,8 @@ public final class HubbleJSONRenderer {
             w.key("labels")
             w.beginArray()
             if let reserved { w.string(reserved) }
-            if let pod {
-                w.rawString { out in
-                    out.append("k8s:io.kubernetes.pod.namespace=")
-                    out.appendSanitized(pod.namespace)
-                }
-            }
+            // The namespace comes from a recording or a stream: escaped like every outside string.
+            if let pod { w.escapedString("k8s:io.kubernetes.pod.namespace=" + pod.namespace) }
             w.endArray()
         }
         if let pod {
