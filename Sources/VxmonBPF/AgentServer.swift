@@ -128,8 +128,22 @@ public final class AgentServer: LiveSink, PollSource {
     private let paths: LabPaths
     private var listeners: [(fd: Int32, kind: AgentConnection.Kind, path: String)] = []
     private var clients: [AgentConnection] = [] {
-        didSet { clientCountValue.store(clients.count, ordering: .relaxed) }
+        didSet {
+            clientCountValue.store(clients.count, ordering: .relaxed)
+            // Counted once per change of clients, not scanned per event.
+            labClients = 0
+            for i in nodeClients.indices { nodeClients[i] = 0 }
+            for client in clients {
+                switch client.kind {
+                case .lab: labClients += 1
+                case .node(let n): nodeClients[n] += 1
+                }
+            }
+        }
     }
+    /// Lab-stream clients, and Cilium-socket clients per node.
+    private var labClients = 0
+    private var nodeClients: [Int]
     private let clientCountValue = Atomic<Int>(0)
     /// Clients connected now (safe to read from any thread).
     public var clientCount: Int { clientCountValue.load(ordering: .relaxed) }
@@ -162,6 +176,7 @@ public final class AgentServer: LiveSink, PollSource {
         self.options = options
         self.metadata = metadata
         eventsOn = Array(repeating: false, count: nodeNames.count)
+        nodeClients = Array(repeating: 0, count: nodeNames.count)
         interfaces = Array(repeating: [:], count: nodeNames.count)
         nodeRecords = nodeNames.map { name in
             let b = OutputBuffer(capacity: 64)
@@ -185,8 +200,24 @@ public final class AgentServer: LiveSink, PollSource {
 
     deinit { close() }
 
-    /// Closes every socket and removes the listening sockets' files (idempotent).
+    /// Makes this process the lab's agent for `AgentStatus.runningAgent` and `lab status`: writes the pid
+    /// file (the caller holds the lab's reader lock), and `arguments` (the options to start it again
+    /// with) when given. `close()` removes what this wrote.
+    public func register(arguments: [String]?) throws {
+        try FileSystem.writeText(paths.agentPIDFile, "\(getpid())\n")
+        registered = true
+        if let arguments { try FileSystem.writeText(paths.agentArguments, arguments.joined(separator: "\n") + "\n") }
+    }
+    private var registered = false
+
+    /// Closes every socket and removes the listening sockets' files, and the pid and status files if
+    /// `register` wrote them (idempotent).
     public func close() {
+        if registered {
+            unlink(paths.agentPIDFile)
+            unlink(paths.agentStatus)
+            registered = false
+        }
         clients.removeAll()
         for l in listeners {
             Glibc.close(l.fd)
@@ -379,9 +410,8 @@ public final class AgentServer: LiveSink, PollSource {
 
     /// Events on for the nodes some client reads, off for the others.
     private func updateEvents() {
-        let lab = clients.contains { $0.kind == .lab }
         for node in nodeNames.indices {
-            let wanted = lab || clients.contains { $0.kind == .node(node) }
+            let wanted = hasLabClients || hasClients(of: node)
             if wanted != eventsOn[node] {
                 if switchEvents(node, wanted) {
                     eventsOn[node] = wanted
@@ -433,8 +463,8 @@ public final class AgentServer: LiveSink, PollSource {
         }
     }
 
-    private var hasLabClients: Bool { clients.contains { $0.kind == .lab } }
-    private func hasClients(of node: Int) -> Bool { clients.contains { $0.kind == .node(node) } }
+    private var hasLabClients: Bool { labClients > 0 }
+    private func hasClients(of node: Int) -> Bool { nodeClients[node] > 0 }
 
     public func interfaceName(node: Int, ifindex: UInt32, name: String, time: UInt64) {
         guard interfaces[node][ifindex] != name else { return }

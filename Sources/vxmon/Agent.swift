@@ -77,14 +77,9 @@ struct AgentCommand: ParsableCommand {
         server.switchEvents = { [unowned session] node, on in session.setEvents(node: node, on: on) }
         // Off until a client connects, whatever a killed reader left behind.
         for node in nodes.indices { session.setEvents(node: node, on: false) }
-        try FileSystem.writeText(lab.paths.agentPIDFile, "\(getpid())\n")
-        // How it was started, so that `lab up` and the bench start it again the same way.
-        try FileSystem.writeText(lab.paths.agentArguments, forwardedArguments.joined(separator: "\n") + "\n")
+        // With how it was started, so that `lab up` and the bench start it again the same way.
+        try server.register(arguments: forwardedArguments)
         startLock = nil
-        defer {
-            unlink(lab.paths.agentPIDFile)
-            unlink(lab.paths.agentStatus)
-        }
         session.announceInterfaces()
         server.writeStatus()
         EventPipeline.standardError(

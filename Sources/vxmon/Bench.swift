@@ -145,11 +145,8 @@ extension LabCommand {
             var readers: [ChildProcess] = []
             let readerErrors = (0..<clients).map { "\(LabPaths(lab: lab.name).stateDirectory)/bench-client\($0).err" }
             defer { for path in readerErrors { unlink(path) } }
-            if agent != nil {
-                // The clients find the agent through its pid file (the holder of the reader lock).
-                try FileSystem.writeText(lab.paths.agentPIDFile, "\(getpid())\n")
-            }
-            defer { if agent != nil { unlink(lab.paths.agentPIDFile) } }
+            // The clients find this process's agent as the lab's (it holds the reader lock).
+            try agent?.register(arguments: nil)
             for i in 0..<clients {
                 readers.append(
                     try Shell.spawn([exe, "--lab", lab.name, "--reconnect"], quiet: true, errorFile: readerErrors[i]))
