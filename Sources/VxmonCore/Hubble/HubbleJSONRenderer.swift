@@ -31,9 +31,6 @@ public final class HubbleJSONRenderer {
         }
     }
 
-    /// The source address of the packet as the flow shows it.
-    private func primarySource(_ flow: borrowing Flow) -> IPAddress? { flow.primary.source }
-
     /// The endpoint ID of the pod at `ip` if it lives on `node` (a local endpoint, as Hubble resolves
     /// the source), 0 if the address is no pod of that node; nil when pods' endpoints are unknown.
     private func localEndpoint(_ ip: IPAddress?, node: String?) -> UInt16? {
@@ -92,6 +89,7 @@ public final class HubbleJSONRenderer {
         w.key("flow")
         w.beginObject()
         if flow.timeNanoseconds != 0 { w.field("time", raw: { StructuredRenderer.rfc3339($0, flow.timeNanoseconds) }) }
+        let primary = flow.primary
         var verdict = flow.verdict
         var dropReason: UInt8? = nil
         var isReply: Bool? = nil
@@ -117,14 +115,14 @@ public final class HubbleJSONRenderer {
             // emitting endpoint and a known CT state.
             if let isReply, t.header.source != 0 {
                 let original = t.originalIP.flatMap { Self.isUnspecified($0) ? nil : $0 }
-                if let local = localEndpoint(original ?? primarySource(flow), node: flow.node) {
+                if let local = localEndpoint(original ?? primary.source, node: flow.node) {
                     direction = (t.header.source == local) != isReply ? "EGRESS" : "INGRESS"
                 }
             }
         case .drop(let d):
             verdict = .dropped
             dropReason = d.reason
-            if d.header.source != 0, let local = localEndpoint(primarySource(flow), node: flow.node) {
+            if d.header.source != 0, let local = localEndpoint(primary.source, node: flow.node) {
                 direction = d.header.source == local ? "EGRESS" : "INGRESS"
             }
         case .policyVerdict(let p):
@@ -151,7 +149,6 @@ public final class HubbleJSONRenderer {
         }
         if verdict != .unknown { w.field("verdict", string: verdict.name) }
         if let dropReason { w.field("drop_reason", dropReason) }
-        let primary = flow.primary
         layers(&w, primary, encrypted: encrypted, flow.type.rawValue == 7)
         if let tunnel = flow.tunnel, flow.primaryIsInner {
             w.key("tunnel")
@@ -223,13 +220,7 @@ public final class HubbleJSONRenderer {
     // MARK: Parts
 
     private func layers(_ w: inout JSONWriter, _ l: FlowLayers, encrypted: Bool, _ socket: Bool) {
-        if l.hasEthernet {
-            w.key("ethernet")
-            w.beginObject()
-            w.field("source", raw: { $0.mac(l.sourceMAC) })
-            w.field("destination", raw: { $0.mac(l.destinationMAC) })
-            w.endObject()
-        }
+        FlowLayersJSON.ethernet(&w, l)
         if !socket { FlowLayersJSON.ip(&w, l, style: .protobuf, encrypted: encrypted) }
         FlowLayersJSON.l4(&w, l, style: .protobuf)
     }

@@ -1,6 +1,6 @@
 import VxmonWire
 
-/// The `IP` and `l4` objects of a flow, with Hubble's key names: written by vxmon's JSON/YAML (every
+/// The `ethernet`, `IP` and `l4` objects of a flow, with Hubble's key names: written by vxmon's JSON/YAML (every
 /// field, flags as a list) and by the Hubble renderer (protobuf JSON: zero values left out, flags as
 /// `TCPFlags` booleans, `encrypted` when set). One place for both, so the two cannot drift apart.
 enum FlowLayersJSON {
@@ -9,6 +9,16 @@ enum FlowLayersJSON {
         case vxmon
         /// Hubble's protobuf JSON.
         case protobuf
+    }
+
+    static func ethernet<W: StructuredWriter>(_ w: inout W, _ f: borrowing FlowLayers) {
+        guard f.hasEthernet else { return }
+        let (source, destination) = (f.sourceMAC, f.destinationMAC)
+        w.key("ethernet")
+        w.beginObject()
+        w.field("source", raw: { $0.mac(source) })
+        w.field("destination", raw: { $0.mac(destination) })
+        w.endObject()
     }
 
     static func ip<W: StructuredWriter>(_ w: inout W, _ f: borrowing FlowLayers, style: Style, encrypted: Bool = false) {

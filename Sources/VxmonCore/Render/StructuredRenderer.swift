@@ -276,13 +276,7 @@ public struct StructuredRenderer: Sendable {
     /// shows (the inner one for tunnel packets) and `tunnel` with the outer IP, UDP and the VNI.
     func flowKeys<W: StructuredWriter>(_ w: inout W, _ flow: borrowing Flow) {
         let f = flow.primary
-        if f.hasEthernet {
-            w.key("ethernet")
-            w.beginObject()
-            w.field("source", raw: { $0.mac(f.sourceMAC) })
-            w.field("destination", raw: { $0.mac(f.destinationMAC) })
-            w.endObject()
-        }
+        FlowLayersJSON.ethernet(&w, f)
         ipObject(&w, f)
         l4Object(&w, f)
         if let tunnel = flow.tunnel {
