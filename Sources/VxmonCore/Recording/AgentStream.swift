@@ -344,39 +344,34 @@ public enum AgentPayloadEncoder {
     }
 
     /// A message: its body's length as a gob uint, then the body. The body is written in place after
-    /// room for the longest length prefix, then moved down over what the prefix did not use.
+    /// room for the longest length prefix, then moved down over what the prefix did not use (no
+    /// allocation per message: the agent encodes one per event).
     private static func message(to out: OutputBuffer, _ body: (OutputBuffer) -> Void) {
         let start = out.count
         out.append(repeating: 0, count: 9)
         body(out)
         let length = out.count - start - 9
-        var prefix: [UInt8] = []
-        prefix.reserveCapacity(9)
-        uintBytes(UInt64(length), into: &prefix)
-        let base = UnsafeMutablePointer(mutating: out.bytes.baseAddress!)
-        (base + start + prefix.count).update(from: base + start + 9, count: length)
-        for (i, b) in prefix.enumerated() { base[start + i] = b }
-        out.truncate(to: start + prefix.count + length)
+        let base = UnsafeMutablePointer(mutating: out.bytes.baseAddress!) + start
+        let prefix = writeUint(UInt64(length), to: base)
+        memmove(base + prefix, base + 9, length)
+        out.truncate(to: start + prefix + length)
     }
 
-    private static func uintBytes(_ v: UInt64, into bytes: inout [UInt8]) {
+    /// Writes `v` as a gob uint at `p` (at most 9 bytes): < 0x80 in one byte, else the negated byte
+    /// count, then the big-endian bytes. Returns the bytes written.
+    static func writeUint(_ v: UInt64, to p: UnsafeMutablePointer<UInt8>) -> Int {
         if v < 0x80 {
-            bytes.append(UInt8(v))
-            return
+            p[0] = UInt8(v)
+            return 1
         }
         let n = (64 - v.leadingZeroBitCount + 7) / 8
-        bytes.append(UInt8(truncatingIfNeeded: -n))
-        for i in stride(from: n - 1, through: 0, by: -1) { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) }
+        p[0] = UInt8(truncatingIfNeeded: -n)
+        for i in 0..<n { p[1 + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(n - 1 - i))) }
+        return 1 + n
     }
 
     static func appendUint(_ v: UInt64, to out: OutputBuffer) {
-        if v < 0x80 {
-            out.append(byte: UInt8(v))
-            return
-        }
-        let n = (64 - v.leadingZeroBitCount + 7) / 8
-        out.append(byte: UInt8(truncatingIfNeeded: -n))
-        for i in stride(from: n - 1, through: 0, by: -1) { out.append(byte: UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) }
+        out.withAppendBuffer(maxBytes: 9) { writeUint(v, to: $0) }
     }
 
     /// gob int: zig-zag (bit 0 set = negative, the rest complemented).
