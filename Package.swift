@@ -18,7 +18,13 @@ let package = Package(
         .library(name: "VxmonCore", targets: ["VxmonCore"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Only for the Hubble observer servers (VxmonHubble, vxmon-hubble): no core target depends on
+        // them, so `swift build --product vxmon` and the fuzz and bench builds never compile gRPC.
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // The event ABI headers shared with the BPF programs, imported through bpf/include's module
@@ -40,6 +46,25 @@ let package = Package(
                 "VxmonCore", "VxmonBPF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // Hubble's API on the lab: the generated messages and services of proto/ (committed; see
+        // scripts/gen-proto.sh), the per-node flow rings and the Observer, Peer and Health services.
+        .target(
+            name: "VxmonHubble",
+            dependencies: [
+                "VxmonCore", "VxmonBPF",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
+        // `vxmon-hubble`: a lab's observer servers (started by `vxmon lab up`, a client of its agent).
+        .executableTarget(
+            name: "vxmon-hubble",
+            dependencies: [
+                "VxmonHubble", "VxmonCore", "VxmonBPF",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/vxmon-hubble"),
         // Throughput/RSS benchmark of `vxmon replay` per mode (`make bench`); not a test.
         .executableTarget(name: "vxmon-bench", dependencies: ["VxmonCore"], path: "Sources/vxmon-bench"),
         // Fuzz targets for every parser of outside bytes (`make fuzz`: built with libFuzzer and ASan,
@@ -49,5 +74,6 @@ let package = Package(
         .testTarget(name: "VxmonCoreTests", dependencies: ["VxmonCore", "VxmonWire", "CVxmonABI"]),
         .testTarget(name: "VxmonBPFTests", dependencies: ["VxmonBPF", "VxmonCore"]),
         .testTarget(name: "VxmonCLITests", dependencies: ["VxmonCore"]),
+        .testTarget(name: "VxmonHubbleTests", dependencies: ["VxmonHubble", "VxmonCore"]),
     ]
 )

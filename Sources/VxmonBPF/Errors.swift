@@ -55,4 +55,4 @@ public struct VxmonError: Error, CustomStringConvertible, Sendable {
 }
 
 /// `strerror` as a Swift string.
-func errnoString(_ code: Int32) -> String { String(cString: strerror(code)) }
+public func errnoString(_ code: Int32) -> String { String(cString: strerror(code)) }

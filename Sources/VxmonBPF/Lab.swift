@@ -285,6 +285,7 @@ public final class Lab {
         }
         // The agent first (it would switch events on for its clients), then events off, so a monitor
         // still attached sees the end cleanly.
+        HubbleDaemon.stop(paths)
         AgentDaemon.stop(paths)
         if let topology = recordedTopology() {
             for node in topology.nodes {

@@ -1,4 +1,6 @@
 import FoundationEssentials
+import VxmonCore
+import VxmonWire
 
 /// The lab's cluster: Cilium's seed topology (a three-node kind cluster in VXLAN mode) as network
 /// namespaces. Everything is derived deterministically from the lab name and the pod count, and
@@ -209,4 +211,16 @@ public func parseMAC(_ text: String) -> [UInt8]? {
 
 public func formatMAC<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
     bytes.map { hex2(Int($0)) }.joined(separator: ":")
+}
+
+extension LabTopology.Pod {
+    /// What filters and recordings know of a pod.
+    /// (`namespace` is the Kubernetes namespace Hubble shows, `default` for every lab pod; the pod's
+    /// network namespace is another thing.)
+    public var info: PodInfo {
+        PodInfo(
+            name: name, namespace: "default",
+            ip: FilterParser.parseIP(Substring(ip)) ?? .v4(IPv4Address(rawValue: 0)), identity: identity, node: node,
+            endpoint: endpointID)
+    }
 }

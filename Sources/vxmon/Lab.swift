@@ -52,6 +52,9 @@ extension LabCommand {
         @Flag(help: "Do not start the lab's agent (monitors then read the buffers directly, one at a time).")
         var noAgent = false
 
+        @Flag(help: "Do not start the Hubble observer servers (vxmon-hubble; they need the agent).")
+        var noHubble = false
+
         func validate() throws {
             if !(1...200).contains(pods) { throw ValidationError("--pods must be between 1 and 200") }
         }
@@ -60,6 +63,24 @@ extension LabCommand {
         func startAgent(_ lab: Lab) throws -> (pid: Int32, started: Bool) {
             guard let exe = Preflight.executablePath else { throw CLIError("cannot find the vxmon executable") }
             return try AgentDaemon.start(lab: lab.name, executable: exe)
+        }
+
+        /// Starts the lab's Hubble observer servers (a client of the agent), if vxmon-hubble was built.
+        func startHubble(_ lab: Lab, _ topology: LabTopology) {
+            guard let exe = Preflight.executablePath.flatMap(HubbleDaemon.executable(besides:)) else {
+                EventPipeline.standardError("vxmon: vxmon-hubble is not built (`make` builds it): no Hubble observers")
+                return
+            }
+            do {
+                let (pid, _) = try HubbleDaemon.start(lab: lab.name, executable: exe)
+                let control = topology.nodes.first { $0.name == "control-plane" } ?? topology.nodes[0]
+                print(
+                    "hubble observers running (pid \(pid)): "
+                        + topology.nodes.map { "\($0.name) \($0.ip):4244" }.joined(separator: ", ")
+                        + "; peer service \(control.ip):4244")
+            } catch {
+                EventPipeline.standardError("vxmon: \(error)")
+            }
         }
 
         func run() throws {
@@ -74,6 +95,15 @@ extension LabCommand {
             {
                 let (pid, _) = try startAgent(lab)
                 print("lab '\(lab.name)' is up; its agent was not running: restarted (pid \(pid))")
+                if !noHubble, let topology = lab.recordedTopology() { startHubble(lab, topology) }
+                return
+            }
+            // Up, with its agent, but the observers died: start them, nothing else.
+            if case .up(let topology) = lab.state(), !noHubble, AgentStatus.runningAgent(lab.paths) != nil,
+                HubbleDaemon.running(lab.paths) == nil
+            {
+                print("lab '\(lab.name)' is up; its Hubble observers were not running")
+                startHubble(lab, topology)
                 return
             }
             let topology = try lab.up(podsPerNode: pods, objectPath: object, traceUnderlay: traceUnderlay)
@@ -84,6 +114,7 @@ extension LabCommand {
                 } catch {
                     EventPipeline.standardError("vxmon: \(error); monitors read the buffers directly")
                 }
+                if !noHubble { startHubble(lab, topology) }
             }
             let a = topology.pods.first { $0.node == "worker2" } ?? topology.pods[0]
             let b = topology.pods.first { $0.node == "worker" } ?? topology.pods[0]
@@ -150,6 +181,13 @@ extension LabCommand {
             let monitor = agent != nil ? "the agent" : reader.map { "attached (pid \($0))" } ?? "none"
             print("lab '\(lab.name)': up; state \(paths.stateFile); pins \(paths.pinDirectory); reader: \(monitor)")
             showAgent(paths, running: agent)
+            if let hubble = HubbleDaemon.running(paths) {
+                print("hubble: pid \(hubble), observers on <node ip>:4244 (log \(paths.hubbleLog))")
+            } else if access(paths.hubblePIDFile, F_OK) == 0 {
+                print("hubble: DEAD (pid file \(paths.hubblePIDFile) left; `vxmon lab up` restarts it)")
+            } else {
+                print("hubble: not running (`vxmon lab up` starts it)")
+            }
             print("")
             var nodes = Table(["NODE", "NETNS", "ETH0", "POD CIDR", "VXLAN", "EVENTS", "CAPTURE"])
             for node in topology.nodes {

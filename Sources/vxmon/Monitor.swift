@@ -213,18 +213,6 @@ struct Monitor: ParsableCommand {
     }
 }
 
-extension LabTopology.Pod {
-    /// What filters and recordings know of a pod.
-    /// (`namespace` is the Kubernetes namespace Hubble shows, `default` for every lab pod; the pod's
-    /// network namespace is another thing.)
-    var info: PodInfo {
-        PodInfo(
-            name: name, namespace: "default",
-            ip: FilterParser.parseIP(Substring(ip)) ?? .v4(IPv4Address(rawValue: 0)), identity: identity, node: node,
-            endpoint: endpointID)
-    }
-}
-
 /// A node name from the command line: what a lab node can be called (exit 64 otherwise).
 func validateNodeName(_ name: String, _ flag: String) throws {
     let ok = !name.isEmpty && name.utf8.count <= 63

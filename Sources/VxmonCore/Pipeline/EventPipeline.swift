@@ -268,7 +268,7 @@ public final class EventPipeline: RecordConsumer {
     public func summaryLine() -> String { stats.summaryLine }
 
     /// Text from outside, safe for a terminal.
-    static func sanitized(_ s: String) -> String {
+    public static func sanitized(_ s: String) -> String {
         let buffer = OutputBuffer(capacity: 64)
         buffer.appendSanitized(s)
         return buffer.string

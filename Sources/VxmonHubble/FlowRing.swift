@@ -1,0 +1,115 @@
+import Synchronization
+import VxmonBPF
+
+/// One node's last flows, as Hubble keeps them in its event buffer: a fixed number of
+/// `GetFlowsResponse`s (flows and lost-events notices), the oldest overwritten by the newest, each
+/// with a sequence number so that a reader knows how many it missed. Memory is bounded by
+/// `capacity` entries whatever the event rate; readers never hold the lock while they send.
+public final class FlowRing: Sendable {
+    public let capacity: Int
+    private let state: Mutex<State>
+    private let started = wallClockNanoseconds()
+
+    struct State: ~Copyable {
+        var entries: [Observer_GetFlowsResponse?]
+        /// The sequence number the next entry gets (entries are `next - count ..< next`).
+        var next: UInt64 = 0
+        var count = 0
+        /// Flows appended since the start (lost-events notices not counted).
+        var seenFlows: UInt64 = 0
+        var waiters: [Int: AsyncStream<Void>.Continuation] = [:]
+        var nextWaiter = 0
+        var pendingNotify = false
+    }
+
+    public init(capacity: Int) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+        state = Mutex(State(entries: Array(repeating: nil, count: capacity)))
+    }
+
+    /// Appends one entry; readers are woken by `notify()` (once per batch, not per entry).
+    public func append(_ response: Observer_GetFlowsResponse) {
+        state.withLock { s in
+            s.entries[Int(s.next % UInt64(capacity))] = response
+            s.next &+= 1
+            if s.count < capacity { s.count += 1 }
+            if case .flow = response.responseTypes { s.seenFlows &+= 1 }
+            s.pendingNotify = true
+        }
+    }
+
+    /// Wakes every waiting reader if something was appended since the last call.
+    public func notify() {
+        let waiters: [AsyncStream<Void>.Continuation] = state.withLock { s in
+            guard s.pendingNotify else { return [] }
+            s.pendingNotify = false
+            return Array(s.waiters.values)
+        }
+        for waiter in waiters { waiter.yield() }
+    }
+
+    public struct Status: Sendable {
+        public var numFlows: UInt64
+        public var maxFlows: UInt64
+        public var seenFlows: UInt64
+        public var uptimeNanoseconds: UInt64
+    }
+
+    public var status: Status {
+        let (count, seen) = state.withLock { ($0.count, $0.seenFlows) }
+        return Status(
+            numFlows: UInt64(count), maxFlows: UInt64(capacity), seenFlows: seen,
+            uptimeNanoseconds: wallClockNanoseconds() &- started)
+    }
+
+    /// The range of sequence numbers held now.
+    public var window: Range<UInt64> {
+        state.withLock { $0.next - UInt64($0.count) ..< $0.next }
+    }
+
+    /// Up to `limit` entries from sequence number `from` on (from the oldest held if that one was
+    /// overwritten). Returns them with the number of entries skipped because they were overwritten.
+    public func read(from: UInt64, limit: Int) -> (entries: [(UInt64, Observer_GetFlowsResponse)], missed: UInt64) {
+        state.withLock { s in
+            let oldest = s.next - UInt64(s.count)
+            let start = max(from, oldest)
+            let missed = start > from ? start - from : 0
+            guard start < s.next else { return ([], missed) }
+            let end = min(s.next, start + UInt64(max(limit, 0)))
+            var out: [(UInt64, Observer_GetFlowsResponse)] = []
+            out.reserveCapacity(Int(end - start))
+            var seq = start
+            while seq < end {
+                if let entry = s.entries[Int(seq % UInt64(capacity))] { out.append((seq, entry)) }
+                seq += 1
+            }
+            return (out, missed)
+        }
+    }
+
+    /// Entries from the newest backwards, one at a time under the lock's snapshot: calls `body` with
+    /// each (newest first) until it returns false. Used for "the last N matching".
+    public func newestFirst(_ body: (UInt64, Observer_GetFlowsResponse) -> Bool) {
+        let snapshot: [(UInt64, Observer_GetFlowsResponse)] = read(from: 0, limit: capacity).entries
+        for entry in snapshot.reversed() where !body(entry.0, entry.1) { return }
+    }
+
+    /// A stream that yields after appends (coalesced: one wake-up for any number of entries); ends
+    /// its registration when the stream is dropped or its task cancelled.
+    public func updates() -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let id = state.withLock { s in
+            let id = s.nextWaiter
+            s.nextWaiter += 1
+            s.waiters[id] = continuation
+            return id
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.waiters.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    public var waiterCount: Int { state.withLock { $0.waiters.count } }
+}

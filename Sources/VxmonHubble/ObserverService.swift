@@ -1,0 +1,313 @@
+import GRPCCore
+import SwiftProtobuf
+import Synchronization
+import VxmonBPF
+
+/// What every node's servers know of the lab: its nodes, their addresses and rings.
+public final class HubbleLab: Sendable {
+    public struct Node: Sendable {
+        public var name: String
+        /// "ip:port" of its observer.
+        public var address: String
+        public var ring: FlowRing
+    }
+
+    public let nodes: [Node]
+    public let version: String
+    private let peerState: Mutex<[String: String]>
+    /// Peer-change subscribers (Peer/Notify streams).
+    private let subscribers = Mutex<[Int: AsyncStream<Peer_ChangeNotification>.Continuation]>([:])
+    private let nextSubscriber = Atomic<Int>(0)
+
+    public init(nodes: [Node], version: String) {
+        self.nodes = nodes
+        self.version = version
+        peerState = Mutex(Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, $0.address) }))
+    }
+
+    public func node(_ name: String) -> Node? { nodes.first { $0.name == name } }
+
+    /// The peers now (name and address), sorted by name.
+    public var peers: [(name: String, address: String)] {
+        peerState.withLock { $0.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
+    }
+
+    /// Sets the lab's peers (from its topology) and tells every Notify stream what changed.
+    public func updatePeers(_ current: [String: String]) {
+        let changes: [Peer_ChangeNotification] = peerState.withLock { old in
+            var out: [Peer_ChangeNotification] = []
+            for (name, address) in current.sorted(by: { $0.key < $1.key }) {
+                if let before = old[name] {
+                    if before != address { out.append(Self.change(name, address, .peerUpdated)) }
+                } else {
+                    out.append(Self.change(name, address, .peerAdded))
+                }
+            }
+            for (name, address) in old.sorted(by: { $0.key < $1.key }) where current[name] == nil {
+                out.append(Self.change(name, address, .peerDeleted))
+            }
+            old = current
+            return out
+        }
+        guard !changes.isEmpty else { return }
+        for subscriber in subscribers.withLock({ Array($0.values) }) {
+            for change in changes { subscriber.yield(change) }
+        }
+    }
+
+    static func change(_ name: String, _ address: String, _ type: Peer_ChangeNotificationType) -> Peer_ChangeNotification {
+        var c = Peer_ChangeNotification()
+        c.name = name
+        c.address = address
+        c.type = type
+        return c
+    }
+
+    /// The current peers as PEER_ADDED, then every change, until the stream is dropped.
+    func subscribe() -> AsyncStream<Peer_ChangeNotification> {
+        let (stream, continuation) = AsyncStream<Peer_ChangeNotification>.makeStream(bufferingPolicy: .bufferingNewest(4096))
+        let id = nextSubscriber.add(1, ordering: .relaxed).oldValue
+        // Registered and primed under the peer lock, so no change falls between the two.
+        peerState.withLock { peers in
+            for (name, address) in peers.sorted(by: { $0.key < $1.key }) {
+                continuation.yield(Self.change(name, address, .peerAdded))
+            }
+            subscribers.withLock { $0[id] = continuation }
+        }
+        continuation.onTermination = { [weak self] _ in _ = self?.subscribers.withLock { $0.removeValue(forKey: id) } }
+        return stream
+    }
+}
+
+/// `observer.Observer` for one node: its flows from its ring.
+public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
+    public let lab: HubbleLab
+    public let node: HubbleLab.Node
+    /// Entries sent per lock of the ring.
+    static let batch = 512
+
+    public init(lab: HubbleLab, node: HubbleLab.Node) {
+        self.lab = lab
+        self.node = node
+    }
+
+    public func serverStatus(request: Observer_ServerStatusRequest, context: ServerContext) async throws
+        -> Observer_ServerStatusResponse
+    {
+        let status = node.ring.status
+        var response = Observer_ServerStatusResponse()
+        response.numFlows = status.numFlows
+        response.maxFlows = status.maxFlows
+        response.seenFlows = status.seenFlows
+        response.uptimeNs = status.uptimeNanoseconds
+        response.version = lab.version
+        return response
+    }
+
+    /// Every node of the lab, as Hubble Relay lists them (all served by this process, so connected).
+    public func getNodes(request: Observer_GetNodesRequest, context: ServerContext) async throws -> Observer_GetNodesResponse {
+        var response = Observer_GetNodesResponse()
+        for n in lab.nodes {
+            let status = n.ring.status
+            var node = Observer_Node()
+            node.name = n.name
+            node.version = lab.version
+            node.address = n.address
+            node.state = .nodeConnected
+            node.uptimeNs = status.uptimeNanoseconds
+            node.numFlows = status.numFlows
+            node.maxFlows = status.maxFlows
+            node.seenFlows = status.seenFlows
+            response.nodes.append(node)
+        }
+        return response
+    }
+
+    public func getFlows(
+        request: Observer_GetFlowsRequest, response: RPCWriter<Observer_GetFlowsResponse>, context: ServerContext
+    ) async throws {
+        let query = try FlowQuery(request)
+        let ring = node.ring
+        // Registered before the history is read, so nothing appended in between is missed.
+        let updates = query.follow ? ring.updates() : nil
+        var cursor = try await sendHistory(query, ring: ring, response: response)
+        guard let updates else { return }
+        for await _ in updates {
+            while true {
+                let (entries, missed) = ring.read(from: cursor, limit: Self.batch)
+                if missed > 0 {
+                    try await response.write(Self.lostNotice(missed, node: node.name))
+                }
+                guard let last = entries.last else { break }
+                cursor = last.0 + 1
+                var out: [Observer_GetFlowsResponse] = []
+                for (_, entry) in entries where query.admits(entry) {
+                    if query.isAfterUntil(entry) {
+                        try await response.write(contentsOf: out)
+                        return
+                    }
+                    out.append(entry)
+                }
+                try await response.write(contentsOf: out)
+                if entries.count < Self.batch { break }
+            }
+        }
+    }
+
+    /// The flows already held that the query asks for; returns where following goes on.
+    func sendHistory(
+        _ query: FlowQuery, ring: FlowRing, response: RPCWriter<Observer_GetFlowsResponse>
+    ) async throws -> UInt64 {
+        let window = ring.window
+        let snapshot = ring.read(from: window.lowerBound, limit: ring.capacity).entries
+        let end = snapshot.last.map { $0.0 + 1 } ?? window.upperBound
+        var chosen: [Observer_GetFlowsResponse] = []
+        if query.first {
+            for (_, entry) in snapshot where query.admits(entry) && !query.isAfterUntil(entry) {
+                chosen.append(entry)
+                if query.number > 0 && chosen.count >= query.number { break }
+            }
+        } else if query.number > 0 {
+            for (_, entry) in snapshot.reversed() where query.admits(entry) && !query.isAfterUntil(entry) {
+                chosen.append(entry)
+                if chosen.count >= query.number { break }
+            }
+            chosen.reverse()
+        } else if !query.follow || query.since != nil {
+            for (_, entry) in snapshot where query.admits(entry) && !query.isAfterUntil(entry) {
+                chosen.append(entry)
+            }
+        }
+        var i = 0
+        while i < chosen.count {
+            let j = min(i + Self.batch, chosen.count)
+            try await response.write(contentsOf: chosen[i..<j])
+            i = j
+        }
+        return end
+    }
+
+    static func lostNotice(_ count: UInt64, node: String) -> Observer_GetFlowsResponse {
+        var lost = Flow_LostEvent()
+        lost.source = .hubbleRingBuffer
+        lost.numEventsLost = count
+        var r = Observer_GetFlowsResponse()
+        r.lostEvents = lost
+        r.nodeName = node
+        r.time = Google_Protobuf_Timestamp(nanoseconds: wallClockNanoseconds())
+        return r
+    }
+}
+
+extension Google_Protobuf_Timestamp {
+    init(nanoseconds: UInt64) {
+        self.init(seconds: Int64(nanoseconds / 1_000_000_000), nanos: Int32(nanoseconds % 1_000_000_000))
+    }
+
+    var nanoseconds: UInt64? {
+        guard seconds >= 0, nanos >= 0, nanos < 1_000_000_000 else { return nil }
+        let (s, o) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        let (t, o2) = s.addingReportingOverflow(UInt64(nanos))
+        return o || o2 ? nil : t
+    }
+}
+
+/// A GetFlows request, checked: what Hubble's observer honours, and a refusal
+/// (INVALID_ARGUMENT) for what vxmon's does not.
+struct FlowQuery: Sendable {
+    var number: Int
+    var first: Bool
+    var follow: Bool
+    var since: UInt64?
+    var until: UInt64?
+    var filter: HubbleFilter
+
+    init(_ request: Observer_GetFlowsRequest) throws {
+        if !request.unknownFields.data.isEmpty {
+            throw RPCError(code: .invalidArgument, message: "GetFlowsRequest fields not supported by vxmon's observer")
+        }
+        if request.first && request.follow {
+            throw RPCError(code: .invalidArgument, message: "first cannot be combined with follow")
+        }
+        number = request.number > UInt64(Int32.max) ? Int(Int32.max) : Int(request.number)
+        first = request.first
+        follow = request.follow
+        if request.hasSince {
+            guard let t = request.since.nanoseconds else { throw RPCError(code: .invalidArgument, message: "since: invalid timestamp") }
+            since = t
+        }
+        if request.hasUntil {
+            guard let t = request.until.nanoseconds else { throw RPCError(code: .invalidArgument, message: "until: invalid timestamp") }
+            until = t
+        }
+        if let since, let until, until < since {
+            throw RPCError(code: .invalidArgument, message: "until is before since")
+        }
+        do {
+            filter = try HubbleFilter(whitelist: request.whitelist, blacklist: request.blacklist)
+        } catch let error as HubbleFilter.UnsupportedFilter {
+            throw RPCError(code: .invalidArgument, message: error.description)
+        }
+    }
+
+    func time(_ entry: Observer_GetFlowsResponse) -> UInt64 {
+        if case .flow(let flow) = entry.responseTypes, flow.hasTime, let t = flow.time.nanoseconds { return t }
+        return entry.time.nanoseconds ?? 0
+    }
+
+    /// Passes the filters and is not before `since`.
+    func admits(_ entry: Observer_GetFlowsResponse) -> Bool {
+        if let since, time(entry) < since { return false }
+        return filter.matches(entry)
+    }
+
+    func isAfterUntil(_ entry: Observer_GetFlowsResponse) -> Bool {
+        guard let until else { return false }
+        return time(entry) > until
+    }
+}
+
+/// `grpc.health.v1.Health`: SERVING for the server ("") and Hubble's observer service name.
+public struct HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
+    static let services: Set<String> = ["", "hubble.server.Observer", "observer.Observer", "peer.Peer", "grpc.health.v1.Health"]
+
+    public init() {}
+
+    func status(_ service: String) -> Grpc_Health_V1_HealthCheckResponse {
+        var r = Grpc_Health_V1_HealthCheckResponse()
+        r.status = Self.services.contains(service) ? .serving : .serviceUnknown
+        return r
+    }
+
+    public func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) async throws
+        -> Grpc_Health_V1_HealthCheckResponse
+    {
+        let r = status(request.service)
+        if r.status == .serviceUnknown { throw RPCError(code: .notFound, message: "unknown service") }
+        return r
+    }
+
+    public func watch(
+        request: Grpc_Health_V1_HealthCheckRequest, response: RPCWriter<Grpc_Health_V1_HealthCheckResponse>,
+        context: ServerContext
+    ) async throws {
+        try await response.write(status(request.service))
+        // The status never changes while the server runs: hold the stream until the client goes.
+        while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+    }
+}
+
+/// `peer.Peer`: every node of the lab, then its changes.
+public struct PeerService: Peer_Peer.SimpleServiceProtocol {
+    public let lab: HubbleLab
+
+    public init(lab: HubbleLab) { self.lab = lab }
+
+    public func notify(request: Peer_NotifyRequest, response: RPCWriter<Peer_ChangeNotification>, context: ServerContext)
+        async throws
+    {
+        for await change in lab.subscribe() {
+            try await response.write(change)
+        }
+    }
+}
