@@ -2,6 +2,7 @@
 // Swift cannot express (va_list printing, GNU-only syscalls, unions in ifreq/epoll_event, the raw
 // perf_event_attr). Every shim is prefixed vxmon_shim_ so call sites show where a function comes from.
 #pragma once
+#include <spawn.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
@@ -43,6 +44,18 @@ static inline int vxmon_shim_print_all(enum libbpf_print_level level, const char
 static inline void vxmon_shim_set_print(int debug)
 {
 	libbpf_set_print(debug ? vxmon_shim_print_all : vxmon_shim_print_warnings);
+}
+
+// ---- processes -----------------------------------------------------------------------------------
+
+/// glibc (2.34+) declares posix_spawn_file_actions_addclosefrom_np only with _GNU_SOURCE.
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *, int);
+
+/// Closes every descriptor >= `from` in the spawned child: for daemons whose runtime (dispatch, NIO)
+/// opens descriptors before the program's own code could close inherited ones.
+static inline int vxmon_shim_spawn_closefrom(posix_spawn_file_actions_t *actions, int from)
+{
+	return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }
 
 // ---- namespaces ----------------------------------------------------------------------------------

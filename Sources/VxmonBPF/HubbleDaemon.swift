@@ -1,3 +1,4 @@
+import CLibbpf
 import Glibc
 
 extension LabPaths {
@@ -44,6 +45,8 @@ public enum HubbleDaemon {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, paths.hubbleLog, O_WRONLY | O_CREAT | O_APPEND, 0o640)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of ours: it cannot close what it inherited itself (see vxmon-hubble's main).
+        _ = vxmon_shim_spawn_closefrom(&actions, 3)
         var attributes = posix_spawnattr_t()
         Shell.initSpawnAttributes(&attributes, newSession: true)
         defer { posix_spawnattr_destroy(&attributes) }

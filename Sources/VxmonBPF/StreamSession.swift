@@ -41,6 +41,9 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
         public var watchFD: Int32?
         /// When the agent goes away, wait for it and go on instead of ending with a failure.
         public var reconnect = false
+        /// The sink is flushed this often (a monitor's output; the Hubble observers' wake-up of their
+        /// followers, which want 10).
+        public var flushMilliseconds: Int32 = 100
         /// How the peer is named in messages ("the agent of lab 'x'").
         public var peer: String
 
@@ -122,6 +125,7 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
             connection = source
             var schedule = PollSchedule()
             schedule.duration = remaining()
+            schedule.housekeepingMilliseconds = options.flushMilliseconds
             schedule.watchFD = options.watchFD
             let loop = PollLoop(sources: [source], schedule: schedule)
             self.loop = loop

@@ -25,6 +25,22 @@ public final class FlowIngest: EventSink {
         allRings = Array(rings.values)
     }
 
+    /// Decodes and encodes one flow with every kind of field the renderer writes: swift-protobuf
+    /// builds its name tables on first use (hundreds of milliseconds in a debug build), which would
+    /// otherwise delay the lab's first flows to their followers.
+    @discardableResult
+    public static func warmUp() -> Bool {
+        let sample = #"""
+            {"flow":{"time":"2026-01-01T00:00:00.000000001Z","verdict":"FORWARDED","drop_reason":0,            "ethernet":{"source":"02:00:00:00:00:01","destination":"02:00:00:00:00:02"},            "IP":{"source":"10.0.0.1","destination":"10.0.0.2","ipVersion":"IPv4","encrypted":false},            "l4":{"TCP":{"source_port":1,"destination_port":2,"flags":{"SYN":true}}},            "tunnel":{"protocol":"VXLAN","IP":{"source":"172.18.0.2","destination":"172.18.0.3","ipVersion":"IPv4"},            "l4":{"UDP":{"source_port":1,"destination_port":8472}},"vni":1},            "source":{"ID":1,"identity":2,"namespace":"default","labels":["k8s:a=b"],"pod_name":"p"},            "destination":{"identity":3},"Type":"L3_L4","node_name":"n","is_reply":false,            "event_type":{"type":4,"sub_type":3},"traffic_direction":"EGRESS","trace_observation_point":"TO_OVERLAY",            "trace_reason":"NEW","drop_reason_desc":"POLICY_DENIED","interface":{"index":1,"name":"eth0"},            "debug_capture_point":"DBG_CAPTURE_DELIVERY","sock_xlate_point":"SOCK_XLATE_POINT_PRE_DIRECTION_FWD",            "Summary":"x"},"node_name":"n","time":"2026-01-01T00:00:00Z"}
+            """#
+        guard let response = try? Observer_GetFlowsResponse(jsonString: sample),
+            let bytes: [UInt8] = try? response.serializedBytes(), !bytes.isEmpty
+        else { return false }
+        var lost = Observer_GetFlowsResponse()
+        lost.lostEvents.source = .perfEventRingBuffer
+        return (try? lost.jsonString()) != nil
+    }
+
     public func event(_ event: borrowing Event, record: RawSpan) {
         out.removeAll()
         renderer.render(event, record: record, into: out)

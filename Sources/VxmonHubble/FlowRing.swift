@@ -20,6 +20,7 @@ public final class FlowRing: Sendable {
         var waiters: [Int: AsyncStream<Void>.Continuation] = [:]
         var nextWaiter = 0
         var pendingNotify = false
+        var closed = false
     }
 
     public init(capacity: Int) {
@@ -99,11 +100,16 @@ public final class FlowRing: Sendable {
     /// its registration when the stream is dropped or its task cancelled.
     public func updates() -> AsyncStream<Void> {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let id = state.withLock { s in
+        let id: Int? = state.withLock { s in
+            guard !s.closed else { return nil }
             let id = s.nextWaiter
             s.nextWaiter += 1
             s.waiters[id] = continuation
             return id
+        }
+        guard let id else {
+            continuation.finish()
+            return stream
         }
         continuation.onTermination = { [weak self] _ in
             _ = self?.state.withLock { $0.waiters.removeValue(forKey: id) }
@@ -112,4 +118,14 @@ public final class FlowRing: Sendable {
     }
 
     public var waiterCount: Int { state.withLock { $0.waiters.count } }
+
+    /// Ends every follower's stream (after what it has been sent), and any that start later.
+    public func close() {
+        let waiters: [AsyncStream<Void>.Continuation] = state.withLock { s in
+            s.closed = true
+            defer { s.waiters = [:] }
+            return Array(s.waiters.values)
+        }
+        for waiter in waiters { waiter.finish() }
+    }
 }

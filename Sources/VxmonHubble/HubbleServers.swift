@@ -51,6 +51,7 @@ public enum HubbleServers {
     /// Serves until SIGINT/SIGTERM (`stopRequested`) or until the lab is no longer up.
     public static func run(lab: Lab, options: HubbleOptions, log: @escaping @Sendable (String) -> Void) async throws {
         let topology = try lab.requireUp()
+        FlowIngest.warmUp()
         var rings: [String: FlowRing] = [:]
         var nodes: [HubbleLab.Node] = []
         for node in topology.nodes {
@@ -81,6 +82,8 @@ public enum HubbleServers {
             path: lab.paths.agentSocket, format: .vxrec, nodeNames: topology.nodes.map(\.name),
             peer: "the agent of lab '\(lab.name)'")
         streamOptions.reconnect = true
+        // Followers are woken when the ring is flushed: every 10 ms, not the monitors' 100.
+        streamOptions.flushMilliseconds = 10
         let session = StreamSession(options: streamOptions, sink: sink)
         session.log = { log($0) }
         let reader = try BackgroundThread { _ = try session.run() }
@@ -96,6 +99,20 @@ public enum HubbleServers {
         }
 
         let labName = lab.name
+        let allRings = rings
+        do {
+            try await serve(servers: servers, hubble: hubble, rings: allRings, session: session, labName: labName, options: options, log: log)
+        } catch is CancellationError {}
+        try reader.join()
+        log(
+            "vxmon-hubble: stopped; \(ingest.flows) flows"
+                + (ingest.unparsed > 0 ? ", \(ingest.unparsed) rendered flows did not parse" : ""))
+    }
+
+    static func serve(
+        servers: [GRPCServer<HTTP2ServerTransport.Posix>], hubble: HubbleLab, rings: [String: FlowRing],
+        session: StreamSession, labName: String, options: HubbleOptions, log: @escaping @Sendable (String) -> Void
+    ) async throws {
         try await withThrowingDiscardingTaskGroup { group in
             for server in servers { group.addTask { try await server.serve() } }
             group.addTask {
@@ -111,13 +128,15 @@ public enum HubbleServers {
                     }
                     hubble.updatePeers(Dictionary(uniqueKeysWithValues: now.nodes.map { ($0.name, "\($0.ip):\(options.port)") }))
                 }
+                // Peers are told every node is gone, followers get the end of their streams, then
+                // the servers close; whatever is still running half a second later is cancelled.
+                hubble.close()
+                for ring in rings.values { ring.close() }
                 for server in servers { server.beginGracefulShutdown() }
                 session.requestStop()
+                try? await Task.sleep(for: .milliseconds(500))
+                throw CancellationError()
             }
         }
-        try reader.join()
-        log(
-            "vxmon-hubble: stopped; \(ingest.flows) flows"
-                + (ingest.unparsed > 0 ? ", \(ingest.unparsed) rendered flows did not parse" : ""))
     }
 }

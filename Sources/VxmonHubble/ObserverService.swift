@@ -63,6 +63,16 @@ public final class HubbleLab: Sendable {
         return c
     }
 
+    /// Tells every Notify stream that every node is gone (PEER_DELETED), then ends the streams.
+    public func close() {
+        updatePeers([:])
+        let all = subscribers.withLock { s in
+            defer { s = [:] }
+            return Array(s.values)
+        }
+        for subscriber in all { subscriber.finish() }
+    }
+
     /// The current peers as PEER_ADDED, then every change, until the stream is dropped.
     func subscribe() -> AsyncStream<Peer_ChangeNotification> {
         let (stream, continuation) = AsyncStream<Peer_ChangeNotification>.makeStream(bufferingPolicy: .bufferingNewest(4096))

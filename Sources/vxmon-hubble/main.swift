@@ -33,7 +33,8 @@ struct HubbleCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        AgentDaemon.closeInheritedDescriptors()
+        // Inherited descriptors are closed by whoever spawns it (HubbleDaemon), not here: by now the
+        // async runtime has opened its own, and closing "everything above stderr" broke its timers.
         StopSignals.install()
         let lab = try Lab(name: Lab.resolveName(lab))
         var options = HubbleOptions()

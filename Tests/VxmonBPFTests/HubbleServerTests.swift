@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+import VxmonBPF
+
+/// The lab's Hubble observer servers (vxmon-hubble), checked by an independent client: Python
+/// grpcio with stubs that grpcio-tools generates from proto/ (Tests/scripts/hubble_check.py and
+/// hubble_peers.py hold the checks and say what each compares against).
+@Suite(.serialized)
+struct HubbleServerTests {
+    static let proto = GoOracle.packageRoot + "/proto"
+    static let scripts = GoOracle.packageRoot + "/Tests/scripts"
+
+    @Test("every node serves Observer, Peer and Health on <node ip>:4244; a cross-node ping's flows, follow, number/first/since/until, every filter, refusals")
+    func observersOnALiveLab() throws {
+        try LabGate.check()
+        let lab = LabNames.make("hs")
+        let paths = LabPaths(lab: lab)
+        defer { _ = try? Shell.run([FaultTests.vxmon, "lab", "down", "--lab", lab], check: false) }
+        let up = try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", lab, "--trace-underlay"], check: false)
+        try #require(up.status == 0, "\(up.output) \(up.errorOutput)")
+        #expect(up.output.contains("peer service 172.18.0.2:4244"), "\(up.output)")
+        let hubble = try #require(HubbleDaemon.running(paths), "vxmon-hubble runs after lab up: \(up.errorOutput)")
+        let status = try Shell.run([FaultTests.vxmon, "lab", "status", "--lab", lab], check: false)
+        #expect(status.output.contains("hubble: pid \(hubble)"), "\(status.output)")
+
+        let check = try inNamespace(
+            "\(lab)-control-plane", ["python3", Self.scripts + "/hubble_check.py", Self.proto, paths.stateFile])
+        print(check.output, terminator: "")
+        #expect(check.status == 0, "\(check.output) \(check.errorOutput)")
+        #expect(check.output.contains("all checks passed"))
+
+        // Killed, it is started again by the next `lab up` (and nothing else is touched).
+        kill(hubble, SIGKILL)
+        #expect(LabAgentTests.waitFor(3) { HubbleDaemon.running(paths) == nil })
+        let again = try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", lab], check: false)
+        #expect(again.status == 0 && again.output.contains("Hubble observers were not running"), "\(again.output)")
+        let restarted = try #require(HubbleDaemon.running(paths))
+        #expect(restarted != hubble)
+    }
+
+    @Test("peer.Peer/Notify lists the three nodes, then tells PEER_DELETED for each when the lab goes down, and ends the stream")
+    func peersFollowTheLab() throws {
+        try LabGate.check()
+        let lab = LabNames.make("hp")
+        let paths = LabPaths(lab: lab)
+        let dir = NSTemporaryDirectory() + "vxmon-peers-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer {
+            _ = try? Shell.run([FaultTests.vxmon, "lab", "down", "--lab", lab], check: false)
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let up = try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", lab], check: false)
+        try #require(up.status == 0, "\(up.errorOutput)")
+        let hubble = try #require(HubbleDaemon.running(paths))
+        let peers = Process()
+        peers.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        if !FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") { peers.executableURL = URL(fileURLWithPath: "/sbin/ip") }
+        peers.arguments = [
+            "netns", "exec", "\(lab)-control-plane", "python3", Self.scripts + "/hubble_peers.py", Self.proto,
+            "172.18.0.2:4244", dir + "/ready",
+        ]
+        _ = FileManager.default.createFile(atPath: dir + "/out", contents: nil)
+        peers.standardOutput = FileHandle(forWritingAtPath: dir + "/out")
+        peers.standardError = FileHandle(forWritingAtPath: dir + "/out")
+        try peers.run()
+        defer { if peers.isRunning { peers.terminate() } }
+        try #require(LabAgentTests.waitFor(20) { access(dir + "/ready", F_OK) == 0 }, "\(LabAgentTests.text(dir + "/out"))")
+
+        let down = try Shell.run([FaultTests.vxmon, "lab", "down", "--lab", lab], check: false)
+        #expect(down.status == 0, "\(down.errorOutput)")
+        #expect(LabAgentTests.waitFor(10) { !peers.isRunning })
+        let lines = LabAgentTests.text(dir + "/out").split(separator: "\n").map(String.init)
+        let nodes = [("control-plane", "172.18.0.2"), ("worker", "172.18.0.3"), ("worker2", "172.18.0.4")]
+        #expect(
+            lines == nodes.map { "PEER_ADDED \($0.0) \($0.1):4244" } + nodes.map { "PEER_DELETED \($0.0) \($0.1):4244" }
+                + ["END OK"], "\(lines)")
+        #expect(kill(hubble, 0) != 0, "vxmon-hubble is gone after lab down")
+    }
+}

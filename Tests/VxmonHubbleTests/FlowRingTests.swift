@@ -1,0 +1,94 @@
+import Testing
+import VxmonHubble
+
+/// The ring and the filter compiler on their own (hand-computed expectations); the servers are
+/// checked end to end by an independent client in VxmonBPFTests/HubbleServerTests.
+struct FlowRingTests {
+    func flow(_ n: Int) -> Observer_GetFlowsResponse {
+        var r = Observer_GetFlowsResponse()
+        r.flow.nodeName = "n\(n)"
+        return r
+    }
+
+    @Test("the ring keeps the last N entries with sequence numbers; a reader that fell behind learns how many it missed")
+    func ringOverwritesAndCountsMissed() {
+        let ring = FlowRing(capacity: 4)
+        for i in 0..<6 { ring.append(flow(i)) }
+        #expect(ring.window == 2..<6)
+        let status = ring.status
+        #expect(status.numFlows == 4 && status.maxFlows == 4 && status.seenFlows == 6)
+        let (entries, missed) = ring.read(from: 0, limit: 10)
+        #expect(missed == 2)
+        #expect(entries.map(\.0) == [2, 3, 4, 5])
+        #expect(entries.map { $0.1.flow.nodeName } == ["n2", "n3", "n4", "n5"])
+        let (some, none) = ring.read(from: 3, limit: 2)
+        #expect(none == 0 && some.map(\.0) == [3, 4])
+        #expect(ring.read(from: 6, limit: 5).entries.isEmpty)
+    }
+
+    @Test("lost-events notices are held but not counted as seen flows")
+    func lostNoticesAreNotFlows() {
+        let ring = FlowRing(capacity: 8)
+        var lost = Observer_GetFlowsResponse()
+        lost.lostEvents.numEventsLost = 3
+        ring.append(lost)
+        ring.append(flow(1))
+        #expect(ring.status.numFlows == 2 && ring.status.seenFlows == 1)
+    }
+
+    @Test("followers are woken once per batch, and closing ends their streams")
+    func updatesAndClose() async {
+        let ring = FlowRing(capacity: 8)
+        let updates = ring.updates()
+        #expect(ring.waiterCount == 1)
+        ring.append(flow(1))
+        ring.append(flow(2))
+        ring.notify()
+        ring.notify()  // nothing new: no second wake-up
+        ring.close()
+        var wakeups = 0
+        for await _ in updates { wakeups += 1 }
+        #expect(wakeups == 1)
+        var after = 0
+        for await _ in ring.updates() { after += 1 }
+        #expect(after == 0, "a stream started after close ends at once")
+    }
+
+    @Test("the warm-up flow parses with every kind of field the renderer writes")
+    func warmUpParses() {
+        #expect(FlowIngest.warmUp())
+    }
+
+    @Test("filters: unsupported fields are refused by name, bad values are refused, supported ones compile")
+    func filterCompilation() throws {
+        var label = Flow_FlowFilter()
+        label.sourceLabel = ["k8s:app=x"]
+        #expect(throws: HubbleFilter.UnsupportedFilter.self) { try HubbleFilter(whitelist: [label], blacklist: []) }
+        do {
+            _ = try HubbleFilter(whitelist: [], blacklist: [label])
+            Issue.record("a blacklist with an unsupported field was accepted")
+        } catch let error as HubbleFilter.UnsupportedFilter {
+            #expect(error.description.contains("source_label"), "\(error.description)")
+        }
+        var bad = Flow_FlowFilter()
+        bad.destinationPort = ["65536"]
+        #expect(throws: HubbleFilter.UnsupportedFilter.self) { try HubbleFilter(whitelist: [bad], blacklist: []) }
+        var http = Flow_FlowFilter()
+        http.protocol = ["http"]
+        #expect(throws: HubbleFilter.UnsupportedFilter.self) { try HubbleFilter(whitelist: [http], blacklist: []) }
+        var good = Flow_FlowFilter()
+        good.sourcePod = ["worker2-pod"]
+        good.nodeName = ["work*2"]
+        let filter = try HubbleFilter(whitelist: [good], blacklist: [])
+        var f = Flow_Flow()
+        f.source.podName = "worker2-pod1"
+        f.source.namespace = "default"
+        f.nodeName = "worker2"
+        #expect(filter.matches(f))
+        f.source.namespace = "kube-system"
+        #expect(!filter.matches(f), "no namespace in the selector means default")
+        f.source.namespace = "default"
+        f.nodeName = "worker"
+        #expect(!filter.matches(f))
+    }
+}
