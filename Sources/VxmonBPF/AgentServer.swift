@@ -218,6 +218,7 @@ public final class AgentServer: LiveSink, PollSource {
             unlink(paths.agentStatus)
             registered = false
         }
+        drain(seconds: 1)
         clients.removeAll()
         for l in listeners {
             Glibc.close(l.fd)
@@ -226,6 +227,27 @@ public final class AgentServer: LiveSink, PollSource {
         listeners.removeAll()
         if pollFD >= 0 { Glibc.close(pollFD) }
         pollFD = -1
+    }
+
+    /// At the end: gives every client what is still queued for it (a closed agent would otherwise
+    /// throw away up to a queue of events it counted as sent), for at most `seconds`; what a client
+    /// still has not taken by then is logged with the client.
+    private func drain(seconds: Double) {
+        let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
+        var waiting = clients.filter { $0.queue.queued > 0 }
+        while !waiting.isEmpty {
+            let now = monotonicNanoseconds()
+            guard now < deadline else { break }
+            var fds = waiting.map { pollfd(fd: $0.fd, events: Int16(POLLOUT), revents: 0) }
+            _ = poll(&fds, nfds_t(fds.count), Int32(min((deadline - now) / 1_000_000 + 1, 50)))
+            waiting = waiting.filter { client in
+                let code = client.queue.write(to: client.fd)
+                return code == 0 && client.queue.queued > 0
+            }
+        }
+        for client in waiting {
+            log("vxmon agent: at stop, \(client.queue.queued) queued bytes not taken by \(describe(client)) within \(seconds) s")
+        }
     }
 
     private func listen(_ path: String, _ kind: AgentConnection.Kind) throws {

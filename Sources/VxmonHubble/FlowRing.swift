@@ -20,6 +20,7 @@ public final class FlowRing: Sendable {
         var waiters: [Int: AsyncStream<Void>.Continuation] = [:]
         var nextWaiter = 0
         var pendingNotify = false
+        var sinceNotify = 0
         var closed = false
     }
 
@@ -29,15 +30,22 @@ public final class FlowRing: Sendable {
         state = Mutex(State(entries: Array(repeating: nil, count: capacity)))
     }
 
-    /// Appends one entry; readers are woken by `notify()` (once per batch, not per entry).
+    /// Appends one entry. Readers are woken by `notify()` (once per batch, not per entry), and also
+    /// every quarter of the ring within a long batch, so that a reader keeping up is not overrun by
+    /// one batch larger than the ring.
     public func append(_ response: Observer_GetFlowsResponse) {
-        state.withLock { s in
+        let wake: [AsyncStream<Void>.Continuation] = state.withLock { s in
             s.entries[Int(s.next % UInt64(capacity))] = response
             s.next &+= 1
             if s.count < capacity { s.count += 1 }
             if case .flow = response.responseTypes { s.seenFlows &+= 1 }
             s.pendingNotify = true
+            s.sinceNotify += 1
+            guard s.sinceNotify >= max(capacity / 4, 1), !s.waiters.isEmpty else { return [] }
+            s.sinceNotify = 0
+            return Array(s.waiters.values)
         }
+        for waiter in wake { waiter.yield() }
     }
 
     /// Wakes every waiting reader if something was appended since the last call.
@@ -45,6 +53,7 @@ public final class FlowRing: Sendable {
         let waiters: [AsyncStream<Void>.Continuation] = state.withLock { s in
             guard s.pendingNotify else { return [] }
             s.pendingNotify = false
+            s.sinceNotify = 0
             return Array(s.waiters.values)
         }
         for waiter in waiters { waiter.yield() }

@@ -146,6 +146,8 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
             while true {
                 let (entries, missed) = ring.read(from: cursor, limit: Self.batch)
                 if missed > 0 {
+                    // Overwritten before this follower got to them: told once, as Hubble does.
+                    cursor += missed
                     try await response.write(Self.lostNotice(missed, node: node.name))
                 }
                 guard let last = entries.last else { break }
