@@ -221,6 +221,6 @@ extension LabTopology.Pod {
         PodInfo(
             name: name, namespace: "default",
             ip: FilterParser.parseIP(Substring(ip)) ?? .v4(IPv4Address(rawValue: 0)), identity: identity, node: node,
-            endpoint: endpointID)
+            endpoint: endpointID, labels: labels)
     }
 }

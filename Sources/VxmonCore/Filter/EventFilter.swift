@@ -82,9 +82,12 @@ public struct PodInfo: Sendable, Equatable {
     public var node: String
     /// The pod's endpoint ID on its node (0: unknown, as in recordings made before pod records had it).
     public var endpoint: UInt16
+    /// Its identity's labels (`k8s:app=...`), as Hubble lists them; empty when unknown.
+    public var labels: [String]
 
     public init(
-        name: String, namespace: String = "default", ip: IPAddress, identity: UInt32, node: String, endpoint: UInt16 = 0
+        name: String, namespace: String = "default", ip: IPAddress, identity: UInt32, node: String, endpoint: UInt16 = 0,
+        labels: [String] = []
     ) {
         self.name = name
         self.namespace = namespace
@@ -92,17 +95,20 @@ public struct PodInfo: Sendable, Equatable {
         self.identity = identity
         self.node = node
         self.endpoint = endpoint
+        self.labels = labels
     }
 }
 
 extension PodInfo {
     /// The metadata record a recording carries for a pod:
-    /// `pod=name=N,namespace=NS,ip=IP,identity=ID,node=NODE[,endpoint=EP]`.
+    /// `pod=name=N,namespace=NS,ip=IP,identity=ID,node=NODE[,endpoint=EP][,labels=L1;L2...]` (labels
+    /// last, joined by `;`: they hold `=` themselves).
     public var metadataValue: String {
         let out = OutputBuffer(capacity: 96)
         out.ip(ip)
         return "name=\(name),namespace=\(namespace),ip=\(out.string),identity=\(identity),node=\(node)"
             + (endpoint != 0 ? ",endpoint=\(endpoint)" : "")
+            + (labels.isEmpty ? "" : ",labels=" + labels.joined(separator: ";"))
     }
 
     /// Reads a `pod` metadata record; nil for other keys or a value that does not name a pod.
@@ -119,7 +125,8 @@ extension PodInfo {
         self.init(
             name: String(name), namespace: fields["namespace"].map(String.init) ?? "default", ip: ip,
             identity: fields["identity"].flatMap { UInt32($0) } ?? 0, node: fields["node"].map(String.init) ?? "",
-            endpoint: fields["endpoint"].flatMap { UInt16($0) } ?? 0)
+            endpoint: fields["endpoint"].flatMap { UInt16($0) } ?? 0,
+            labels: fields["labels"].map { $0.split(separator: ";").prefix(64).map(String.init) } ?? [])
     }
 }
 

@@ -41,6 +41,11 @@ public final class HubbleJSONRenderer {
 
     /// Learns a pod (its address names it in `source`/`destination`).
     public func learn(_ pod: PodInfo) {
+        // Labels as Hubble lists them, sorted, with the namespace's: made once here, not per event.
+        var pod = pod
+        let namespaceLabel = "k8s:io.kubernetes.pod.namespace=" + pod.namespace
+        if !pod.labels.contains(namespaceLabel) { pod.labels.append(namespaceLabel) }
+        pod.labels.sort()
         if pods.count < 65536 || pods[pod.ip] != nil { pods[pod.ip] = pod }
         if pod.endpoint != 0 { hasEndpoints = true }
     }
@@ -159,8 +164,8 @@ public final class HubbleJSONRenderer {
             if tunnel.vni != 0 { w.field("vni", tunnel.vni) }
             w.endObject()
         }
-        endpoint(&w, "source", identity: flow.sourceIdentity, ip: flow.type.rawValue == 7 ? nil : primary.source)
-        endpoint(&w, "destination", identity: flow.destinationIdentity, ip: primary.destination)
+        endpoint(&w, "source", identity: flow.sourceIdentity, ip: flow.type.rawValue == 7 ? nil : primary.source, node: flow.node)
+        endpoint(&w, "destination", identity: flow.destinationIdentity, ip: primary.destination, node: flow.node)
         w.field("Type", string: flow.type.rawValue == 7 ? "SOCK" : "L3_L4")
         if let node = flow.node, !node.isEmpty {
             w.key("node_name")
@@ -231,7 +236,7 @@ public final class HubbleJSONRenderer {
         (0x040, "ECE"), (0x080, "CWR"), (0x100, "NS"),
     ]
 
-    private func endpoint(_ w: inout JSONWriter, _ key: StaticString, identity: UInt32?, ip: IPAddress?) {
+    private func endpoint(_ w: inout JSONWriter, _ key: StaticString, identity: UInt32?, ip: IPAddress?, node: String?) {
         let pod = ip.flatMap { pods[$0] }
         // The datapath's identity wins; where it has none (0), the pod's, as Hubble takes it from the
         // ipcache.
@@ -239,6 +244,8 @@ public final class HubbleJSONRenderer {
         guard id != 0 || pod != nil else { return }
         w.key(key)
         w.beginObject()
+        // The endpoint ID, for an endpoint of the node that saw the flow (Hubble knows only its own).
+        if let pod, pod.endpoint != 0, let node, pod.node == node { w.field("ID", UInt32(pod.endpoint)) }
         if id != 0 { w.field("identity", id) }
         if let pod {
             w.key("namespace")
@@ -249,8 +256,8 @@ public final class HubbleJSONRenderer {
             w.key("labels")
             w.beginArray()
             if let reserved { w.string(reserved) }
-            // The namespace comes from a recording or a stream: escaped like every outside string.
-            if let pod { w.escapedString("k8s:io.kubernetes.pod.namespace=" + pod.namespace) }
+            // Labels and namespace come from a recording or a stream: escaped like every outside string.
+            if let pod { for label in pod.labels { w.escapedString(label) } }
             w.endArray()
         }
         if let pod {
