@@ -15,23 +15,8 @@ public enum AgentDaemon {
         let arguments =
             arguments ?? (try? FileSystem.read(paths.agentArguments))?.split(separator: "\n").map(String.init) ?? []
         try FileSystem.makeDirectories(paths.stateDirectory)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, paths.agentLog, O_WRONLY | O_CREAT | O_APPEND, 0o640)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        // Its own session: no terminal's SIGINT or SIGHUP reaches it.
-        Shell.initSpawnAttributes(&attributes, newSession: true)
-        defer { posix_spawnattr_destroy(&attributes) }
-        let argv0 = [executable, "agent", "--lab", lab, "--foreground"] + arguments
-        var argv: [UnsafeMutablePointer<CChar>?] = argv0.map { strdup($0) }
-        argv.append(nil)
-        defer { for p in argv { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        if rc != 0 { throw VxmonError("cannot start the agent: \(errnoString(rc))") }
+        let pid = try Shell.spawnDaemon(
+            [executable, "agent", "--lab", lab, "--foreground"] + arguments, log: paths.agentLog, what: "the agent")
         // Ready when it holds the lab's reader lock and has written its pid (its sockets exist by then,
         // and connections wait in their backlog until its loop runs).
         for _ in 0..<200 {

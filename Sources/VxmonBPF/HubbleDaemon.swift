@@ -1,4 +1,3 @@
-import CLibbpf
 import Glibc
 
 extension LabPaths {
@@ -39,24 +38,7 @@ public enum HubbleDaemon {
         if let pid = running(paths) { return (pid, false) }
         unlink(paths.hubblePIDFile)
         try FileSystem.makeDirectories(paths.stateDirectory)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, paths.hubbleLog, O_WRONLY | O_CREAT | O_APPEND, 0o640)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Nothing else of ours: it cannot close what it inherited itself (see vxmon-hubble's main).
-        _ = vxmon_shim_spawn_closefrom(&actions, 3)
-        var attributes = posix_spawnattr_t()
-        Shell.initSpawnAttributes(&attributes, newSession: true)
-        defer { posix_spawnattr_destroy(&attributes) }
-        let argv0 = [executable, "--lab", lab] + arguments
-        var argv: [UnsafeMutablePointer<CChar>?] = argv0.map { strdup($0) }
-        argv.append(nil)
-        defer { for p in argv { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        if rc != 0 { throw VxmonError("cannot start vxmon-hubble: \(errnoString(rc))") }
+        let pid = try Shell.spawnDaemon([executable, "--lab", lab] + arguments, log: paths.hubbleLog, what: "vxmon-hubble")
         for _ in 0..<400 {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {

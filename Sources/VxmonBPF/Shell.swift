@@ -1,3 +1,4 @@
+import CLibbpf
 import Glibc
 
 /// The result of a finished command.
@@ -74,6 +75,30 @@ public enum Shell {
             throw VxmonError("cannot run \(arguments[0]): \(errnoString(rc))")
         }
         return ChildProcess(pid: pid, stdout: captureOutput ? outPipe[0] : -1, stderr: captureOutput ? errPipe[0] : -1)
+    }
+
+    /// Starts `arguments` as a daemon: its own session (no terminal's SIGINT or SIGHUP reaches it),
+    /// stdin from /dev/null, stdout and stderr appended to `log`, and no other descriptor of ours
+    /// (closed by posix_spawn itself: a daemon whose runtime opens descriptors before its own code runs
+    /// cannot close inherited ones safely). Returns its pid; `what` names it in the error.
+    public static func spawnDaemon(_ arguments: [String], log: String, what: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        _ = vxmon_shim_spawn_closefrom(&actions, 3)
+        var attributes = posix_spawnattr_t()
+        initSpawnAttributes(&attributes, newSession: true)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+        argv.append(nil)
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
+        if rc != 0 { throw VxmonError("cannot start \(what): \(errnoString(rc))") }
+        return pid
     }
 
     /// Initialises spawn attributes so that children start with no blocked signals and default

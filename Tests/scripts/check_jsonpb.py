@@ -13,18 +13,9 @@ index, and the addresses and ports of the packet (the inner ones for a tunnel pa
 does not decode; its outer ones must then equal the `tunnel` field).
 Prints one summary line; exits 1 on the first difference, saying which line and why."""
 import json
-import os
-import subprocess
 import sys
-import tempfile
 
-
-def compile_protos(proto_dir):
-    out = tempfile.mkdtemp(prefix="vxmon-pb-")
-    protos = [os.path.join(root, f) for root, _, files in os.walk(proto_dir) for f in files if f.endswith(".proto")]
-    subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", "-I", proto_dir, "--python_out", out, *protos], check=True)
-    sys.path.insert(0, out)
+from vxmon_protos import compile_protos
 
 
 def normalise(value):

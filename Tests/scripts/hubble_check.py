@@ -15,21 +15,12 @@ unsupported filters are refused with INVALID_ARGUMENT. Prints one line per check
 failure."""
 import ipaddress
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-
-def compile_protos(proto_dir):
-    out = tempfile.mkdtemp(prefix="vxmon-grpc-")
-    protos = [os.path.relpath(os.path.join(root, f), proto_dir)
-              for root, _, files in os.walk(proto_dir) for f in files if f.endswith(".proto")]
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", proto_dir, "--python_out", out,
-                    "--grpc_python_out", out, *protos], check=True)
-    sys.path.insert(0, out)
+from vxmon_protos import compile_protos
 
 
 def fail(message):

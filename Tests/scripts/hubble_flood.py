@@ -8,23 +8,17 @@ For each node: flows received, lost-events notices by source and the events they
 receive rate over the time flows arrived, and the server's seen_flows before and after (ServerStatus).
 READY_FILE is created once every stream is open. Exits 1 if a stream fails."""
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
+
+from vxmon_protos import compile_protos
 
 
 def main():
     proto_dir, lab_json, seconds, out_path = sys.argv[1:5]
     ready = sys.argv[5] if len(sys.argv) > 5 else None
-    out = tempfile.mkdtemp(prefix="vxmon-grpc-")
-    protos = [os.path.relpath(os.path.join(r, f), proto_dir) for r, _, fs in os.walk(proto_dir) for f in fs
-              if f.endswith(".proto")]
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", proto_dir, "--python_out", out,
-                    "--grpc_python_out", out, *protos], check=True)
-    sys.path.insert(0, out)
+    compile_protos(proto_dir)
     import grpc
     from flow import flow_pb2
     from observer import observer_pb2, observer_pb2_grpc

@@ -5,20 +5,14 @@ change as a line "TYPE name address", then "END <status code>" when the server e
     hubble_peers.py PROTO_DIR ADDRESS READY_FILE
 
 READY_FILE is created once the first changes (the current peers) have arrived."""
-import os
-import subprocess
 import sys
-import tempfile
+
+from vxmon_protos import compile_protos
 
 
 def main():
     proto_dir, address, ready = sys.argv[1:4]
-    out = tempfile.mkdtemp(prefix="vxmon-grpc-")
-    protos = [os.path.relpath(os.path.join(r, f), proto_dir) for r, _, fs in os.walk(proto_dir) for f in fs
-              if f.endswith(".proto")]
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", proto_dir, "--python_out", out,
-                    "--grpc_python_out", out, *protos], check=True)
-    sys.path.insert(0, out)
+    compile_protos(proto_dir)
     import grpc
     from peer import peer_pb2, peer_pb2_grpc
 
