@@ -493,7 +493,9 @@ struct AgentPrivilegeTests {
         }
         // A copy nobody can execute, whatever the permissions of the checkout's folders.
         let binary = dir + "/vxmon"
-        try FileManager.default.copyItem(atPath: FaultTests.vxmon, toPath: binary)
+        // Copied by cp, not in this process: a descriptor this process has open for writing would be
+        // inherited by a child another test spawns meanwhile, and exec of the copy then fails (ETXTBSY).
+        try #require(try Shell.run(["cp", FaultTests.vxmon, binary], check: false).status == 0)
         chmod(dir, 0o755)
         chmod(binary, 0o755)
         try #require(try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", lab, "--no-agent"], check: false).status == 0)

@@ -149,7 +149,9 @@ struct LeastPrivilegeTests {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let binary = dir + "/vxmon"
-        try FileManager.default.copyItem(atPath: FaultTests.vxmon, toPath: binary)
+        // Copied by cp, not in this process: a descriptor this process has open for writing would be
+        // inherited by a child another test spawns meanwhile, and exec of the copy then fails (ETXTBSY).
+        try #require(try Shell.run(["cp", FaultTests.vxmon, binary], check: false).status == 0)
         chmod(dir, 0o755)
         chmod(binary, 0o755)
         try withLab("lp") { lab, topology in
@@ -165,7 +167,10 @@ struct LeastPrivilegeTests {
             monitor.arguments = ["-c", asNobody("+sys_admin,+dac_override", ["--lab", lab.name, "-o", "json", "--duration", "2"])
                 .map { "'\($0)'" }.joined(separator: " ") + " > '\(out)' 2>/dev/null"]
             try monitor.run()
-            usleep(600_000)
+            // Attached once it has switched the nodes' events on (a sanitizer build takes longer to start
+            // than any fixed wait one would pick).
+            let maps = try topology.nodes.map { try NodeMaps(paths: lab.paths, node: $0.name) }
+            #expect(LabAgentTests.waitFor(15) { maps.allSatisfy { $0.eventsMode != 0 } }, "the monitor switched events on")
             let ping = try inNamespace(source.namespace, ["ping", "-c", "1", "-W", "2", destination.ip])
             monitor.waitUntilExit()
             #expect(ping.status == 0)

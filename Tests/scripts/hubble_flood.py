@@ -6,6 +6,7 @@ grpcio-tools) while something floods the lab, and reports what each follower got
 
 For each node: flows received, lost-events notices by source and the events they count, the
 receive rate over the time flows arrived, and the server's seen_flows before and after (ServerStatus).
+The streams end once the servers are quiet and the followers have caught up (or after 60 s more).
 READY_FILE is created once every stream is open. Exits 1 if a stream fails."""
 import json
 import sys
@@ -60,8 +61,21 @@ def main():
     if ready:
         open(ready, "w").close()
     time.sleep(float(seconds))
-    # Whatever was appended is drained before the streams are cancelled.
-    time.sleep(1.0)
+    # The streams are cancelled only once the servers are quiet (seen_flows unchanged for a second: a
+    # slow build may still be taking in the agent's backlog) and each follower has caught up with
+    # what its server took in (flows received plus flows told missed), or after 60 s.
+    def status():
+        return {name: s.ServerStatus(observer_pb2.ServerStatusRequest(), timeout=5).seen_flows for name, s in stubs.items()}
+
+    last, deadline = status(), time.time() + 60
+    while time.time() < deadline:
+        time.sleep(1.0)
+        now = status()
+        caught_up = all(results[n]["flows"] + results[n]["lost"].get("HUBBLE_RING_BUFFER", 0) >= now[n] - before[n]
+                        for n in nodes)
+        if now == last and caught_up:
+            break
+        last = now
     for call in calls.values():
         call.cancel()
     for t in threads:
