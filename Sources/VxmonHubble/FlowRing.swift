@@ -98,13 +98,6 @@ public final class FlowRing: Sendable {
         }
     }
 
-    /// Entries from the newest backwards, one at a time under the lock's snapshot: calls `body` with
-    /// each (newest first) until it returns false. Used for "the last N matching".
-    public func newestFirst(_ body: (UInt64, Observer_GetFlowsResponse) -> Bool) {
-        let snapshot: [(UInt64, Observer_GetFlowsResponse)] = read(from: 0, limit: capacity).entries
-        for entry in snapshot.reversed() where !body(entry.0, entry.1) { return }
-    }
-
     /// A stream that yields after appends (coalesced: one wake-up for any number of entries); ends
     /// its registration when the stream is dropped or its task cancelled.
     public func updates() -> AsyncStream<Void> {

@@ -51,8 +51,6 @@ public struct HubbleFilter: Sendable {
         self.blacklist = try blacklist.map(Self.compile)
     }
 
-    public var isEmpty: Bool { whitelist.isEmpty && blacklist.isEmpty }
-
     static func compile(_ filter: Flow_FlowFilter) throws -> Clause {
         // What is left once the supported fields are taken out must be an empty filter.
         var rest = filter

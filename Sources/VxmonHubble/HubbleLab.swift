@@ -22,13 +22,6 @@ public final class HubbleLab: Sendable {
         peerState = Mutex(Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, $0.address) }))
     }
 
-    public func node(_ name: String) -> Node? { nodes.first { $0.name == name } }
-
-    /// The peers now (name and address), sorted by name.
-    public var peers: [(name: String, address: String)] {
-        peerState.withLock { $0.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
-    }
-
     /// Sets the lab's peers (from its topology) and tells every Notify stream what changed.
     public func updatePeers(_ current: [String: String]) {
         let changes: [Peer_ChangeNotification] = peerState.withLock { old in
