@@ -17,6 +17,15 @@ public enum HubbleDaemon {
         return access(path, X_OK) == 0 ? path : nil
     }
 
+    /// `vxmon-hubble` beside the vxmon executable that is running, if it was built.
+    public static var executable: String? { Preflight.executablePath.flatMap(executable(besides:)) }
+
+    /// What `lab up` says on stderr when `vxmon-hubble` was not built beside vxmon (`make demo` builds
+    /// vxmon alone, to skip gRPC's build); everything else of the lab works without it.
+    public static let notBuiltMessage =
+        "vxmon: Hubble observers not started: vxmon-hubble is not built beside vxmon "
+        + "(`make hubble` builds it; then `vxmon lab up` starts them on the lab that is up)"
+
     /// The pid of the lab's running `vxmon-hubble` (from its pid file, checked against the process).
     public static func running(_ paths: LabPaths) -> Int32? {
         guard let text = try? FileSystem.read(paths.hubblePIDFile),

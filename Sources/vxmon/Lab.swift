@@ -67,8 +67,8 @@ extension LabCommand {
 
         /// Starts the lab's Hubble observer servers (a client of the agent), if vxmon-hubble was built.
         func startHubble(_ lab: Lab, _ topology: LabTopology) {
-            guard let exe = Preflight.executablePath.flatMap(HubbleDaemon.executable(besides:)) else {
-                EventPipeline.standardError("vxmon: vxmon-hubble is not built (`make` builds it): no Hubble observers")
+            guard let exe = HubbleDaemon.executable else {
+                EventPipeline.standardError(HubbleDaemon.notBuiltMessage)
                 return
             }
             do {
@@ -183,6 +183,8 @@ extension LabCommand {
             showAgent(paths, running: agent)
             if let hubble = HubbleDaemon.running(paths) {
                 print("hubble: pid \(hubble), observers on <node ip>:4244 (log \(paths.hubbleLog))")
+            } else if HubbleDaemon.executable == nil {
+                print("hubble: not built (make hubble)")
             } else if access(paths.hubblePIDFile, F_OK) == 0 {
                 print("hubble: DEAD (pid file \(paths.hubblePIDFile) left; `vxmon lab up` restarts it)")
             } else {
