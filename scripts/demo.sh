@@ -2,7 +2,7 @@
 # The main job: bring the lab up, drive cross-node traffic, show `vxmon -vv` live, tear the lab down.
 #   scripts/demo.sh [PATH-TO-VXMON]        (make demo runs it after installing and building)
 set -euo pipefail
-vxmon=${1:-.build/release/vxmon}
+vxmon=${1:-.build/debug/vxmon}
 export VXMON_LAB=${VXMON_LAB:-vxmon}
 
 cleanup() { "$vxmon" lab down >/dev/null 2>&1 || true; }

@@ -1,25 +1,46 @@
 #!/usr/bin/env bash
 # Installs what vxmon needs on a fresh Debian 12 machine and mounts bpffs. Idempotent; run as root.
+#   scripts/setup.sh demo   what `make demo` runs: building vxmon and the BPF object, `vxmon lab up`,
+#                           scripts/demo.sh (the default)
+#   scripts/setup.sh test   the demo's packages plus the test suite's oracles and tools (`make test`)
+# apt-get update runs only when a package is missing; nothing is downloaded when all is there.
 set -euo pipefail
 
-# tshark (with capinfos) is the oracle of the flow and pcapng tests, Go's encoding/gob that of the agent
-# socket tests; they fail without them.
-packages=(libbpf-dev libelf-dev bpftool iproute2 iputils-ping tcpdump jq netcat-openbsd tshark golang-go)
+profile=${1:-demo}
+case "$profile" in
+demo | test) ;;
+*)
+	echo "usage: $0 [demo|test]" >&2
+	exit 2
+	;;
+esac
+
+# The demo: libbpf and libelf to build and link vxmon (pkg-config finds libbpf), iproute2 for the lab's
+# namespaces and links (`vxmon lab up`), ping and jq for scripts/demo.sh.
+packages=(libbpf-dev libelf-dev pkgconf iproute2 iputils-ping jq)
+if [[ $profile == test ]]; then
+	# tshark (with capinfos) is the oracle of the flow and pcapng tests, Go's encoding/gob that of the
+	# agent socket tests, tcpdump captures the lab's wires in the privileged tests; they fail without
+	# them. bpftool and nc are for looking at a lab by hand.
+	packages+=(tcpdump tshark golang-go bpftool netcat-openbsd)
+fi
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
-	echo "setup: installing ${missing[*]}" >&2
+	echo "setup ($profile): installing ${missing[*]}" >&2
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The structured-output tests validate with jsonschema and PyYAML; the Hubble output tests parse with
-# Google's protobuf library, its .proto compiled by grpcio-tools.
-if ! python3 -c 'import jsonschema, yaml, grpc_tools, google.protobuf' 2>/dev/null; then
-	echo "setup: installing python jsonschema, PyYAML, protobuf and grpcio-tools" >&2
-	python3 -m pip install -q jsonschema pyyaml protobuf grpcio grpcio-tools
+if [[ $profile == test ]]; then
+	# The structured-output tests validate with jsonschema and PyYAML; the Hubble output tests parse
+	# with Google's protobuf library, its .proto compiled by grpcio-tools.
+	if ! python3 -c 'import jsonschema, yaml, grpc_tools, google.protobuf' 2>/dev/null; then
+		echo "setup ($profile): installing python jsonschema, PyYAML, protobuf and grpcio-tools" >&2
+		python3 -m pip install -q jsonschema pyyaml protobuf grpcio grpcio-tools
+	fi
 fi
 
 # libbpf pins the lab's maps and programs here.
