@@ -9,6 +9,8 @@ BIN := .build/$(CONFIG)/vxmon
 # What `make demo` and `make hubble` build (vxmon-hubble must sit beside vxmon for `vxmon lab up`).
 DEMO_CONFIG ?= debug
 DEMO_BIN := .build/$(DEMO_CONFIG)/vxmon
+# Arguments for swift test, e.g. make test TEST_ARGS='--filter VxrecTests'
+TEST_ARGS ?=
 BENCH_EVENTS ?= 1000000
 BENCH_FILE := .build/bench/bulk-$(BENCH_EVENTS).vxrec
 
@@ -46,9 +48,10 @@ hubble: setup-demo bpf
 demo: setup-demo vxmon
 	@scripts/demo.sh $(DEMO_BIN)
 
-# The whole test suite (privileged lab tests included when run as root).
+# The whole test suite (privileged lab tests included when run as root), every target built; ends with
+# one total line (scripts/test.sh).
 test: setup-test bpf
-	$(SWIFT) test
+	@SWIFT=$(SWIFT) scripts/test.sh $(TEST_ARGS)
 
 # Replay throughput and peak RSS per output mode on a generated 1M-event recording.
 bench: build
