@@ -15,7 +15,7 @@ start=$(date +%s.%N)
 status=${PIPESTATUS[0]}
 elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
 
-# Swift Testing's lines (colour codes removed, if any):
+# Swift Testing's lines on Linux (colour codes removed, if any):
 #   ✔ Test name() passed after 0.001 seconds.          ➜ Test name() skipped: "reason"
 #   ✘ Test name() failed after 0.001 seconds with 1 issue.
 #   ✔ Test run with 242 tests in 51 suites passed after 88.3 seconds.   (the closing line)
@@ -31,10 +31,11 @@ sed -E $'s/\x1b\\[[0-9;]*m//g' "$log" | awk -v status="$status" -v elapsed="$ela
 		for (i = 1; i <= NF; i++) if ($i == "after") seconds = $(i + 1)
 		next
 	}
-	/^[^ ]+ Test case / { next }
-	/^[^ ]+ Test .* passed after [0-9.]+ seconds?/ { passed++; next }
-	/^[^ ]+ Test .* failed after [0-9.]+ seconds?/ { failed++; next }
-	/^[^ ]+ Test .* skipped/ { skipped++; next }
+	# By the leading symbol too: a display name may hold "skipped" or "passed after" (◇ is "started").
+	/^✔ Test case / || /^✘ Test case / { next }
+	/^✔ Test .* passed after [0-9.]+ seconds?/ { passed++; next }
+	/^✘ Test .* failed after [0-9.]+ seconds?/ { failed++; next }
+	/^➜ Test .* skipped/ { skipped++; next }
 	END {
 		if (!ran) {
 			printf "make test: no test results to count (swift test exited %d before its closing line: build failure or crash; see above) (%s s)\n", status, elapsed
