@@ -79,9 +79,12 @@ func hexBytes(_ s: String) -> [UInt8] {
 final class Lines: @unchecked Sendable { var all: [String] = [] }
 
 /// Renders a recording through VxrecReader + EventPipeline into a string.
-func render(_ file: [UInt8], _ format: OutputFormat, release: CiliumRelease = .v1_13) throws -> (String, [String]) {
+func render(
+    _ file: [UInt8], _ format: OutputFormat, release: CiliumRelease = .v1_13, verbosity: Verbosity = .info, hex: Bool = false
+) throws -> (String, [String]) {
     let diags = Lines()
-    let pipeline = EventPipeline(format: format, release: release, fd: -1, diagnostics: { diags.all.append($0) })
+    let pipeline = EventPipeline(
+        format: format, verbosity: verbosity, hex: hex, release: release, fd: -1, diagnostics: { diags.all.append($0) })
     let path = NSTemporaryDirectory() + "/vxmon-cli-\(UUID().uuidString).vxrec"
     try Data(file).write(to: URL(fileURLWithPath: path))
     defer { try? FileManager.default.removeItem(atPath: path) }

@@ -121,9 +121,13 @@ struct StructuredOutputTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
 
         func emit(_ name: String, _ file: [UInt8], release: CiliumRelease = .v1_13) throws {
-            for format in [OutputFormat.json, .yaml] {
-                let (out, _) = try render(file, format, release: release)
-                try Data(out.utf8).write(to: URL(fileURLWithPath: "\(dir)/\(name).\(format == .json ? "json" : "yaml")"))
+            // Also with -v and with -vv --hex (`monitor` lines, `packet.data`), under their own names.
+            for (prefix, verbosity, hex) in [("", Verbosity.info, false), ("v_", .debug, false), ("vvhex_", .verbose, true)] {
+                for format in [OutputFormat.json, .yaml] {
+                    let (out, _) = try render(file, format, release: release, verbosity: verbosity, hex: hex)
+                    try Data(out.utf8).write(
+                        to: URL(fileURLWithPath: "\(dir)/\(prefix)\(name).\(format == .json ? "json" : "yaml")"))
+                }
             }
         }
         let names = CLIFixtures.vectorNames

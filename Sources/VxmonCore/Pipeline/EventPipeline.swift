@@ -129,10 +129,10 @@ public final class EventPipeline: RecordConsumer {
                 renderer: TextRenderer(verbosity: verbosity, hex: hex, numeric: numeric, release: release, names: names),
                 out: out, decorations: decorations) : nil
         switch format {
-        case .json:
-            structuredSink = StructuredSink(format: .json, renderer: StructuredRenderer(release: release, names: names), out: out)
-        case .yaml:
-            structuredSink = StructuredSink(format: .yaml, renderer: StructuredRenderer(release: release, names: names), out: out)
+        case .json, .yaml:
+            // -v, -vv, --hex and -n deepen JSON and YAML as they deepen text (`monitor`, `packet.data`).
+            let renderer = StructuredRenderer(release: release, names: names, verbosity: verbosity, hex: hex, numeric: numeric)
+            structuredSink = StructuredSink(format: format == .json ? .json : .yaml, renderer: renderer, out: out)
         case .jsonpb:
             structuredSink = StructuredSink(format: .jsonpb, renderer: StructuredRenderer(release: release, names: names), out: out)
         case .text, .none:

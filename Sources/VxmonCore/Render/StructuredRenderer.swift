@@ -8,10 +8,25 @@ public struct StructuredRenderer: Sendable {
     public static let schemaVersion = 1
     public var release: CiliumRelease
     public var names: InterfaceNames
+    /// What `-v`/`-vv` add to every event record: `monitor`, the lines `cilium monitor` prints for the
+    /// event at that verbosity (`-vv`: the header line and the packet's layer lines). The default
+    /// (`.info`) adds nothing: the default record is the same whatever the text options.
+    public var verbosity: Verbosity
+    /// `--hex`: `packet.data`, the captured bytes in hex (and hex dumps instead of layer lines in
+    /// `monitor` at `-vv`, as the text has them).
+    public var hex: Bool
+    /// `-n`: identities as numbers in the `monitor` lines.
+    public var numeric: Bool
 
-    public init(release: CiliumRelease = .v1_13, names: InterfaceNames = InterfaceNames()) {
+    public init(
+        release: CiliumRelease = .v1_13, names: InterfaceNames = InterfaceNames(), verbosity: Verbosity = .info,
+        hex: Bool = false, numeric: Bool = false
+    ) {
         self.release = release
         self.names = names
+        self.verbosity = verbosity
+        self.hex = hex
+        self.numeric = numeric
     }
 
     public func renderJSON(_ event: borrowing Event, record: RawSpan, into out: OutputBuffer) {
@@ -211,8 +226,29 @@ public struct StructuredRenderer: Sendable {
             for i in 0..<record.byteCount { w.int(record.u8(i)) }
             w.endArray()
         }
+        if verbosity > .info { monitorLines(&w, event, record) }
         w.endObject()
         w.endDocument()
+    }
+
+    /// `monitor`: what `cilium monitor` prints for the event with the same `-v`/`-vv`/`--hex`/`-n`,
+    /// one string per line (the `-vv` separator left out; an empty list where it prints nothing, as
+    /// for debug messages without `-v`).
+    func monitorLines<W: StructuredWriter>(_ w: inout W, _ event: borrowing Event, _ record: RawSpan) {
+        let text = OutputBuffer(capacity: 1 << 10)
+        TextRenderer(verbosity: verbosity, hex: hex, numeric: numeric, release: release, names: names)
+            .render(event, record: record, into: text)
+        w.key("monitor")
+        w.beginArray()
+        let bytes = text.bytes
+        var start = 0
+        for i in bytes.indices where bytes[i] == 10 {
+            let line = UnsafeBufferPointer(rebasing: bytes[start..<i])
+            start = i + 1
+            if line.count == 78 && line.allSatisfy({ $0 == UInt8(ascii: "-") }) { continue }
+            w.escapedString(String(decoding: line, as: UTF8.self))
+        }
+        w.endArray()
     }
 
     func subtypeName<W: StructuredWriter>(_ w: inout W, _ event: borrowing Event, _ subtype: UInt8) {
@@ -326,6 +362,9 @@ public struct StructuredRenderer: Sendable {
         }
         w.endArray()
         w.field("truncated", truncated)
+        if hex {
+            w.field("data", raw: { out in for k in 0..<bytes.byteCount { out.hexByte(bytes.u8(k)) } })
+        }
         if let stop = p.stop {
             w.key("stop")
             w.beginObject()
