@@ -15,9 +15,10 @@ struct OutputOptions: ParsableArguments {
         name: .shortAndLong,
         help: """
             Output format: text (Cilium's), json (one object per line), yaml, jsonpb (Hubble's GetFlowsResponse \
-            per line, as `hubble observe -o jsonpb` prints and reads) or none.
+            per line, as `hubble observe -o jsonpb` prints and reads) or none. Default: text, or yaml/json when \
+            standard output is a file named *.yaml, *.yml or *.json.
             """)
-    var output: OutputFormat = .text
+    var output: OutputFormat?
 
     @Flag(name: .short, help: "Shorthand for --output json.")
     var json = false
@@ -61,7 +62,7 @@ struct OutputOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Also write every captured packet (of the events that pass the filter) to this pcapng file, for Wireshark.", valueName: "file"))
     var writePcap: String?
 
-    var format: OutputFormat { quiet ? .none : json ? .json : output }
+    var format: OutputFormat { quiet ? .none : json ? .json : output ?? standardOutputFileFormat ?? .text }
 
     var timeFormat: TimeFormat? { timestamps.flatMap { TimeFormat(name: $0) } }
 
@@ -83,7 +84,7 @@ struct OutputOptions: ParsableArguments {
     func validate() throws {
         _ = try ports(vxlanPorts, "--vxlan-ports")
         _ = try ports(genevePorts, "--geneve-ports")
-        if json && output != .text && output != .json {
+        if json, let output, output != .text && output != .json {
             throw ValidationError("-j conflicts with --output \(output.rawValue)")
         }
         if let timestamps, TimeFormat(name: timestamps) == nil {
@@ -150,6 +151,33 @@ struct OutputOptions: ParsableArguments {
         }
     }
 }
+
+/// The format a regular file on standard output asks for by its name (`vxmon -vv > cni_monitor.yaml`):
+/// YAML for `*.yaml`/`*.yml`, JSON for `*.json`, nil otherwise (a terminal, a pipe, another name).
+/// Said once on stderr, with the flag that keeps Cilium's text.
+let standardOutputFileFormat: OutputFormat? = {
+    var st = stat()
+    guard fstat(1, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return nil }
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/fd/1", &buffer, buffer.count - 1)
+    guard n > 0 else { return nil }
+    let path = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let name = path.split(separator: "/").last.map(String.init) ?? path
+    let lower = name.lowercased()
+    let format: OutputFormat
+    if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") {
+        format = .yaml
+    } else if lower.hasSuffix(".json") {
+        format = .json
+    } else {
+        return nil
+    }
+    EventPipeline.standardError(
+        "vxmon: standard output is \(sanitizedArgument(name)): writing "
+            + (format == .yaml ? "YAML (one document per event)" : "JSON (one object per line)")
+            + "; -o text writes Cilium's text")
+    return format
+}()
 
 enum ColorMode: String, ExpressibleByArgument, CaseIterable {
     case auto
