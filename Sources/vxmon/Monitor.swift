@@ -1,4 +1,5 @@
 import ArgumentParser
+import CVxmonABI
 import Glibc
 import VxmonBPF
 import VxmonCore
@@ -8,8 +9,11 @@ import VxmonWire
 struct LiveCommandOptions: ParsableArguments {
     @OptionGroup var labOptions: LabOptions
 
-    @Option(help: "Read only this node's events (control-plane, worker, worker2).")
-    var node: String?
+    @Option(
+        help: ArgumentHelp(
+            "Only this node's events (repeatable: control-plane, worker, worker2); after --not, every other node's.",
+            valueName: "node"))
+    var node: [String] = []
 
     @Option(
         help: """
@@ -42,13 +46,15 @@ struct LiveCommandOptions: ParsableArguments {
         if let perfWakeup, perfWakeup < 1 || perfWakeup > 1_000_000 {
             throw ValidationError("--perf-wakeup must be from 1 to 1000000")
         }
-        if let node { try validateNodeName(node, "--node") }
+        for node in node { try validateNodeName(node, "--node") }
     }
 
-    var liveOptions: LiveOptions {
+    /// The options of a live session that reads the nodes whose events `filter` can pass (its `--node`
+    /// flags are a filter, as on replay: `--not --node worker` reads the other nodes).
+    func liveOptions(reading filter: EventFilter) -> LiveOptions {
         var o = LiveOptions()
         o.buffer = buffer
-        o.nodes = node.map { [$0] }
+        o.nodes = filter.nodesToRead
         o.duration = duration
         o.perfPagesPerCPU = perfPages ?? LiveOptions.defaultPerfPages
         o.perfWakeupEvents = perfWakeup ?? 0
@@ -76,7 +82,7 @@ struct LiveCommandOptions: ParsableArguments {
 
     /// Where a live command reads: a Cilium agent's socket, the lab's agent (when it runs), or the
     /// lab's buffers directly (checking the machine and the capabilities that needs).
-    func input(_ command: String) throws -> LiveInput {
+    func input(_ command: String, _ filter: EventFilter) throws -> LiveInput {
         if let socket = ciliumSocket {
             StopSignals.install()
             return LiveInput(topology: nil, nodes: [""], agent: nil, socket: socket)
@@ -85,20 +91,44 @@ struct LiveCommandOptions: ParsableArguments {
         if AgentStatus.runningAgent(lab.paths) != nil, let topology = lab.recordedTopology(), topology.phase == "up" {
             // Through the agent, the socket's permissions are all a client needs.
             StopSignals.install()
-            let nodes = try LiveSession.selectedNodes(topology, liveOptions).map(\.name)
+            try check(filter, topology, lab)
+            let nodes = try LiveSession.selectedNodes(topology, liveOptions(reading: filter)).map(\.name)
             return LiveInput(topology: topology, nodes: nodes, agent: lab.paths.agentSocket, socket: nil)
         }
         try Preflight.requirePrivileged(command)
         let topology = try lab.requireUp()
         Libbpf.routeLogs()
         StopSignals.install()
-        let nodes = try LiveSession.selectedNodes(topology, liveOptions).map(\.name)
+        try check(filter, topology, lab)
+        let nodes = try LiveSession.selectedNodes(topology, liveOptions(reading: filter)).map(\.name)
         return LiveInput(topology: topology, nodes: nodes, agent: nil, socket: nil)
     }
 
+    /// What the lab cannot emit, said before anything is read: a node it does not have is a usage
+    /// error; flags that match only underlay packets on a lab that does not trace them get a warning
+    /// with the fix (as root: the datapath's configuration is read from its pinned map).
+    func check(_ filter: EventFilter, _ topology: LabTopology, _ lab: Lab) throws {
+        for name in filter.nodeNames where topology.node(named: name) == nil {
+            throw ValidationError(
+                "--node: lab '\(topology.lab)' has no node \(sanitizedArgument(name)); its nodes: "
+                    + topology.nodes.map(\.name).joined(separator: ", "))
+        }
+        let flags = filter.underlayOnlyFlags
+        guard !flags.isEmpty, let node = topology.nodes.first,
+            let config = try? NodeMaps(paths: lab.paths, node: node.name).readConfig(),
+            config.flags & UInt32(VXMON_CFG_TRACE_UNDERLAY) == 0
+        else { return }
+        EventPipeline.standardError(
+            "vxmon: warning: \(flags.joined(separator: ", ")) can match only VXLAN packets on the underlay, and lab "
+                + "'\(topology.lab)' does not trace them: nothing will match. Bring the lab up with underlay traces: "
+                + "vxmon lab down\(labFlag(topology.lab)) && vxmon lab up\(labFlag(topology.lab)) --trace-underlay")
+    }
+
+    func labFlag(_ lab: String) -> String { lab == Lab.defaultName ? "" : " --lab \(lab)" }
+
     /// The filter, with the lab's pods known to it; a pod the lab does not have is a usage error.
-    func filter(_ filters: FilterOptions, _ topology: LabTopology?) throws -> EventFilter {
-        var filter = try filters.makeFilter()
+    func filter(_ filter: EventFilter, _ topology: LabTopology?) throws -> EventFilter {
+        var filter = filter
         guard let topology else { return filter }
         for pod in topology.pods { filter.learn(pod.info) }
         for name in filter.podNames where filter.pods[name] == nil {
@@ -183,9 +213,10 @@ struct Monitor: ParsableCommand {
             try replay.run()
             return
         }
-        let input = try live.input("monitor")
-        let filter = try live.filter(filters, input.topology)
-        var options = live.liveOptions
+        let parsed = try filters.makeFilter()
+        let input = try live.input("monitor", parsed)
+        let filter = try live.filter(parsed, input.topology)
+        var options = live.liveOptions(reading: parsed)
         options.watchFD = 1
         let pipeline = output.makePipeline(
             flushEachRecord: isatty(1) != 0, filter: filter, nodeLabels: input.nodes.count > 1)

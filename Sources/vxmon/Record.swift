@@ -28,8 +28,9 @@ struct Record: ParsableCommand {
     var writePcap: String?
 
     func run() throws {
-        let input = try live.input("record")
-        var options = live.liveOptions
+        let parsed = try filters.makeFilter()
+        let input = try live.input("record", parsed)
+        var options = live.liveOptions(reading: parsed)
         let fd: Int32
         if write == "-" {
             fd = 1
@@ -40,7 +41,7 @@ struct Record: ParsableCommand {
         }
         defer { if fd != 1 { close(fd) } }
         let nodes = input.nodes
-        let filter = try live.filter(filters, input.topology)
+        let filter = try live.filter(parsed, input.topology)
         var metadata = [("source", "vxmon")]
         if let topology = input.topology { metadata.append(("lab", topology.lab)) }
         metadata.append(("buffer", input.bufferName(options)))

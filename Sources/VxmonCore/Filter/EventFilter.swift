@@ -171,6 +171,47 @@ public struct EventFilter: Sendable {
         pods[pod.namespace + "/" + pod.name] = pod
     }
 
+    /// The node names the filter's `--node` flags use, negated or not.
+    public var nodeNames: [String] {
+        clauses.flatMap { $0.terms.compactMap { if case .node(let n) = $0 { n } else { nil } } }
+    }
+
+    /// The nodes whose events can pass the `--node` flags, in the order given: those of a `--node` that
+    /// is not negated, less those of a negated one; nil when no `--node` restricts them (none, or only
+    /// negated ones). A live reader need read only these: it then emits what replay would.
+    public var nodesToRead: [String]? {
+        var wanted: [String]?
+        var excluded: Set<String> = []
+        for clause in clauses {
+            for case .node(let name) in clause.terms {
+                if clause.negated {
+                    excluded.insert(name)
+                } else if !(wanted?.contains(name) ?? false) {
+                    wanted = (wanted ?? []) + [name]
+                }
+            }
+        }
+        return wanted.map { $0.filter { !excluded.contains($0) } }
+    }
+
+    /// The flags that can match only packets seen on the underlay (VXLAN/Geneve packets as they cross
+    /// the nodes' eth0): a `--vni`, `--outer`, an `--observation-point` of only from-network. Without
+    /// underlay traces, a filter that needs them matches nothing.
+    public var underlayOnlyFlags: [String] {
+        var flags: [String] = []
+        for clause in clauses where !clause.negated {
+            if clause.terms.contains(where: { if case .vni = $0 { true } else { false } }) {
+                flags.append(clause.flag)
+            } else if clause.flag == "--observation-point",
+                clause.terms.allSatisfy({ if case .observationPoint(.fromNetwork) = $0 { true } else { false } })
+            {
+                flags.append(clause.flag + " from-network")
+            }
+        }
+        if outer { flags.append("--outer") }
+        return flags
+    }
+
     /// Whether a lost-samples record passes: it always does (losses are never hidden).
     public func matchesLost() -> Bool { true }
 
