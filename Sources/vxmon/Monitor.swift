@@ -84,6 +84,12 @@ struct LiveCommandOptions: ParsableArguments {
     /// lab's buffers directly (checking the machine and the capabilities that needs).
     func input(_ command: String, _ filter: EventFilter) throws -> LiveInput {
         if let socket = ciliumSocket {
+            // A Cilium agent's stream names no node and no pod: such filters match nothing there.
+            for (flag, names) in [("--node", filter.nodeNames), ("--pod", filter.podNames)] where !names.isEmpty {
+                EventPipeline.standardError(
+                    "vxmon: warning: \(flag) \(names.map(sanitizedArgument).joined(separator: ", ")): a Cilium agent's "
+                        + "monitor socket names no \(flag == "--node" ? "nodes" : "pods"): nothing will match")
+            }
             StopSignals.install()
             return LiveInput(topology: nil, nodes: [""], agent: nil, socket: socket)
         }
