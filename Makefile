@@ -1,7 +1,8 @@
 # vxmon: the two commands in the README are `make demo` and `make test`.
 # Each installs what it needs (scripts/setup.sh demo|test) and builds what it needs: the demo builds the
-# vxmon executable alone (no gRPC), in debug (a cold build of vxmon measured ~50 s in debug, ~90 s in
-# release), sharing .build/debug with `make test`; `make hubble` adds the Hubble observer servers.
+# vxmon executable alone (no gRPC), in debug: a cold build of vxmon alone measured 26-50 s in debug and
+# 47-91 s in release on 2 cores shared with other builds (2026-12-05), and debug shares .build/debug with
+# `make test`. `make hubble` adds the Hubble observer servers (gRPC: ~3.5 min more, cold).
 
 SWIFT ?= swift
 CONFIG ?= release
