@@ -178,10 +178,62 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
         if rc != 0 {
             let code = errno
             Glibc.close(fd)
-            throw VxmonError("cannot connect to \(sanitizedForLog(path)): \(errnoString(code))")
+            var message = "cannot connect to \(sanitizedForLog(path)): \(errnoString(code))"
+            if code == EACCES || code == EPERM { message += permissionHint(path) }
+            throw VxmonError(message)
         }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         return fd
+    }
+
+    /// Why a connection to `path` was refused by its permissions, and what to do: the socket's mode and
+    /// group (its name from the group database, else the number), and for a vxmon agent's socket (under
+    /// `/run/vxmon/`) the agent's `--socket-group`. Everything from outside (the path, the group's
+    /// name) is sanitised.
+    static func permissionHint(_ path: String) -> String {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            return ": cannot stat it either (\(errnoString(errno))): a directory on its path is closed to this user"
+        }
+        let mode = String(st.st_mode & 0o7777, radix: 8)
+        let group = sanitizedForLog(String(groupName(st.st_gid).prefix(64)))
+        var hint = ": the socket is mode \(String(repeating: "0", count: max(0, 4 - mode.count)) + mode), group \(group)"
+        if processInGroup(st.st_gid) {
+            hint +=
+                " (this user is in group \(group): the mode closes the socket to the group, or a directory on its path "
+                + "is closed)"
+        } else {
+            hint += "; run as root or as a member of group \(group)"
+        }
+        let root = LabPaths.stateRoot + "/"
+        if path.hasPrefix(root) {
+            let lab = path.dropFirst(root.count).split(separator: "/").first.map { sanitizedForLog(String($0)) } ?? "LAB"
+            hint +=
+                ", or have the lab's agent give it to a group of yours: `vxmon agent --lab \(lab) --socket-group GROUP` "
+                + "(on a lab up with `--no-agent`, or once its agent is stopped; `lab up` keeps the option when it "
+                + "restarts the agent)"
+        }
+        return hint
+    }
+
+    /// The name of group `gid`, or its number.
+    static func groupName(_ gid: gid_t) -> String {
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        let rc = getgrgid_r(gid, &entry, &buffer, buffer.count, &result)
+        guard rc == 0, result != nil, let name = entry.gr_name else { return "\(gid)" }
+        return String(cString: name)
+    }
+
+    /// Whether this process has `gid` as its effective or a supplementary group.
+    static func processInGroup(_ gid: gid_t) -> Bool {
+        if getegid() == gid { return true }
+        let count = getgroups(0, nil)
+        guard count > 0 else { return false }
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        let n = getgroups(count, &groups)
+        return n > 0 && groups.prefix(Int(n)).contains(gid)
     }
 
     // MARK: PollLoopDelegate (polling thread)
