@@ -80,6 +80,80 @@ final class ClientQueue {
     }
 }
 
+/// What a client of the agent is, from its command line (`/proc/<pid>/cmdline`, read when it connects):
+/// argv[0]'s base name and the subcommand word. Shown by `lab status`; only these fixed names are ever
+/// printed, never the command line itself (which the client controls).
+public enum ClientProgram: String, Sendable, CaseIterable {
+    /// `vxmon-hubble`, the lab's Hubble observers.
+    case hubble
+    /// `vxmon monitor`, or plain `vxmon` (its default subcommand).
+    case monitor
+    /// `vxmon record`.
+    case recorder
+    /// Cilium's CLI: `cilium monitor` (or `cilium-dbg monitor`).
+    case cilium
+    case unknown
+
+    /// How `lab status` names it.
+    public var label: String {
+        switch self {
+        case .hubble: "hubble observers (vxmon-hubble)"
+        case .monitor: "monitor (vxmon monitor)"
+        case .recorder: "recorder (vxmon record)"
+        case .cilium: "Cilium CLI (cilium monitor)"
+        case .unknown: "unknown"
+        }
+    }
+
+    /// The program of process `pid` (unknown if its command line cannot be read).
+    public static func of(pid: Int32) -> ClientProgram {
+        guard pid > 0 else { return .unknown }
+        return classify(commandLine: readCommandLine(pid))
+    }
+
+    /// `/proc/<pid>/cmdline`'s words, from its first 4 KiB at most (the client chooses it: bounded, and
+    /// only compared with fixed words).
+    static func readCommandLine(_ pid: Int32) -> [String] {
+        let fd = open("/proc/\(pid)/cmdline", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { Glibc.close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        var count = 0
+        while count < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            count += n
+        }
+        return bytes[..<count].split(separator: 0, omittingEmptySubsequences: false).prefix(64)
+            .map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The program of a command line (argv): argv[0]'s base name, and for vxmon the subcommand (the
+    /// first word after argv[0], none or an option meaning the default, `monitor`), for Cilium's CLI the
+    /// word `monitor` among its arguments (its global flags may come first).
+    public static func classify(commandLine words: [String]) -> ClientProgram {
+        guard let first = words.first else { return .unknown }
+        let base = first.split(separator: "/", omittingEmptySubsequences: false).last.map(String.init) ?? first
+        let arguments = words.dropFirst()
+        switch base {
+        case "vxmon-hubble":
+            return .hubble
+        case "vxmon":
+            guard let word = arguments.first, !word.hasPrefix("-") else { return .monitor }
+            switch word {
+            case "monitor": return .monitor
+            case "record": return .recorder
+            default: return .unknown
+            }
+        case "cilium", "cilium-dbg":
+            return arguments.prefix(16).contains("monitor") ? .cilium : .unknown
+        default:
+            return .unknown
+        }
+    }
+}
+
 /// One connected client.
 final class AgentConnection {
     enum Kind: Equatable {
@@ -92,6 +166,8 @@ final class AgentConnection {
     let fd: Int32
     let kind: Kind
     let pid: Int32
+    /// What it is, from its command line when it connected.
+    let program: ClientProgram
     let since: UInt64
     let queue: ClientQueue
     /// The node of the last record queued (lab stream); -1 after a loss, so the next record says again.
@@ -107,6 +183,7 @@ final class AgentConnection {
         self.fd = fd
         self.kind = kind
         self.pid = pid
+        program = ClientProgram.of(pid: pid)
         since = wallClockNanoseconds()
         queue = ClientQueue(capacity: queueBytes)
     }
@@ -281,14 +358,16 @@ public final class AgentServer: LiveSink, PollSource {
     // MARK: Clients (polling thread)
 
     /// Clients and their counters, for the status file (polling thread, or once the loop has ended).
-    public var connections: [(kind: String, pid: Int32, since: UInt64, sent: UInt64, lost: UInt64, queued: Int)] {
+    public var connections:
+        [(kind: String, pid: Int32, program: ClientProgram, since: UInt64, sent: UInt64, lost: UInt64, queued: Int)]
+    {
         clients.map { c in
             let kind: String
             switch c.kind {
             case .lab: kind = "vxmon"
             case .node(let i): kind = "cilium:" + nodeNames[i]
             }
-            return (kind, c.pid, c.since, c.sentEvents, c.lostEvents, c.queue.queued)
+            return (kind, c.pid, c.program, c.since, c.sentEvents, c.lostEvents, c.queue.queued)
         }
     }
 
@@ -345,8 +424,8 @@ public final class AgentServer: LiveSink, PollSource {
 
     private func describe(_ c: AgentConnection) -> String {
         switch c.kind {
-        case .lab: "vxmon stream, pid \(c.pid)"
-        case .node(let i): "\(nodeNames[i]) monitor1_2, pid \(c.pid)"
+        case .lab: "vxmon stream, pid \(c.pid), \(c.program.label)"
+        case .node(let i): "\(nodeNames[i]) monitor1_2, pid \(c.pid), \(c.program.label)"
         }
     }
 
@@ -545,7 +624,9 @@ public final class AgentServer: LiveSink, PollSource {
     public func writeStatus() {
         var text = "pid \(getpid())\nstarted \(started)\nevents \(samples)\nlost \(lost)\n"
         for c in connections {
-            text += "client \(c.kind) pid \(c.pid) since \(c.since) sent \(c.sent) lost \(c.lost) queued \(c.queued)\n"
+            text +=
+                "client \(c.kind) pid \(c.pid) since \(c.since) sent \(c.sent) lost \(c.lost) queued \(c.queued) "
+                + "program \(c.program.rawValue)\n"
         }
         try? FileSystem.writeAtomically(paths.agentStatus, text)
     }
@@ -554,8 +635,11 @@ public final class AgentServer: LiveSink, PollSource {
 /// What the agent last wrote to its status file.
 public struct AgentStatus: Sendable {
     public struct Client: Sendable {
+        /// The socket: `vxmon` (the lab stream) or `cilium:<node>` (a node's monitor1_2.sock).
         public var kind: String
         public var pid: Int32
+        /// What the client is (unknown from an agent that did not say).
+        public var program: ClientProgram
         public var since: UInt64
         public var sent: UInt64
         public var lost: UInt64
@@ -582,8 +666,9 @@ public struct AgentStatus: Sendable {
             case "client" where f.count >= 12:
                 s.clients.append(
                     Client(
-                        kind: f[1], pid: Int32(f[3]) ?? 0, since: UInt64(f[5]) ?? 0, sent: UInt64(f[7]) ?? 0,
-                        lost: UInt64(f[9]) ?? 0))
+                        kind: f[1], pid: Int32(f[3]) ?? 0,
+                        program: f.count >= 14 && f[12] == "program" ? ClientProgram(rawValue: f[13]) ?? .unknown : .unknown,
+                        since: UInt64(f[5]) ?? 0, sent: UInt64(f[7]) ?? 0, lost: UInt64(f[9]) ?? 0))
             default: break
             }
         }

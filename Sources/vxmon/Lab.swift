@@ -256,7 +256,12 @@ extension LabCommand {
                 + "\(status.clients.count) clients; sockets \(paths.agentSocket), \(paths.stateDirectory)/<node>/monitor1_2.sock"
         ]
         for c in status.clients {
-            lines.append("  client \(c.kind) pid \(c.pid): connected \(age(c.since)), \(c.sent) events sent, \(c.lost) lost")
+            // The socket: the lab stream, or a node's Cilium socket ("cilium:<node>").
+            let socket =
+                c.kind.hasPrefix("cilium:") ? "\(sanitizedArgument(String(c.kind.dropFirst(7))))/monitor1_2.sock" : "vxmon.sock"
+            lines.append(
+                "  client \(c.program.label) pid \(c.pid) on \(socket): connected \(age(c.since)), \(c.sent) events sent, "
+                    + "\(c.lost) lost")
         }
         return lines
     }
