@@ -37,7 +37,49 @@ struct Vxmon: ParsableCommand {
         parsedArguments = arguments
         // A file size limit then fails the write (EFBIG, reported) instead of killing vxmon.
         signal(SIGXFSZ, SIG_IGN)
-        main(arguments)
+        let command: ParsableCommand
+        do {
+            command = try parseAsRoot(arguments)
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            var command = command
+            try command.run()
+        } catch {
+            // `vxmon FILE` (monitor's hidden argument) runs replay.
+            exit(withError: error, in: (command as? Monitor)?.recording != nil ? Replay.self : type(of: command))
+        }
+    }
+
+    /// Ends with `error` thrown by the `run()` of `command`. ArgumentParser's own `main` reports a usage
+    /// error thrown there (a `ValidationError`: a bad filter, node or pod, found once the values are
+    /// read) with the root's usage, `vxmon <subcommand>`; the usage of the command that ran is the one
+    /// that helps (`vxmon monitor ...`, `vxmon replay ...`), as for the errors found while parsing.
+    /// Exit status 64, as ArgumentParser's. Any other error is reported as ArgumentParser does.
+    static func exit(withError error: Error, in command: ParsableCommand.Type) -> Never {
+        let path = commandPath(to: command)
+        guard exitCode(for: error) == .validationFailure, path.count > 1 else { exit(withError: error) }
+        let usage = usageString(for: command).split(separator: "\n", omittingEmptySubsequences: false)
+            .joined(separator: "\n       ")
+        EventPipeline.standardError(
+            "\(_errorPrefix)\(message(for: error))\nUsage: \(usage)\n"
+                + "  See '\(path.joined(separator: " ")) --help' for more information.")
+        Glibc.exit(ExitCode.validationFailure.rawValue)
+    }
+
+    /// The command names from the root to `command` (`["vxmon", "lab", "up"]`), or just the root's
+    /// name if `command` is not in the tree.
+    static func commandPath(to command: ParsableCommand.Type) -> [String] {
+        func search(_ node: ParsableCommand.Type, _ path: [String]) -> [String]? {
+            let path = path + [node._commandName]
+            if ObjectIdentifier(node) == ObjectIdentifier(command) { return path }
+            for child in node.configuration.subcommands {
+                if let found = search(child, path) { return found }
+            }
+            return nil
+        }
+        return search(self, []) ?? [_commandName]
     }
 }
 
