@@ -102,6 +102,11 @@ extension LabCommand {
             if case .up(let topology) = lab.state(), !noHubble, AgentStatus.runningAgent(lab.paths) != nil,
                 HubbleDaemon.running(lab.paths) == nil
             {
+                guard HubbleDaemon.executable != nil else {
+                    print("lab '\(lab.name)' is up, with its agent")
+                    EventPipeline.standardError(HubbleDaemon.notBuiltMessage)
+                    return
+                }
                 print("lab '\(lab.name)' is up; its Hubble observers were not running")
                 startHubble(lab, topology)
                 return
