@@ -18,9 +18,10 @@ public final class FlowIngest: EventSink {
     public private(set) var unrouted = 0
     public var diagnostics: (String) -> Void = { EventPipeline.standardError($0) }
 
-    public init(rings: [String: FlowRing], pods: [PodInfo], names: InterfaceNames) {
-        renderer = HubbleJSONRenderer(names: names)
-        for pod in pods { renderer.learn(pod) }
+    /// `pods`: the pipeline's (it learns the pod records); the flows follow the latest flow API, the
+    /// one `proto/` holds (`tunnel`, `trace_reason`).
+    public init(rings: [String: FlowRing], pods: PodDirectory, names: InterfaceNames) {
+        renderer = HubbleJSONRenderer(names: names, pods: pods, release: .latest)
         self.rings = rings
         allRings = Array(rings.values)
     }
@@ -51,10 +52,6 @@ public final class FlowIngest: EventSink {
         out.removeAll()
         renderer.renderLost(cpu: lost.cpu, count: lost.count, time: lost.timeNanoseconds, node: lost.node, into: out)
         store()
-    }
-
-    public func metadata(key: String, value: String, time: UInt64) {
-        if let pod = PodInfo(metadataKey: key, value: value) { renderer.learn(pod) }
     }
 
     private func store() {

@@ -74,7 +74,8 @@ public enum HubbleServers {
         // The flows: one client of the agent's lab stream, reconnecting when the agent restarts.
         let names = InterfaceNames()
         let pipeline = EventPipeline(format: .none, names: names, diagnostics: { log($0) })
-        let ingest = FlowIngest(rings: rings, pods: topology.pods.map(\.info), names: names)
+        for pod in topology.pods { pipeline.pods.learn(pod.info) }
+        let ingest = FlowIngest(rings: rings, pods: pipeline.pods, names: names)
         ingest.diagnostics = { log($0) }
         pipeline.add(ingest)
         let sink = PipelineSink(pipeline: pipeline, nodeNames: topology.nodes.map(\.name))

@@ -12,16 +12,18 @@ struct HubbleJSONTests {
     static let script = CLIFixtures.packageRoot + "/Tests/scripts/check_jsonpb.py"
     static let proto = CLIFixtures.packageRoot + "/proto"
 
-    func check(_ lines: String, cilium: String? = nil) throws -> ProcessResult {
+    func check(_ lines: String, cilium: String? = nil, text: String? = nil) throws -> ProcessResult {
         let python = try #require(which("python3"))
-        return try run(python, [Self.script, Self.proto] + (cilium.map { ["--cilium", $0] } ?? []), stdin: Array(lines.utf8))
+        let options = (cilium.map { ["--cilium", $0] } ?? []) + (text.map { ["--cilium-text", $0] } ?? [])
+        return try run(python, [Self.script, Self.proto] + options, stdin: Array(lines.utf8))
     }
 
     @Test("bulk_2k: every line parses and round-trips, and says what Cilium's own rendering of the event says")
     func bulkAgainstCilium() throws {
-        let r = try run(Binary.vxmon, ["replay", "\(CLIFixtures.vectors)/bulk_2k.vxrec", "-o", "jsonpb"])
+        // Latest's API: `trace_reason` carries the CT state the script compares with Cilium's.
+        let r = try run(Binary.vxmon, ["replay", "\(CLIFixtures.vectors)/bulk_2k.vxrec", "-o", "jsonpb", "--cilium", "latest"])
         #expect(r.status == 0, "\(r.stderr)")
-        let c = try check(r.stdout, cilium: "\(CLIFixtures.vectors)/bulk_2k.j.txt")
+        let c = try check(r.stdout, cilium: "\(CLIFixtures.vectors)/bulk_2k.j.txt", text: "\(CLIFixtures.vectors)/bulk_2k.default.txt")
         #expect(c.status == 0, "\(c.stdout) \(c.stderr)")
         #expect(c.stdout.contains("2000 lines parse and round-trip (2000 flows, 0 lost events)"), "\(c.stdout)")
     }
@@ -34,12 +36,14 @@ struct HubbleJSONTests {
                 .map { "\(FlowCLITests.samples)/\($0)" })
         var all = ""
         for file in files {
-            let r = try run(Binary.vxmon, ["replay", file, "-o", "jsonpb"])
+            for cilium in ["1.13", "latest"] {
+            let r = try run(Binary.vxmon, ["replay", file, "-o", "jsonpb", "--cilium", cilium])
             #expect(r.status == 0 || file.contains("unknown_version"), "\(file): \(r.stderr)")
             all += r.stdout
             if file.contains("/debug_") { #expect(r.stdout.isEmpty, "\(file) is no flow") }
             if file.hasSuffix("/lost_events.vxrec") {
                 #expect(r.stdout.contains(#""lost_events":{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":"42","cpu":2}"#))
+            }
             }
         }
         let c = try check(all)
@@ -48,7 +52,8 @@ struct HubbleJSONTests {
 
     @Test("the lab's samples: pods by name in namespace default, the VNI of every tunnel is the source pod's identity, traffic direction as Hubble tells it")
     func podsAndVNI() throws {
-        let r = try run(Binary.vxmon, ["replay", "\(FlowCLITests.samples)/cross_node_ping.vxrec", "-o", "jsonpb"])
+        // Latest's API: the underlay packets' inner flow and `tunnel` (1.13 shows their outer headers).
+        let r = try run(Binary.vxmon, ["replay", "\(FlowCLITests.samples)/cross_node_ping.vxrec", "-o", "jsonpb", "--cilium", "latest"])
         #expect(r.status == 0)
         var tunnels = 0
         for line in r.stdout.split(separator: "\n") {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks `vxmon -o jsonpb` output with Google's protobuf library as the oracle.
 
-    check_jsonpb.py PROTO_DIR [--cilium CILIUM_J_FILE] < lines
+    check_jsonpb.py PROTO_DIR [--cilium CILIUM_J_FILE [--cilium-text CILIUM_DEFAULT_FILE]] < lines
 
 Every line must parse with `json_format.Parse` (strict: an unknown field or enum name fails) into
 `observer.GetFlowsResponse` compiled from PROTO_DIR (vxmon's .proto subset, by grpcio-tools' protoc),
@@ -10,7 +10,9 @@ and the same JSON object (timestamps compared as instants). With --cilium, line 
 line i of Cilium 1.13's `cilium monitor -j` output for the same events (trace events only): verdict,
 event type, observation point, trace reason and is_reply from the CT state, identities, interface
 index, and the addresses and ports of the packet (the inner ones for a tunnel packet, which Cilium 1.13
-does not decode; its outer ones must then equal the `tunnel` field).
+does not decode; its outer ones must then equal the `tunnel` field). With --cilium-text (Cilium's
+default text of the same events, one line each), a trace's `orig-ip` there is the source Hubble reports
+in `IP.source` (the packet's own source is what `-j` shows).
 Prints one summary line; exits 1 on the first difference, saying which line and why."""
 import json
 import sys
@@ -41,6 +43,11 @@ def main():
     if "--cilium" in sys.argv:
         with open(sys.argv[sys.argv.index("--cilium") + 1]) as f:
             cilium = [json.loads(line) for line in f if line.strip()]
+    originals = None
+    if "--cilium-text" in sys.argv:
+        import re
+        with open(sys.argv[sys.argv.index("--cilium-text") + 1]) as f:
+            originals = [m.group(1) if (m := re.search(r" orig-ip (\S+):", line)) else None for line in f]
     compile_protos(proto_dir)
     from google.protobuf import json_format
     from observer import observer_pb2
@@ -65,7 +72,7 @@ def main():
         flows += kind == "flow"
         lost += kind == "lost_events"
         if cilium is not None:
-            compare(n, message.flow, cilium[n - 1])
+            compare(n, message.flow, cilium[n - 1], originals[n - 1] if originals else None)
     if cilium is not None and count != len(cilium):
         fail(f"{count} lines, Cilium's file has {len(cilium)}")
     print(f"check_jsonpb: {count} lines parse and round-trip ({flows} flows, {lost} lost events)")
@@ -74,7 +81,7 @@ def main():
 REASONS = {"new": "NEW", "established": "ESTABLISHED", "reply": "REPLY", "related": "RELATED", "reopened": "REOPENED"}
 
 
-def compare(n, flow, c):
+def compare(n, flow, c, original=None):
     from flow import flow_pb2
 
     def want(what, got, expected):
@@ -100,7 +107,8 @@ def compare(n, flow, c):
     l3, l4 = summary.get("l3"), summary.get("l4")
     outer = flow.tunnel.IP if flow.HasField("tunnel") else flow.IP
     if l3:
-        want("IP.source (outer)", outer.source, l3["src"])
+        translated = original not in (None, "0.0.0.0", "::") and not flow.HasField("tunnel")
+        want("IP.source (outer)", outer.source, original if translated else l3["src"])
         want("IP.destination (outer)", outer.destination, l3["dst"])
     if l4 and flow.HasField("tunnel"):
         want("tunnel UDP ports", (str(flow.tunnel.l4.UDP.source_port), str(flow.tunnel.l4.UDP.destination_port)),

@@ -49,19 +49,26 @@ public struct EventDecodeError: Error, Sendable, CustomStringConvertible {
 public struct EventDecoder: Sendable {
     public var release: CiliumRelease
     public var packetDecoder: PacketDecoder
+    /// The pods whose endpoints tell Hubble's traffic direction (none: every source is remote).
+    public var pods: PodDirectory?
 
     public init(release: CiliumRelease = .v1_13, tunnelPorts: TunnelPorts = .standard) {
         self.release = release
         self.packetDecoder = PacketDecoder(tunnelPorts: tunnelPorts)
     }
 
-    /// Hubble's reading of a trace reason: a reply iff the datapath said `reply`; unknown when the
-    /// datapath did not know (unknown, SRv6 encap/decap).
-    static func isReply(traceReason reason: UInt8) -> Bool? {
-        switch reason & 0x7f {
-        case 5, 6, 7: nil
-        case let r: r == 2
-        }
+    /// Hubble's `TraceReasonIsKnown`: every reason but unknown (5). 1.13 compares the whole byte, so
+    /// an encrypted unknown (0x85) counts as known; latest masks the encrypt bit.
+    func traceReasonIsKnown(state: UInt8, encrypted: Bool) -> Bool {
+        release == .v1_13 ? !(state == 5 && !encrypted) : state != 5
+    }
+
+    /// Hubble's reading of a trace reason: a reply iff the datapath said `reply`, when the reason is
+    /// known; latest also leaves SRv6 encap/decap (6, 7) unknown (1.13 has no such states).
+    func isReply(state: UInt8, encrypted: Bool) -> Bool? {
+        guard traceReasonIsKnown(state: state, encrypted: encrypted) else { return nil }
+        if release == .latest && (state == 6 || state == 7) { return nil }
+        return state == 2
     }
 
     /// Decodes `record` into `event` (reusing its packet storage). `cpu`, time and node are set by the caller.
@@ -78,6 +85,28 @@ public struct EventDecoder: Sendable {
         } else {
             event.flow.clearPacket()
             if case .traceSock(let sock) = event.message { event.flow.setSocket(sock) }
+        }
+        setTrafficDirection(&event.flow)
+    }
+
+    /// Hubble's traffic direction of a trace or drop (see `Flow.trafficDirection`), from the local
+    /// endpoint of Hubble's source address (its `srcEP`: 0 when no pod of the node has that address).
+    @inline(__always)
+    func setTrafficDirection(_ flow: inout Flow) {
+        guard flow.endpoint != 0 else { return }
+        switch flow.type {
+        case MessageType.drop:
+            let local = pods?.localEndpoint(flow.hubbleSource(release), node: flow.node) ?? 0
+            flow.trafficDirection = flow.endpoint == local ? .egress : .ingress
+        case MessageType.trace:
+            guard let state = flow.traceState, traceReasonIsKnown(state: state, encrypted: flow.encrypted) else { return }
+            let local = pods?.localEndpoint(flow.hubbleSource(release), node: flow.node) ?? 0
+            // Latest also takes a translated source (an original address other than the packet's) for egress.
+            let translated = release == .latest && flow.originalIP != nil && flow.originalIP != flow.hubbleLayers(release).source
+            let egress = (flow.endpoint == local) != (state == 2) || translated
+            flow.trafficDirection = egress ? .egress : .ingress
+        default:
+            break
         }
     }
 
@@ -99,6 +128,11 @@ public struct EventDecoder: Sendable {
         event.flow.dropReason = nil
         event.flow.ifindex = nil
         event.flow.isReply = nil
+        event.flow.policyAction = nil
+        event.flow.traceState = nil
+        event.flow.encrypted = false
+        event.flow.originalIP = nil
+        event.flow.trafficDirection = .unknown
 
         func need(_ count: Int) throws(EventDecodeError) {
             if n < count { throw EventDecodeError(kind: .tooShort(type: type, needed: count, available: n)) }
@@ -162,7 +196,10 @@ public struct EventDecoder: Sendable {
             event.flow.observationPoint = t.observationPoint
             event.flow.verdict = .forwarded
             event.flow.ifindex = t.ifindex
-            event.flow.isReply = Self.isReply(traceReason: t.reason)
+            event.flow.traceState = t.reason & 0x7f
+            event.flow.encrypted = t.isEncrypted
+            event.flow.isReply = isReply(state: t.reason & 0x7f, encrypted: t.isEncrypted)
+            if let ip = t.originalIP, !ip.isUnspecified { event.flow.originalIP = ip }
             event.packetOffset = headerLength
             captured = Int(t.lengthCaptured)
             // The L3-device bit exists from Cilium 1.18 on; in 1.13 byte 27 is `ipv6:1, pad:7` and the
@@ -241,15 +278,19 @@ public struct EventDecoder: Sendable {
             } else {
                 event.flow.destinationIdentity = p.remoteIdentity
             }
-            if p.isAudited {
-                event.flow.verdict = .audit
-            } else if p.verdict < 0 {
+            // Hubble reads a denial, then a redirect, then the audit flag; Cilium's monitor the audit
+            // flag first. Both readings are kept.
+            if p.verdict < 0 {
                 event.flow.verdict = .dropped
                 // -DROP_*: the magnitude is the drop reason when it fits one.
                 if p.verdict >= -255 { event.flow.dropReason = UInt8(truncatingIfNeeded: 0 &- p.verdict) }
+            } else if p.verdict > 0 {
+                event.flow.verdict = .redirected
             } else {
-                event.flow.verdict = p.verdict > 0 ? .redirected : .forwarded
+                event.flow.verdict = p.isAudited ? .audit : .forwarded
             }
+            event.flow.policyAction = p.isAudited ? .audit : p.verdict < 0 ? .deny : p.verdict > 0 ? .redirect : .allow
+            event.flow.trafficDirection = p.isIngress ? .ingress : .egress
             if p.verdict >= 0 { event.flow.isReply = false }
             event.packetOffset = headerLength
             captured = Int(p.lengthCaptured)

@@ -91,6 +91,49 @@ public enum FlowVerdict: UInt8, Sendable {
     }
 }
 
+extension IPAddress {
+    /// 0.0.0.0 or ::.
+    public var isUnspecified: Bool {
+        switch self {
+        case .v4(let a): a.rawValue == 0
+        case .v6(let a): a == IPv6Address(high: 0, low: 0)
+        }
+    }
+}
+
+/// Cilium's monitor reading of a policy verdict, its `action`: the audit flag wins over the verdict
+/// (where Hubble's `verdict` reads a redirect or a denial first).
+public enum PolicyAction: UInt8, Sendable {
+    case allow
+    case deny
+    case redirect
+    case audit
+
+    public var name: StaticString {
+        switch self {
+        case .allow: "allow"
+        case .deny: "deny"
+        case .redirect: "redirect"
+        case .audit: "audit"
+        }
+    }
+}
+
+/// Hubble's `flow.TrafficDirection`.
+public enum TrafficDirection: UInt8, Sendable {
+    case unknown = 0
+    case ingress = 1
+    case egress = 2
+
+    public var name: StaticString {
+        switch self {
+        case .unknown: "TRAFFIC_DIRECTION_UNKNOWN"
+        case .ingress: "INGRESS"
+        case .egress: "EGRESS"
+        }
+    }
+}
+
 /// One event's flow: computed once per event by the decoder, read by the text summary, the JSON/YAML
 /// flow keys, the filters, the counters and the protocol converters, so that what a filter matches
 /// is what the line shows.
@@ -115,13 +158,35 @@ public struct Flow: Sendable {
     public var sourceIdentity: UInt32?
     public var destinationIdentity: UInt32?
     public var observationPoint: ObservationPoint?
+    /// Hubble's verdict (`flow.Verdict`): what `--verdict`, the counters, `-o jsonpb` and the Hubble
+    /// servers read. A policy verdict's denial or redirect comes before its audit flag, as in Hubble's
+    /// parser; Cilium's monitor reads the audit flag first (`policyAction`).
     public var verdict = FlowVerdict.unknown
+    /// Cilium's monitor reading of a policy verdict (`action audit` in its text); nil for other types.
+    public var policyAction: PolicyAction?
     /// Drop reason code (drops, and policy-verdict denials).
     public var dropReason: UInt8?
     /// Interface index the datapath reported (0 = unknown).
     public var ifindex: UInt32?
-    /// Whether the packet is a reply, where the datapath's connection tracking says so.
+    /// Whether the packet is a reply, in Hubble's reading (`is_reply`): for traces, what the datapath's
+    /// connection tracking says when it knows (not for the unknown and SRv6 states); false for policy
+    /// verdicts that let the packet pass (they are emitted for a connection's first packet).
     public var isReply: Bool?
+    /// A trace's connection-tracking state (its reason without the encrypt bit): 0 new, 1 established,
+    /// 2 reply, 3 related, 4 reopened, 5 unknown, 6/7 SRv6, 8 encrypt overlay.
+    public var traceState: UInt8?
+    /// A trace's encrypt bit (Hubble's `IP.encrypted`).
+    public var encrypted = false
+    /// The address the datapath had before translating the packet (a trace's `orig_ip`, v1 and later),
+    /// nil when it gave none (all zeros). Hubble reports it as the packet's source (`IP.source`); the
+    /// text, the summary and the filters show the packet's own source (`primary.source`).
+    public var originalIP: IPAddress?
+    /// Hubble's traffic direction: for a drop, egress when the endpoint that emitted it is the local
+    /// endpoint of the packet's source address, else ingress; for a trace with a known CT state, the
+    /// same, reversed for a reply; for a policy verdict, its own direction; unknown otherwise (no
+    /// emitting endpoint). Without pod records no address is a local endpoint, as in a Hubble without
+    /// endpoint information.
+    public var trafficDirection = TrafficDirection.unknown
     public var cpu = 0
     /// Time of the event in ns since the Unix epoch (0 = unknown).
     public var timeNanoseconds: UInt64 = 0
@@ -138,6 +203,15 @@ public struct Flow: Sendable {
     /// True when `primary` is the inner frame.
     @inline(__always)
     public var primaryIsInner: Bool { tunnel != nil && innerHasFlow }
+
+    /// The stack Hubble's flow describes: `primary` for latest Cilium (the inner packet of a tunnel,
+    /// with the outer headers in `tunnel`), the outer headers for Cilium 1.13, whose parser does not
+    /// decode tunnels.
+    @inline(__always)
+    public func hubbleLayers(_ release: CiliumRelease) -> FlowLayers { release == .v1_13 ? outer : primary }
+
+    /// Hubble's `IP.source`: the trace's original address where it gives one, else the packet's.
+    public func hubbleSource(_ release: CiliumRelease) -> IPAddress? { originalIP ?? hubbleLayers(release).source }
 }
 
 extension FlowLayers {

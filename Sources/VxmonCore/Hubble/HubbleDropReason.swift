@@ -1,6 +1,15 @@
 /// Hubble's `flow.DropReason` enum names (proto/flow/flow.proto), by Cilium's drop reason code.
 /// Generated from the .proto's enum; a code without a name is written as its number.
 enum HubbleDropReason {
+    /// The name in `release`'s API: 1.13's enum ends at `last113`; later codes are numbers there.
+    static func name(_ code: UInt8, _ release: CiliumRelease = .latest) -> StaticString? {
+        if release == .v1_13 && code > last113 { return nil }
+        return name(code)
+    }
+
+    /// The last drop reason 1.13's `flow.DropReason` names.
+    static let last113: UInt8 = 189
+
     static func name(_ code: UInt8) -> StaticString? {
         switch code {
         case 130: "INVALID_SOURCE_MAC"

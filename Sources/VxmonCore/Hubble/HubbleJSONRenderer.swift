@@ -20,37 +20,20 @@ import VxmonWire
 /// Pods named by the recording's or the lab's pod records fill `pod_name` and `namespace`.
 public final class HubbleJSONRenderer {
     public let names: InterfaceNames
-    private var pods: [IPAddress: PodInfo] = [:]
+    /// The pods that name `source` and `destination` (shared with the pipeline's decoder).
+    public let pods: PodDirectory
+    /// Whose flow API and parser rules to follow: 1.13's (no `trace_reason`, no `tunnel`, a tunnel
+    /// packet's outer headers, 1.13's observation points) or the latest.
+    public let release: CiliumRelease
 
-    public init(names: InterfaceNames) { self.names = names }
-
-    static func isUnspecified(_ ip: IPAddress) -> Bool {
-        switch ip {
-        case .v4(let a): a.rawValue == 0
-        case .v6(let a): a == IPv6Address(high: 0, low: 0)
-        }
-    }
-
-    /// The endpoint ID of the pod at `ip` if it lives on `node` (a local endpoint, as Hubble resolves
-    /// the source), 0 if the address is no pod of that node; nil when pods' endpoints are unknown.
-    private func localEndpoint(_ ip: IPAddress?, node: String?) -> UInt16? {
-        guard hasEndpoints else { return nil }
-        guard let ip, let pod = pods[ip], pod.node == node else { return 0 }
-        return pod.endpoint
+    public init(names: InterfaceNames, pods: PodDirectory = PodDirectory(), release: CiliumRelease = .v1_13) {
+        self.names = names
+        self.pods = pods
+        self.release = release
     }
 
     /// Learns a pod (its address names it in `source`/`destination`).
-    public func learn(_ pod: PodInfo) {
-        // Labels as Hubble lists them, sorted, with the namespace's: made once here, not per event.
-        var pod = pod
-        let namespaceLabel = "k8s:io.kubernetes.pod.namespace=" + pod.namespace
-        if !pod.labels.contains(namespaceLabel) { pod.labels.append(namespaceLabel) }
-        pod.labels.sort()
-        if pods.count < 65536 || pods[pod.ip] != nil { pods[pod.ip] = pod }
-        if pod.endpoint != 0 { hasEndpoints = true }
-    }
-    /// Pods with endpoint IDs are known: traffic direction can be told.
-    private var hasEndpoints = false
+    public func learn(_ pod: PodInfo) { pods.learn(pod) }
 
     /// True when the event type is a flow in Hubble's sense.
     public static func isFlow(_ type: MessageType) -> Bool {
@@ -84,78 +67,34 @@ public final class HubbleJSONRenderer {
         if time != 0 { w.field("time", raw: { StructuredRenderer.rfc3339($0, time) }) }
     }
 
-    /// One `GetFlowsResponse` line for a flow event; nothing for other types.
+    /// One `GetFlowsResponse` line for a flow event; nothing for other types. Every field is read from
+    /// the event's `Flow` (Hubble's readings: verdict, reply, direction, original source) or, for
+    /// what only one message type carries (observation point, capture point, socket cookie), from
+    /// the decoded message as it is.
     public func render(_ event: borrowing Event, record: RawSpan, into out: OutputBuffer) {
         let flow = event.flow
         guard Self.isFlow(flow.type) else { return }
+        let socket = flow.type == MessageType.traceSock
+        let latest = release == .latest
+        let stack = flow.hubbleLayers(release)
         var w = JSONWriter(out: out)
         w.beginDocument()
         w.beginObject()
         w.key("flow")
         w.beginObject()
         if flow.timeNanoseconds != 0 { w.field("time", raw: { StructuredRenderer.rfc3339($0, flow.timeNanoseconds) }) }
-        let primary = flow.primary
-        var verdict = flow.verdict
-        var dropReason: UInt8? = nil
-        var isReply: Bool? = nil
-        var traceReason: UInt8? = nil
-        var encrypted = false
-        var direction: StaticString? = nil
-        var matchType: UInt8 = 0
-        var proxyPort: UInt32 = 0
-        var captureInterface: UInt32 = 0
-        switch event.message {
-        case .trace(let t):
-            verdict = .forwarded
-            let state = t.reason & 0x7f
-            // Connection tracking state: 0 new, 1 established, 2 reply, 3 related, 4 reopened,
-            // 5 unknown, 6/7 SRv6; Hubble's TraceReason is the state plus one for 0-4.
-            if state <= 4 { traceReason = state + 1 } else if state != 5 { traceReason = state }
-            // Known unless unknown (5) or an SRv6 state (6, 7), as in Cilium's parser.
-            if state != 5 && state != 6 && state != 7 { isReply = state == 2 }
-            encrypted = t.isEncrypted
-            if t.observationPoint.rawValue == 1 { proxyPort = UInt32(t.destinationID) }
-            // Hubble: egress when the emitting endpoint is the packet's source endpoint (resolved by the
-            // original address when the datapath translated it), reversed for a reply; only with an
-            // emitting endpoint and a known CT state.
-            if let isReply, t.header.source != 0 {
-                let original = t.originalIP.flatMap { Self.isUnspecified($0) ? nil : $0 }
-                if let local = localEndpoint(original ?? primary.source, node: flow.node) {
-                    direction = (t.header.source == local) != isReply ? "EGRESS" : "INGRESS"
-                }
-            }
-        case .drop(let d):
-            verdict = .dropped
-            dropReason = d.reason
-            if d.header.source != 0, let local = localEndpoint(primary.source, node: flow.node) {
-                direction = d.header.source == local ? "EGRESS" : "INGRESS"
-            }
-        case .policyVerdict(let p):
-            if p.verdict < 0 {
-                verdict = .dropped
-                dropReason = UInt8(truncatingIfNeeded: -Int64(p.verdict))
-            } else if p.verdict > 0 {
-                verdict = .redirected
-            } else {
-                verdict = p.isAudited ? .audit : .forwarded
-            }
-            if p.verdict >= 0 { isReply = false }
-            direction = p.isIngress ? "INGRESS" : "EGRESS"
-            matchType = p.matchType
-        case .capture(let c):
-            verdict = .unknown
-            switch c.header.subtype {
-            case 4, 5, 6, 7, 10, 11: captureInterface = c.arg1
-            case 8, 9: proxyPort = UInt32(UInt16(truncatingIfNeeded: c.arg1).byteSwapped)
-            default: break
-            }
-        default:
-            break
+        if flow.verdict != .unknown { w.field("verdict", string: flow.verdict.name) }
+        if let dropReason = flow.dropReason, dropReason != 0 { w.field("drop_reason", dropReason) }
+        var source = flow.hubbleSource(release)
+        if socket {
+            socketLayers(&w, event)
+            source = nil
+        } else {
+            FlowLayersJSON.ethernet(&w, stack)
+            FlowLayersJSON.ip(&w, stack, style: .protobuf, encrypted: flow.encrypted, source: source)
+            FlowLayersJSON.l4(&w, stack, style: .protobuf)
         }
-        if verdict != .unknown { w.field("verdict", string: verdict.name) }
-        if let dropReason { w.field("drop_reason", dropReason) }
-        layers(&w, primary, encrypted: encrypted, flow.type.rawValue == 7)
-        if let tunnel = flow.tunnel, flow.primaryIsInner {
+        if latest, let tunnel = flow.tunnel, flow.primaryIsInner {
             w.key("tunnel")
             w.beginObject()
             w.field("protocol", string: tunnel.kind == .vxlan ? "VXLAN" : "GENEVE")
@@ -164,41 +103,58 @@ public final class HubbleJSONRenderer {
             if tunnel.vni != 0 { w.field("vni", tunnel.vni) }
             w.endObject()
         }
-        endpoint(&w, "source", identity: flow.sourceIdentity, ip: flow.type.rawValue == 7 ? nil : primary.source, node: flow.node)
-        endpoint(&w, "destination", identity: flow.destinationIdentity, ip: primary.destination, node: flow.node)
-        w.field("Type", string: flow.type.rawValue == 7 ? "SOCK" : "L3_L4")
+        endpoint(&w, "source", identity: flow.sourceIdentity, ip: source, node: flow.node)
+        endpoint(&w, "destination", identity: flow.destinationIdentity, ip: socket ? nil : stack.destination, node: flow.node)
+        w.field("Type", string: socket ? "SOCK" : "L3_L4")
         if let node = flow.node, !node.isEmpty {
             w.key("node_name")
             w.escapedString(node)
         }
-        if isReply == true { w.field("reply", true) }
+        if flow.isReply == true { w.field("reply", true) }
         w.key("event_type")
         w.beginObject()
         w.field("type", flow.type.rawValue)
         let subtype = record.byteCount > 1 ? record.u8(1) : 0
-        if subtype != 0 && flow.type.rawValue != 7 { w.field("sub_type", subtype) }
+        if subtype != 0 { w.field("sub_type", subtype) }
         w.endObject()
-        if let direction { w.field("traffic_direction", string: direction) }
-        if matchType != 0 { w.field("policy_match_type", matchType) }
+        if flow.trafficDirection != .unknown { w.field("traffic_direction", string: flow.trafficDirection.name) }
+        if case .policyVerdict(let p) = event.message, p.matchType != 0 { w.field("policy_match_type", p.matchType) }
         if case .trace(let t) = event.message {
             let point = t.observationPoint.rawValue
             w.key("trace_observation_point")
-            if point <= 13 {
+            if point <= (latest ? 13 : 11) {
                 w.string(CiliumNames.hubbleObservationPoint(point))
             } else {
                 w.int(point)
             }
-            if let traceReason, let name = Self.traceReasonName(traceReason) { w.field("trace_reason", string: name) }
+            // Hubble's TraceReason is the CT state plus one up to reopened; unknown (5) is its zero.
+            if latest, let state = flow.traceState, let name = Self.traceReasonName(state <= 4 ? state + 1 : state) {
+                w.field("trace_reason", string: name)
+            }
         }
-        if let dropReason {
+        if let dropReason = flow.dropReason, dropReason != 0 {
             w.key("drop_reason_desc")
-            if let name = HubbleDropReason.name(dropReason) { w.string(name) } else { w.int(dropReason) }
+            if let name = HubbleDropReason.name(dropReason, release) { w.string(name) } else { w.int(dropReason) }
         }
-        if let isReply { w.field("is_reply", isReply) }
-        if case .capture(let c) = event.message, c.header.subtype >= 4, c.header.subtype <= 11 {
-            w.field("debug_capture_point", string: Self.capturePointName(c.header.subtype))
+        if let isReply = flow.isReply { w.field("is_reply", isReply) }
+        var ifindex: UInt32 = flow.type == MessageType.trace ? (flow.ifindex ?? 0) : 0
+        var proxyPort: UInt32 = 0
+        if case .trace(let t) = event.message, t.observationPoint.rawValue == 1 { proxyPort = UInt32(t.destinationID) }
+        if case .capture(let c) = event.message {
+            if c.header.subtype >= 4 && c.header.subtype <= 11 {
+                w.field("debug_capture_point", string: Self.capturePointName(c.header.subtype))
+            } else if c.header.subtype != 0 {
+                w.field("debug_capture_point", c.header.subtype)
+            }
+            switch c.header.subtype {
+            case 4, 5, 6, 7, 10, 11: ifindex = c.arg1
+            case 8, 9:
+                // The datapath puts the port, in network order, in arg1's low half; Hubble's parser
+                // (1.13 and latest alike) swaps all 32 bits of it: port 15001 reads 983105536.
+                proxyPort = c.arg1.byteSwapped
+            default: break
+            }
         }
-        let ifindex: UInt32 = captureInterface != 0 ? captureInterface : (flow.type.rawValue == 4 ? (flow.ifindex ?? 0) : 0)
         if ifindex != 0 {
             w.key("interface")
             w.beginObject()
@@ -215,20 +171,32 @@ public final class HubbleJSONRenderer {
             if s.socketCookie != 0 { w.field("socket_cookie", raw: { $0.unsignedDecimal(s.socketCookie) }) }
             if s.cgroupID != 0 { w.field("cgroup_id", raw: { $0.unsignedDecimal(s.cgroupID) }) }
         }
-        if flow.type.rawValue != 7 { summary(&w, primary) }
+        summary(&w, stack, socket: socket)
         w.endObject()
         envelope(&w, node: flow.node, time: flow.timeNanoseconds)
         w.endObject()
         w.endDocument()
     }
 
-    // MARK: Parts
-
-    private func layers(_ w: inout JSONWriter, _ l: FlowLayers, encrypted: Bool, _ socket: Bool) {
-        FlowLayersJSON.ethernet(&w, l)
-        if !socket { FlowLayersJSON.ip(&w, l, style: .protobuf, encrypted: encrypted) }
+    /// A socket trace's one address and port: the destination before a forward translation, the
+    /// source of a reply (reverse points), as Hubble's socket parser places them.
+    private func socketLayers(_ w: inout JSONWriter, _ event: borrowing Event) {
+        guard case .traceSock(let s) = event.message else { return }
+        let reverse = s.xlatePoint == 3 || s.xlatePoint == 4
+        var l = FlowLayers()
+        if reverse {
+            l.source = s.destinationIP
+            l.sourcePort = s.destinationPort
+        } else {
+            l.destination = s.destinationIP
+            l.destinationPort = s.destinationPort
+        }
+        l.transport = event.flow.outer.transport
+        FlowLayersJSON.ip(&w, l, style: .protobuf)
         FlowLayersJSON.l4(&w, l, style: .protobuf)
     }
+
+    // MARK: Parts
 
     /// The order Hubble's summary lists TCP flags in.
     static let summaryFlagOrder: [(UInt16, StaticString)] = [
@@ -236,12 +204,12 @@ public final class HubbleJSONRenderer {
         (0x040, "ECE"), (0x080, "CWR"), (0x100, "NS"),
     ]
 
+    /// `source` or `destination`: always present (empty when nothing is known), as Hubble sets both.
     private func endpoint(_ w: inout JSONWriter, _ key: StaticString, identity: UInt32?, ip: IPAddress?, node: String?) {
-        let pod = ip.flatMap { pods[$0] }
+        let pod = pods.pod(at: ip)
         // The datapath's identity wins; where it has none (0), the pod's, as Hubble takes it from the
         // ipcache.
         let id = (identity ?? 0) != 0 ? identity ?? 0 : pod?.identity ?? 0
-        guard id != 0 || pod != nil else { return }
         w.key(key)
         w.beginObject()
         // The endpoint ID, for an endpoint of the node that saw the flow (Hubble knows only its own).
@@ -281,8 +249,17 @@ public final class HubbleJSONRenderer {
         }
     }
 
-    /// Hubble's Summary: the last layer's name, the TCP flags, or the ICMP type and code.
-    private func summary(_ w: inout JSONWriter, _ l: FlowLayers) {
+    /// Hubble's Summary: the last layer's name, the TCP flags, or the ICMP type and code; a socket
+    /// trace's protocol.
+    private func summary(_ w: inout JSONWriter, _ l: FlowLayers, socket: Bool) {
+        if socket {
+            switch l.transport {
+            case .tcp: w.field("Summary", string: "TCP")
+            case .udp: w.field("Summary", string: "UDP")
+            default: w.field("Summary", string: "Unknown")
+            }
+            return
+        }
         switch l.transport {
         case .tcp:
             guard l.tcpFlags & 0x1ff != 0 else { return w.field("Summary", string: "TCP Flags: ") }

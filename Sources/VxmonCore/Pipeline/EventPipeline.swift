@@ -56,6 +56,9 @@ public struct PipelineStats: Sendable {
 /// `diagnostics`, never to the output.
 public final class EventPipeline: RecordConsumer {
     public let decoder: EventDecoder
+    /// The pods learned from `pod` metadata (the lab's, a recording's): the decoder's endpoints for
+    /// Hubble's traffic direction, the Hubble renderer's names.
+    public let pods: PodDirectory
     public let format: OutputFormat
     public let names: InterfaceNames
     /// Where rendered records go. The parallel renderer points it at each batch's own buffer.
@@ -120,7 +123,11 @@ public final class EventPipeline: RecordConsumer {
     ) {
         self.names = names
         self.format = format
-        decoder = EventDecoder(release: release, tunnelPorts: tunnelPorts)
+        let pods = PodDirectory()
+        self.pods = pods
+        var decoder = EventDecoder(release: release, tunnelPorts: tunnelPorts)
+        decoder.pods = pods
+        self.decoder = decoder
         let out = OutputBuffer(capacity: 1 << 17)
         self.out = out
         textSink =
@@ -134,7 +141,8 @@ public final class EventPipeline: RecordConsumer {
             let renderer = StructuredRenderer(release: release, names: names, verbosity: verbosity, hex: hex, numeric: numeric)
             structuredSink = StructuredSink(format: format == .json ? .json : .yaml, renderer: renderer, out: out)
         case .jsonpb:
-            structuredSink = StructuredSink(format: .jsonpb, renderer: StructuredRenderer(release: release, names: names), out: out)
+            structuredSink = StructuredSink(
+                format: .jsonpb, renderer: StructuredRenderer(release: release, names: names), out: out, pods: pods)
         case .text, .none:
             structuredSink = nil
         }
@@ -232,7 +240,10 @@ public final class EventPipeline: RecordConsumer {
 
     public func metadata(key: String, value: String) {
         if let named = Vxrec.node(fromMetadata: key, value) { node = named }
-        if let pod = PodInfo(metadataKey: key, value: value) { filter.learn(pod) }
+        if let pod = PodInfo(metadataKey: key, value: value) {
+            filter.learn(pod)
+            pods.learn(pod)
+        }
         for sink in sinks { sink.metadata(key: key, value: value, time: 0) }
     }
 

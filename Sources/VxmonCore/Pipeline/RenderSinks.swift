@@ -120,10 +120,10 @@ public final class StructuredSink: EventSink {
     public var out: OutputBuffer
     public let format: Format
 
-    public init(format: Format, renderer: StructuredRenderer, out: OutputBuffer) {
+    public init(format: Format, renderer: StructuredRenderer, out: OutputBuffer, pods: PodDirectory = PodDirectory()) {
         self.format = format
         self.renderer = renderer
-        hubble = HubbleJSONRenderer(names: renderer.names)
+        hubble = HubbleJSONRenderer(names: renderer.names, pods: pods, release: renderer.release)
         self.out = out
     }
 
@@ -158,8 +158,4 @@ public final class StructuredSink: EventSink {
         }
     }
 
-    /// Pod records name the pods of Hubble's `source`/`destination`.
-    public func metadata(key: String, value: String, time: UInt64) {
-        if format == .jsonpb, let pod = PodInfo(metadataKey: key, value: value) { hubble.learn(pod) }
-    }
 }

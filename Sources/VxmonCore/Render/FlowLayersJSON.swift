@@ -21,13 +21,20 @@ enum FlowLayersJSON {
         w.endObject()
     }
 
-    static func ip<W: StructuredWriter>(_ w: inout W, _ f: borrowing FlowLayers, style: Style, encrypted: Bool = false) {
-        guard let source = f.source, let destination = f.destination else { return }
+    /// `source` replaces the stack's source address (Hubble's original source of a translated packet).
+    /// Protobuf JSON leaves an absent address out (a socket trace has one end only).
+    static func ip<W: StructuredWriter>(
+        _ w: inout W, _ f: borrowing FlowLayers, style: Style, encrypted: Bool = false, source: IPAddress? = nil
+    ) {
+        let (own, destination) = (f.source, f.destination)
+        let source = source ?? own
+        guard let version = source ?? destination else { return }
+        if style == .vxmon && (source == nil || destination == nil) { return }
         w.key("IP")
         w.beginObject()
-        w.field("source", raw: { $0.ip(source) })
-        w.field("destination", raw: { $0.ip(destination) })
-        if case .v4 = source { w.field("ipVersion", string: "IPv4") } else { w.field("ipVersion", string: "IPv6") }
+        if let source { w.field("source", raw: { $0.ip(source) }) }
+        if let destination { w.field("destination", raw: { $0.ip(destination) }) }
+        if case .v4 = version { w.field("ipVersion", string: "IPv4") } else { w.field("ipVersion", string: "IPv6") }
         if encrypted && style == .protobuf { w.field("encrypted", true) }
         w.endObject()
     }
