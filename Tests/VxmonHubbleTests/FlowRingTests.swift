@@ -1,4 +1,6 @@
+import Foundation
 import Testing
+import VxmonCore
 import VxmonHubble
 
 /// The ring and the filter compiler on their own (hand-computed expectations); the servers are
@@ -90,5 +92,43 @@ struct FlowRingTests {
         f.source.namespace = "default"
         f.nodeName = "worker"
         #expect(!filter.matches(f))
+    }
+}
+
+/// What the Hubble servers serve for the audit vectors: the flows FlowIngest puts in a node's ring
+/// (what GetFlows sends) carry Hubble's verdict, and a `verdict` FlowFilter selects them by it
+/// (VxmonCLITests/VerdictReadingTests checks the same events' text, JSON, counters, --verdict, jsonpb).
+struct ServedVerdictTests {
+    static let vectors = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/vectors").path
+
+    @Test("a policy verdict with the audit flag: the served flow is REDIRECTED for a redirect, AUDIT for an allow, DROPPED for a denial")
+    func auditVectors() throws {
+        for (verdict, expected) in [(Int32?.none, Flow_Verdict.redirected), (0, .audit), (-133, .dropped)] {
+            var file = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.vectors + "/policy_verdict_ingress_redirect_audit.vxrec")))
+            // The only record starts at 16 (file header) + 24 (record header); its verdict is at 20.
+            if let verdict {
+                let v = UInt32(bitPattern: verdict)
+                for k in 0..<4 { file[40 + 20 + k] = UInt8(truncatingIfNeeded: v >> (8 * k)) }
+            }
+            let ring = FlowRing(capacity: 8)
+            let pipeline = EventPipeline(format: .none, diagnostics: { _ in })
+            pipeline.node = "n"
+            pipeline.add(FlowIngest(rings: ["n": ring], pods: pipeline.pods, names: pipeline.names))
+            var consumer = pipeline
+            let parser = VxrecParser()
+            file.withUnsafeBytes { parser.feed($0) }
+            try parser.parse(into: &consumer)
+            try parser.finish()
+            let served = ring.read(from: 0, limit: 8).entries.map(\.1)
+            try #require(served.count == 1, "one flow served")
+            #expect(served[0].flow.verdict == expected)
+            for filterVerdict in [Flow_Verdict.forwarded, .dropped, .audit, .redirected] {
+                var filter = Flow_FlowFilter()
+                filter.verdict = [filterVerdict]
+                let f = try HubbleFilter(whitelist: [filter], blacklist: [])
+                #expect(f.matches(served[0]) == (filterVerdict == expected), "\(expected): filter \(filterVerdict)")
+            }
+        }
     }
 }

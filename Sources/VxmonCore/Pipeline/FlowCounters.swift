@@ -8,6 +8,8 @@ public final class FlowCounters {
 
     public private(set) var events: UInt64 = 0
     public private(set) var byType = [UInt64](repeating: 0, count: 256)
+    /// Events by Hubble's verdict (`Flow.verdict`: what `--verdict` and the Hubble servers read).
+    public private(set) var byVerdict = [UInt64](repeating: 0, count: 8)
     /// Trace events by observation point.
     public private(set) var byObservationPoint = [UInt64](repeating: 0, count: 256)
     /// Drops (and denied policy verdicts) by reason.
@@ -71,6 +73,7 @@ public final class FlowCounters {
         let flow = event.flow
         events &+= 1
         byType[Int(flow.type.rawValue)] &+= 1
+        byVerdict[Int(flow.verdict.rawValue & 7)] &+= 1
         if let point = flow.observationPoint { byObservationPoint[Int(point.rawValue)] &+= 1 }
         if let reason = flow.dropReason { byDropReason[Int(reason)] &+= 1 }
         var fits = true
@@ -108,6 +111,7 @@ public final class FlowCounters {
         o.flushNode()
         o.lastNode = nil
         events &+= o.events
+        for i in 0..<8 { byVerdict[i] &+= o.byVerdict[i] }
         for i in 0..<256 {
             byType[i] &+= o.byType[i]
             byObservationPoint[i] &+= o.byObservationPoint[i]
@@ -127,6 +131,7 @@ public final class FlowCounters {
     /// Clears every counter (a parallel worker's, after it was merged).
     public func reset() {
         events = 0
+        for i in 0..<8 { byVerdict[i] = 0 }
         for i in 0..<256 {
             byType[i] = 0
             byObservationPoint[i] = 0
@@ -162,6 +167,13 @@ public final class FlowCounters {
         var r = Report()
         r.sections.append(
             ("events by type", "by_type", (0..<256).filter { byType[$0] > 0 }.map { (Self.typeName(UInt8($0)), byType[$0]) }))
+        r.sections.append(
+            (
+                "events by verdict", "by_verdict",
+                (1..<8).filter { byVerdict[$0] > 0 }.map {
+                    ((FlowVerdict(rawValue: UInt8($0)) ?? .unknown).name.description, byVerdict[$0])
+                }
+            ))
         r.sections.append(
             (
                 "trace events by observation point", "by_observation_point",

@@ -171,16 +171,8 @@ public struct StructuredRenderer: Sendable {
         case .policyVerdict(let p):
             header(&w, p.header)
             w.field("direction", string: p.isIngress ? "ingress" : "egress")
-            w.key("action")
-            if p.isAudited {
-                w.string("audit")
-            } else if p.verdict < 0 {
-                w.string("deny")
-            } else if p.verdict > 0 {
-                w.string("redirect")
-            } else {
-                w.string("allow")
-            }
+            // Cilium's monitor reading (the audit flag first); `hubble_verdict` has Hubble's.
+            w.field("action", string: (event.flow.policyAction ?? .allow).name)
             w.field("verdict", p.verdict)
             if p.verdict > 0 { w.field("proxy_port", p.verdict) }
             if p.verdict < 0, let r = CiliumNames.dropReason(UInt8(truncatingIfNeeded: -Int(p.verdict)), .latest) {
@@ -226,6 +218,7 @@ public struct StructuredRenderer: Sendable {
             for i in 0..<record.byteCount { w.int(record.u8(i)) }
             w.endArray()
         }
+        if event.flow.verdict != .unknown { w.field("hubble_verdict", string: event.flow.verdict.name) }
         if verbosity > .info { monitorLines(&w, event, record) }
         w.endObject()
         w.endDocument()

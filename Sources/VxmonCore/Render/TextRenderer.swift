@@ -265,15 +265,7 @@ public struct TextRenderer: Sendable {
         out.append(", proto ")
         out.decimal(p.proto)
         out.append(p.isIngress ? ", ingress, action " : ", egress, action ")
-        if p.isAudited {
-            out.append("audit")
-        } else if p.verdict < 0 {
-            out.append("deny")
-        } else if p.verdict > 0 {
-            out.append("redirect")
-        } else {
-            out.append("allow")
-        }
+        out.append((event.pointee.flow.policyAction ?? .allow).name)
         if let auth = p.authType {
             out.append(", auth: ")
             if let name = CiliumNames.authType(auth) {
