@@ -90,4 +90,29 @@ extension HubbleVectorTests {
     }
 }
 
+extension HubbleVectorTests {
+    /// Hubble's parser drops an event whose packet it cannot decode (a header of the layers it decodes
+    /// cut short: gopacket's DecodingLayerParser fails, and the parser returns that error); Cilium's
+    /// monitor prints what it decoded. The vector's SYN (Ethernet 14, IPv4 20, TCP 28 bytes) is cut
+    /// inside its TCP header and inside its IP header.
+    @Test("a packet cut inside a header Hubble decodes gives no flow; cut after its headers it does", arguments: [44, 24, 62])
+    func undecodable(captured: Int) throws {
+        var recs = records(CLIFixtures.bytes("\(CLIFixtures.vectors)/drop_policy_denied_tcp.vxrec"))
+        let i = try #require(recs.firstIndex { $0.kind == 1 })
+        // Drop header: 36 bytes in 1.13, len_cap (u16) at 12.
+        recs[i].body = Array(recs[i].body.prefix(36 + captured))
+        recs[i].body[12] = UInt8(captured)
+        recs[i].body[13] = 0
+        let path = NSTemporaryDirectory() + "/vxmon-cut-\(UUID().uuidString).vxrec"
+        try Data(vxrec(recs)).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let text = try run(Binary.vxmon, ["replay", path])
+        #expect(text.stdout.hasPrefix("xx drop (Policy denied)"), "\(text.stdout)")
+        for cilium in ["1.13", "latest"] {
+            let pb = try run(Binary.vxmon, ["replay", path, "-o", "jsonpb", "--cilium", cilium])
+            #expect(pb.stdout.isEmpty == (captured < 62), "\(captured) bytes, \(cilium): \(pb.stdout)")
+        }
+    }
+}
+
 private func lines(_ s: String) -> [String] { s.split(separator: "\n").map(String.init) }

@@ -187,6 +187,10 @@ public struct Flow: Sendable {
     /// emitting endpoint). Without pod records no address is a local endpoint, as in a Hubble without
     /// endpoint information.
     public var trafficDirection = TrafficDirection.unknown
+    /// Hubble's parser cannot decode the packet: a header of the layers it decodes (Ethernet, IPv4,
+    /// IPv6, TCP, UDP, SCTP, ICMP), reached through those alone, is cut or invalid. Hubble then makes no
+    /// flow of the event at all; the monitor's text prints what it decoded.
+    public var hubbleUndecodable = false
     public var cpu = 0
     /// Time of the event in ns since the Unix epoch (0 = unknown).
     public var timeNanoseconds: UInt64 = 0
@@ -321,6 +325,12 @@ extension Flow {
     /// Fills the packet part of the flow (outer, tunnel, inner) from `packet`.
     mutating func setPacket(_ packet: borrowing DecodedPacket, bytes: RawSpan) {
         hasPacketFlow = true
+        hubbleUndecodable = false
+        if let stop = packet.stop, !stop.isInner, stop.reason == .truncated || stop.reason == .malformed,
+            let failed = stop.layer, Self.hubbleDecodes(failed)
+        {
+            hubbleUndecodable = packet.layers.allSatisfy { $0.isInner || Self.hubbleDecodes($0.kind) }
+        }
         let outerView = packet.ciliumView(from: 0, inner: false)
         let t = packet.tunnelAfter(outerView)
         packet.layers.withUnsafeBufferPointer { layers in
@@ -344,9 +354,18 @@ extension Flow {
         }
     }
 
+    /// The layers Hubble's parser decodes (its DecodingLayerParser's, from Ethernet on).
+    static func hubbleDecodes(_ kind: LayerKind) -> Bool {
+        switch kind {
+        case .ethernet, .ipv4, .ipv6, .tcp, .udp, .sctp, .icmpv4, .icmpv6: true
+        default: false
+        }
+    }
+
     /// Clears the packet part (events without a packet).
     mutating func clearPacket() {
         hasPacketFlow = true
+        hubbleUndecodable = false
         outer = FlowLayers()
         inner = FlowLayers()
         tunnel = nil

@@ -73,7 +73,7 @@ public final class HubbleJSONRenderer {
     /// the decoded message as it is.
     public func render(_ event: borrowing Event, record: RawSpan, into out: OutputBuffer) {
         let flow = event.flow
-        guard Self.isFlow(flow.type) else { return }
+        guard Self.isFlow(flow.type), !flow.hubbleUndecodable else { return }
         let socket = flow.type == MessageType.traceSock
         let latest = release == .latest
         let stack = flow.hubbleLayers(release)
