@@ -212,23 +212,6 @@ public struct EventFilter: Sendable {
         return flags
     }
 
-    /// Whether a lost-samples record passes: it always does (losses are never hidden).
-    public func matchesLost() -> Bool { true }
-
-    /// Whether `event` passes.
-    public func matches(_ event: borrowing Event) -> Bool {
-        if !monitorMatch(event) { return false }
-        for clause in clauses {
-            var any = false
-            for term in clause.terms where matches(term, event.flow) {
-                any = true
-                break
-            }
-            if any == clause.negated { return false }
-        }
-        return true
-    }
-
     /// Cilium's `match(type, src, dst)`; trace-sock and unknown types are not filtered, as in Cilium.
     func monitorMatch(_ event: borrowing Event) -> Bool {
         let src: UInt16
@@ -261,62 +244,6 @@ public struct EventFilter: Sendable {
             return false
         }
         return true
-    }
-
-    @inline(__always)
-    func layers(_ flow: borrowing Flow) -> FlowLayers { outer ? flow.outer : flow.primary }
-
-    @inline(__always)
-    static func side<T>(_ side: FlowSide, _ source: T?, _ destination: T?, _ test: (T) -> Bool) -> Bool {
-        switch side {
-        case .either: (source.map(test) ?? false) || (destination.map(test) ?? false)
-        case .source: source.map(test) ?? false
-        case .destination: destination.map(test) ?? false
-        }
-    }
-
-    func matches(_ term: FlowTerm, _ flow: borrowing Flow) -> Bool {
-        switch term {
-        case .ip(let prefix, let side):
-            let f = layers(flow)
-            return Self.side(side, f.source, f.destination) { prefix.contains($0) }
-        case .port(let port, let side):
-            let f = layers(flow)
-            guard f.transport.hasPorts else { return false }
-            return Self.side(side, f.sourcePort, f.destinationPort) { $0 == port }
-        case .transport(let t):
-            return layers(flow).transport == t
-        case .icmp:
-            let t = layers(flow).transport
-            return t == .icmpv4 || t == .icmpv6
-        case .arp:
-            let f = layers(flow)
-            return f.hasEthernet && f.etherType == 0x0806
-        case .identity(let id, let side):
-            return Self.side(side, flow.sourceIdentity, flow.destinationIdentity) { $0 == id }
-        case .pod(let name, let side):
-            guard let pod = pods[name] else { return false }
-            let f = layers(flow)
-            return Self.side(side, f.source, f.destination) { $0 == pod.ip }
-        case .vni(let vni):
-            return flow.tunnel?.vni == vni
-        case .observationPoint(let point):
-            return flow.observationPoint == point
-        case .verdict(let verdict):
-            return flow.verdict == verdict
-        case .dropReason(let reason):
-            return flow.dropReason == reason
-        case .interfaceIndex(let index):
-            return flow.ifindex == index
-        case .interfaceName(let name):
-            guard let ifindex = flow.ifindex, let names else { return false }
-            return names.name(ifindex, node: flow.node) == name
-        case .node(let node):
-            return flow.node == node
-        case .tcpFlags(let set, let clear):
-            let f = layers(flow)
-            return f.transport == .tcp && f.tcpFlags & set == set && f.tcpFlags & clear == 0
-        }
     }
 }
 
