@@ -3,15 +3,18 @@ import VxmonBPF
 import VxmonCore
 
 /// Turns the lab's events into Hubble flows, into each node's ring. A sink of the event pipeline:
-/// every flow event is rendered by `HubbleJSONRenderer` (the one mapping from vxmon's `Flow` to
-/// `flow.Flow`, the same as `-o jsonpb`) and parsed into a `GetFlowsResponse`; lost samples become
-/// lost-events entries in the ring of their node, as Hubble reports them.
+/// every flow event becomes a `HubbleFlow` (the one mapping from vxmon's `Flow` to `flow.Flow`, the
+/// same as `-o jsonpb --cilium latest`), copied into a `GetFlowsResponse` by `FlowBuilder`, with no
+/// JSON in between; lost samples become lost-events entries in the ring of their node, as Hubble
+/// reports them.
 public final class FlowIngest: EventSink {
-    private let renderer: HubbleJSONRenderer
-    private let out = OutputBuffer(capacity: 1 << 16)
+    private let pods: PodDirectory
+    private let names: InterfaceNames
+    private let builder = FlowBuilder()
     private let rings: [String: FlowRing]
+    private let fallback: FlowRing?
     private let allRings: [FlowRing]
-    /// Rendered records that did not parse back (a renderer bug; counted and shown, never silent).
+    /// Kept for the stop line (flows are built, not parsed, so nothing fails to parse any more).
     public private(set) var unparsed = 0
     public private(set) var flows: UInt64 = 0
     /// Events of a node this process does not serve.
@@ -20,10 +23,13 @@ public final class FlowIngest: EventSink {
 
     /// `pods`: the pipeline's (it learns the pod records); the flows follow the latest flow API, the
     /// one `proto/` holds (`tunnel`, `trace_reason`).
-    public init(rings: [String: FlowRing], pods: PodDirectory, names: InterfaceNames) {
-        renderer = HubbleJSONRenderer(names: names, pods: pods, release: .latest)
+    /// `fallback`: the ring of flows of no node served here (a benchmark's recording of one node).
+    public init(rings: [String: FlowRing], pods: PodDirectory, names: InterfaceNames, fallback: FlowRing? = nil) {
+        self.fallback = fallback
+        self.pods = pods
+        self.names = names
         self.rings = rings
-        allRings = Array(rings.values)
+        allRings = Array(rings.values) + (fallback.map { [$0] } ?? [])
     }
 
     /// Decodes and encodes one flow with every kind of field the renderer writes: swift-protobuf
@@ -43,30 +49,22 @@ public final class FlowIngest: EventSink {
     }
 
     public func event(_ event: borrowing Event, record: RawSpan) {
-        out.removeAll()
-        renderer.render(event, record: record, into: out)
-        store()
+        guard let h = HubbleFlow(event, record: record, release: .latest, pods: pods, names: names) else { return }
+        store(builder.response(h))
     }
 
     public func lost(_ lost: LostSamples) {
-        out.removeAll()
-        renderer.renderLost(cpu: lost.cpu, count: lost.count, time: lost.timeNanoseconds, node: lost.node, into: out)
-        store()
+        var r = Observer_GetFlowsResponse()
+        r.lostEvents.source = .perfEventRingBuffer
+        r.lostEvents.numEventsLost = lost.count
+        r.lostEvents.cpu = Google_Protobuf_Int32Value(Int32(truncatingIfNeeded: lost.cpu))
+        if let node = lost.node { r.nodeName = node }
+        if lost.timeNanoseconds != 0 { r.time = FlowBuilder.timestamp(lost.timeNanoseconds) }
+        store(r)
     }
 
-    private func store() {
-        guard out.count > 0 else { return }
-        let response: Observer_GetFlowsResponse
-        do {
-            response = try Observer_GetFlowsResponse(jsonUTF8Bytes: Array(out.bytes))
-        } catch {
-            unparsed += 1
-            if unparsed <= 10 {
-                diagnostics("vxmon-hubble: a rendered flow did not parse (\(error)): \(EventPipeline.sanitized(out.string))")
-            }
-            return
-        }
-        guard let ring = rings[response.nodeName] else {
+    private func store(_ response: Observer_GetFlowsResponse) {
+        guard let ring = rings[response.nodeName] ?? fallback else {
             unrouted += 1
             return
         }

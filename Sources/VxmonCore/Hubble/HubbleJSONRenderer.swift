@@ -67,133 +67,92 @@ public final class HubbleJSONRenderer {
         if time != 0 { w.field("time", raw: { StructuredRenderer.rfc3339($0, time) }) }
     }
 
-    /// One `GetFlowsResponse` line for a flow event; nothing for other types. Every field is read from
-    /// the event's `Flow` (Hubble's readings: verdict, reply, direction, original source) or, for
-    /// what only one message type carries (observation point, capture point, socket cookie), from
-    /// the decoded message as it is.
+    /// One `GetFlowsResponse` line for a flow event; nothing for other types. The fields are
+    /// `HubbleFlow`'s (the one mapping), written in the .proto's order.
     public func render(_ event: borrowing Event, record: RawSpan, into out: OutputBuffer) {
-        let flow = event.flow
-        guard Self.isFlow(flow.type), !flow.hubbleUndecodable else { return }
-        let socket = flow.type == MessageType.traceSock
-        let latest = release == .latest
-        let stack = flow.hubbleLayers(release)
+        guard let h = HubbleFlow(event, record: record, release: release, pods: pods, names: names) else { return }
+        write(h, into: out)
+    }
+
+    /// `h` as one `GetFlowsResponse` line.
+    public func write(_ h: HubbleFlow, into out: OutputBuffer) {
         var w = JSONWriter(out: out)
         w.beginDocument()
         w.beginObject()
         w.key("flow")
         w.beginObject()
-        if flow.timeNanoseconds != 0 { w.field("time", raw: { StructuredRenderer.rfc3339($0, flow.timeNanoseconds) }) }
-        if flow.verdict != .unknown { w.field("verdict", string: flow.verdict.name) }
-        if let dropReason = flow.dropReason, dropReason != 0 { w.field("drop_reason", dropReason) }
-        var source = flow.hubbleSource(release)
-        if socket {
-            socketLayers(&w, event)
-            source = nil
-        } else {
-            FlowLayersJSON.ethernet(&w, stack)
-            FlowLayersJSON.ip(&w, stack, style: .protobuf, encrypted: flow.encrypted, source: source)
-            FlowLayersJSON.l4(&w, stack, style: .protobuf)
-        }
-        if latest, let tunnel = flow.tunnel, flow.primaryIsInner {
+        if h.time != 0 { w.field("time", raw: { StructuredRenderer.rfc3339($0, h.time) }) }
+        if h.verdict != .unknown { w.field("verdict", string: h.verdict.name) }
+        if h.dropReason != 0 { w.field("drop_reason", h.dropReason) }
+        FlowLayersJSON.ethernet(&w, h.layers)
+        FlowLayersJSON.ip(&w, h.layers, style: .protobuf, encrypted: h.encrypted, source: h.ipSource)
+        FlowLayersJSON.l4(&w, h.layers, style: .protobuf)
+        if let tunnel = h.tunnel {
             w.key("tunnel")
             w.beginObject()
             w.field("protocol", string: tunnel.kind == .vxlan ? "VXLAN" : "GENEVE")
-            FlowLayersJSON.ip(&w, flow.outer, style: .protobuf)
-            FlowLayersJSON.l4(&w, flow.outer, style: .protobuf)
+            FlowLayersJSON.ip(&w, tunnel.outer, style: .protobuf)
+            FlowLayersJSON.l4(&w, tunnel.outer, style: .protobuf)
             if tunnel.vni != 0 { w.field("vni", tunnel.vni) }
             w.endObject()
         }
-        endpoint(&w, "source", identity: flow.sourceIdentity, ip: source, node: flow.node)
-        endpoint(&w, "destination", identity: flow.destinationIdentity, ip: socket ? nil : stack.destination, node: flow.node)
-        w.field("Type", string: socket ? "SOCK" : "L3_L4")
-        if let node = flow.node, !node.isEmpty {
+        endpoint(&w, "source", h.source)
+        endpoint(&w, "destination", h.destination)
+        w.field("Type", string: h.socket ? "SOCK" : "L3_L4")
+        if let node = h.nodeName {
             w.key("node_name")
             w.escapedString(node)
         }
-        if flow.isReply == true { w.field("reply", true) }
+        if h.isReply == true { w.field("reply", true) }
         w.key("event_type")
         w.beginObject()
-        w.field("type", flow.type.rawValue)
-        let subtype = record.byteCount > 1 ? record.u8(1) : 0
-        if subtype != 0 { w.field("sub_type", subtype) }
+        w.field("type", h.eventType)
+        if h.eventSubType != 0 { w.field("sub_type", h.eventSubType) }
         w.endObject()
-        if flow.trafficDirection != .unknown { w.field("traffic_direction", string: flow.trafficDirection.name) }
-        if case .policyVerdict(let p) = event.message, p.matchType != 0 { w.field("policy_match_type", p.matchType) }
-        if case .trace(let t) = event.message {
-            let point = t.observationPoint.rawValue
+        if h.trafficDirection != .unknown { w.field("traffic_direction", string: h.trafficDirection.name) }
+        if h.policyMatchType != 0 { w.field("policy_match_type", h.policyMatchType) }
+        if let point = h.observationPoint {
             w.key("trace_observation_point")
-            if point <= (latest ? 13 : 11) {
-                w.string(CiliumNames.hubbleObservationPoint(point))
+            if h.observationPointNamed {
+                w.string(CiliumNames.hubbleObservationPoint(point == 101 ? 0 : UInt8(truncatingIfNeeded: point)))
             } else {
                 w.int(point)
             }
-            // Hubble's TraceReason is the CT state plus one up to reopened; unknown (5) is its zero.
-            if latest, let state = flow.traceState, let name = Self.traceReasonName(state <= 4 ? state + 1 : state) {
-                w.field("trace_reason", string: name)
-            }
         }
-        if let dropReason = flow.dropReason, dropReason != 0 {
+        if h.traceReason != 0, let name = Self.traceReasonName(h.traceReason) { w.field("trace_reason", string: name) }
+        if h.dropReason != 0 {
             w.key("drop_reason_desc")
-            if let name = HubbleDropReason.name(dropReason, release) { w.string(name) } else { w.int(dropReason) }
+            if h.dropReasonNamed, let name = HubbleDropReason.name(h.dropReason) { w.string(name) } else { w.int(h.dropReason) }
         }
-        if let isReply = flow.isReply { w.field("is_reply", isReply) }
-        var ifindex: UInt32 = flow.type == MessageType.trace ? (flow.ifindex ?? 0) : 0
-        var proxyPort: UInt32 = 0
-        if case .trace(let t) = event.message, t.observationPoint.rawValue == 1 { proxyPort = UInt32(t.destinationID) }
-        if case .capture(let c) = event.message {
-            if c.header.subtype >= 4 && c.header.subtype <= 11 {
-                w.field("debug_capture_point", string: Self.capturePointName(c.header.subtype))
-            } else if c.header.subtype != 0 {
-                w.field("debug_capture_point", c.header.subtype)
-            }
-            switch c.header.subtype {
-            case 4, 5, 6, 7, 10, 11: ifindex = c.arg1
-            case 8, 9:
-                // The datapath puts the port, in network order, in arg1's low half; Hubble's parser
-                // (1.13 and latest alike) swaps all 32 bits of it: port 15001 reads 983105536.
-                proxyPort = c.arg1.byteSwapped
-            default: break
-            }
+        if let isReply = h.isReply { w.field("is_reply", isReply) }
+        if h.debugCapturePoint >= 4 && h.debugCapturePoint <= 11 {
+            w.field("debug_capture_point", string: Self.capturePointName(h.debugCapturePoint))
+        } else if h.debugCapturePoint != 0 {
+            w.field("debug_capture_point", h.debugCapturePoint)
         }
-        if ifindex != 0 {
+        if h.interfaceIndex != 0 {
             w.key("interface")
             w.beginObject()
-            w.field("index", ifindex)
-            if let name = names.name(ifindex, node: flow.node) {
+            w.field("index", h.interfaceIndex)
+            if let name = h.interfaceName {
                 w.key("name")
                 w.escapedString(name)
             }
             w.endObject()
         }
-        if proxyPort != 0 { w.field("proxy_port", proxyPort) }
-        if case .traceSock(let s) = event.message {
-            if s.xlatePoint >= 1 && s.xlatePoint <= 4 { w.field("sock_xlate_point", string: Self.xlatePointName(s.xlatePoint)) }
-            if s.socketCookie != 0 { w.field("socket_cookie", raw: { $0.unsignedDecimal(s.socketCookie) }) }
-            if s.cgroupID != 0 { w.field("cgroup_id", raw: { $0.unsignedDecimal(s.cgroupID) }) }
+        if h.proxyPort != 0 { w.field("proxy_port", h.proxyPort) }
+        if h.sockXlatePoint >= 1 && h.sockXlatePoint <= 4 {
+            w.field("sock_xlate_point", string: Self.xlatePointName(h.sockXlatePoint))
+        } else if h.sockXlatePoint != 0 {
+            w.field("sock_xlate_point", h.sockXlatePoint)
         }
-        summary(&w, stack, socket: socket)
+        if h.socketCookie != 0 { w.field("socket_cookie", raw: { $0.unsignedDecimal(h.socketCookie) }) }
+        if h.cgroupID != 0 { w.field("cgroup_id", raw: { $0.unsignedDecimal(h.cgroupID) }) }
+        if h.hasSummary { w.field("Summary", raw: { h.summary(into: $0) }) }
         w.endObject()
-        envelope(&w, node: flow.node, time: flow.timeNanoseconds)
+        envelope(&w, node: h.nodeName, time: h.time)
         w.endObject()
         w.endDocument()
-    }
-
-    /// A socket trace's one address and port: the destination before a forward translation, the
-    /// source of a reply (reverse points), as Hubble's socket parser places them.
-    private func socketLayers(_ w: inout JSONWriter, _ event: borrowing Event) {
-        guard case .traceSock(let s) = event.message else { return }
-        let reverse = s.xlatePoint == 3 || s.xlatePoint == 4
-        var l = FlowLayers()
-        if reverse {
-            l.source = s.destinationIP
-            l.sourcePort = s.destinationPort
-        } else {
-            l.destination = s.destinationIP
-            l.destinationPort = s.destinationPort
-        }
-        l.transport = event.flow.outer.transport
-        FlowLayersJSON.ip(&w, l, style: .protobuf)
-        FlowLayersJSON.l4(&w, l, style: .protobuf)
     }
 
     // MARK: Parts
@@ -205,30 +164,24 @@ public final class HubbleJSONRenderer {
     ]
 
     /// `source` or `destination`: always present (empty when nothing is known), as Hubble sets both.
-    private func endpoint(_ w: inout JSONWriter, _ key: StaticString, identity: UInt32?, ip: IPAddress?, node: String?) {
-        let pod = pods.pod(at: ip)
-        // The datapath's identity wins; where it has none (0), the pod's, as Hubble takes it from the
-        // ipcache.
-        let id = (identity ?? 0) != 0 ? identity ?? 0 : pod?.identity ?? 0
+    private func endpoint(_ w: inout JSONWriter, _ key: StaticString, _ e: HubbleFlow.Endpoint) {
         w.key(key)
         w.beginObject()
-        // The endpoint ID, for an endpoint of the node that saw the flow (Hubble knows only its own).
-        if let pod, pod.endpoint != 0, let node, pod.node == node { w.field("ID", UInt32(pod.endpoint)) }
-        if id != 0 { w.field("identity", id) }
-        if let pod {
+        if e.id != 0 { w.field("ID", e.id) }
+        if e.identity != 0 { w.field("identity", e.identity) }
+        if let pod = e.pod {
             w.key("namespace")
             w.escapedString(pod.namespace)
         }
-        let reserved = Self.reservedLabel(id)
-        if reserved != nil || pod != nil {
+        if e.reservedLabel != nil || e.pod != nil {
             w.key("labels")
             w.beginArray()
-            if let reserved { w.string(reserved) }
+            if let reserved = e.reservedLabel { w.string(reserved) }
             // Labels and namespace come from a recording or a stream: escaped like every outside string.
-            if let pod { for label in pod.labels { w.escapedString(label) } }
+            if let pod = e.pod { for label in pod.labels { w.escapedString(label) } }
             w.endArray()
         }
-        if let pod {
+        if let pod = e.pod {
             w.key("pod_name")
             w.escapedString(pod.name)
         }
@@ -246,48 +199,6 @@ public final class HubbleJSONRenderer {
         case 7: "reserved:kube-apiserver"
         case 8: "reserved:ingress"
         default: nil
-        }
-    }
-
-    /// Hubble's Summary: the last layer's name, the TCP flags, or the ICMP type and code; a socket
-    /// trace's protocol.
-    private func summary(_ w: inout JSONWriter, _ l: FlowLayers, socket: Bool) {
-        if socket {
-            switch l.transport {
-            case .tcp: w.field("Summary", string: "TCP")
-            case .udp: w.field("Summary", string: "UDP")
-            default: w.field("Summary", string: "Unknown")
-            }
-            return
-        }
-        switch l.transport {
-        case .tcp:
-            guard l.tcpFlags & 0x1ff != 0 else { return w.field("Summary", string: "TCP Flags: ") }
-            w.field("Summary", raw: { out in
-                out.append("TCP Flags: ")
-                var first = true
-                for (bit, name) in Self.summaryFlagOrder where l.tcpFlags & bit != 0 {
-                    if !first { out.append(", ") }
-                    out.append(name)
-                    first = false
-                }
-            })
-        case .udp: w.field("Summary", string: "UDP")
-        case .sctp: w.field("Summary", string: "SCTP")
-        case .icmpv4, .icmpv6:
-            let v6 = l.transport == .icmpv6
-            w.field("Summary", raw: { out in
-                out.append(v6 ? "ICMPv6 " : "ICMPv4 ")
-                out.icmpTypeCode(v6: v6, type: l.icmpType, code: l.icmpCode)
-            })
-        case .none:
-            if case .v6? = l.source {
-                w.field("Summary", string: "IPv6")
-            } else if l.source != nil {
-                w.field("Summary", string: "IPv4")
-            } else if l.hasEthernet {
-                w.field("Summary", string: l.etherType == 0x0806 ? "ARP" : "Ethernet")
-            }
         }
     }
 
