@@ -27,12 +27,26 @@ struct HubbleCommand: AsyncParsableCommand {
     @Option(help: "Flows kept per node (1 to 1048575).")
     var bufferSize = 4095
 
+    @Option(
+        help: ArgumentHelp(
+            "Measure ingestion instead of serving: replay this recording ROUNDS times into a ring, on one thread, and print flows per second.",
+            valueName: "recording"))
+    var benchIngest: String?
+
+    @Option(help: ArgumentHelp("Replays of --bench-ingest's recording.", valueName: "rounds"))
+    var rounds = 5
+
     func validate() throws {
+        if !(1...1000).contains(rounds) { throw ValidationError("--rounds must be from 1 to 1000") }
         if !(1...65535).contains(port) { throw ValidationError("--port must be from 1 to 65535") }
         if !(1...1_048_575).contains(bufferSize) { throw ValidationError("--buffer-size must be from 1 to 1048575") }
     }
 
     func run() async throws {
+        if let benchIngest {
+            try IngestBench.run(path: benchIngest, rounds: rounds, capacity: bufferSize)
+            return
+        }
         // Inherited descriptors are closed by whoever spawns it (HubbleDaemon), not here: by now the
         // async runtime has opened its own, and closing "everything above stderr" broke its timers.
         StopSignals.install()
