@@ -54,11 +54,13 @@ demo: setup-demo vxmon
 test: setup-test bpf
 	@SWIFT=$(SWIFT) scripts/test.sh $(TEST_ARGS)
 
-# Replay throughput and peak RSS per output mode on a generated 1M-event recording.
+# Replay throughput and peak RSS per output mode on a generated 1M-event recording, and the Hubble
+# servers' ingestion rate (one thread) on the same file.
 bench: build
 	@mkdir -p .build/bench
 	@test -f $(BENCH_FILE) || python3 tools/gen_bulk.py $(BENCH_EVENTS) $(BENCH_FILE) --seed 1
 	.build/$(CONFIG)/vxmon-bench $(BENCH_FILE)
+	.build/$(CONFIG)/vxmon-hubble --bench-ingest $(BENCH_FILE) --rounds 3
 
 # libFuzzer + ASan over every parser of outside bytes, FUZZ_SECONDS (default 60) per target;
 # `FUZZ_SECONDS=3600 FUZZ_JOBS=2 make fuzz` runs longer and in parallel (see README "Hostile input").

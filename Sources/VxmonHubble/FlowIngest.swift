@@ -14,8 +14,6 @@ public final class FlowIngest: EventSink {
     private let rings: [String: FlowRing]
     private let fallback: FlowRing?
     private let allRings: [FlowRing]
-    /// Kept for the stop line (flows are built, not parsed, so nothing fails to parse any more).
-    public private(set) var unparsed = 0
     public private(set) var flows: UInt64 = 0
     /// Events of a node this process does not serve.
     public private(set) var unrouted = 0

@@ -107,7 +107,6 @@ public enum HubbleServers {
         try reader.join()
         log(
             "vxmon-hubble: stopped; \(ingest.flows) flows"
-                + (ingest.unparsed > 0 ? ", \(ingest.unparsed) rendered flows did not parse" : "")
                 + (ingest.unrouted > 0 ? ", \(ingest.unrouted) of no node served here" : ""))
     }
 
