@@ -56,7 +56,10 @@ let package = Package(
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ]),
+            ],
+            // Ingestion builds a message per flow: the generated messages' storage classes made the
+            // dynamic exclusivity checks a fifth of its time (perf, 1M bulk events, release).
+            swiftSettings: hotPath),
         // `vxmon-hubble`: a lab's observer servers (started by `vxmon lab up`, a client of its agent).
         .executableTarget(
             name: "vxmon-hubble",

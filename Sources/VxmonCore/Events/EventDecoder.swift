@@ -94,20 +94,20 @@ public struct EventDecoder: Sendable {
     @inline(__always)
     func setTrafficDirection(_ flow: inout Flow) {
         guard flow.endpoint != 0 else { return }
-        switch flow.type {
-        case MessageType.drop:
-            let local = pods?.localEndpoint(flow.hubbleSource(release), node: flow.node) ?? 0
-            flow.trafficDirection = flow.endpoint == local ? .egress : .ingress
-        case MessageType.trace:
+        let isTrace = flow.type == MessageType.trace
+        guard isTrace || flow.type == MessageType.drop else { return }
+        var reply = false
+        if isTrace {
             guard let state = flow.traceState, traceReasonIsKnown(state: state, encrypted: flow.encrypted) else { return }
-            let local = pods?.localEndpoint(flow.hubbleSource(release), node: flow.node) ?? 0
-            // Latest also takes a translated source (an original address other than the packet's) for egress.
-            let translated = release == .latest && flow.originalIP != nil && flow.originalIP != flow.hubbleLayers(release).source
-            let egress = (flow.endpoint == local) != (state == 2) || translated
-            flow.trafficDirection = egress ? .egress : .ingress
-        default:
-            break
+            reply = state == 2
         }
+        // Hubble's srcEP: the local endpoint at its source address (none without endpoint IDs).
+        var local: UInt16 = 0
+        if let pods, pods.hasEndpoints { local = pods.localEndpoint(flow.hubbleSource(release), node: flow.node) }
+        var egress = (flow.endpoint == local) != reply
+        // Latest also takes a translated source (an original address other than the packet's) for egress.
+        if isTrace && release == .latest, let original = flow.originalIP, original != flow.primary.source { egress = true }
+        flow.trafficDirection = egress ? .egress : .ingress
     }
 
     /// Decodes `record` into `event`; with `packetFlow: false` the packet part of the flow (addresses,

@@ -43,6 +43,13 @@ public struct TextRenderer: Sendable {
         verbosity < .verbose || (type != .trace && type != .drop && type != .capture)
     }
 
+    /// The event's node and CPU, read in place: through `pointee` the compiler copied the whole Flow
+    /// (an outlined copy per event once the struct grew) to read one field.
+    @inline(__always)
+    static func node(_ event: UnsafePointer<Event>) -> String? { event.pointer(to: \.flow.node)!.pointee }
+    @inline(__always)
+    static func cpu(_ event: UnsafePointer<Event>) -> Int { event.pointer(to: \.flow.cpu)!.pointee }
+
     static let separator: StaticString =
         "------------------------------------------------------------------------------\n"
 
@@ -61,16 +68,16 @@ public struct TextRenderer: Sendable {
         case .drop(let d): drop(d, event, packetBytes, out)
         case .debug(let m):
             guard verbosity >= .debug else { return }
-            cpuPrefix(event.pointee.flow.cpu, out)
+            cpuPrefix(Self.cpu(event), out)
             markFrom(m.header, out)
             out.append("DEBUG: ")
-            DebugText.message(m, out, names: names, node: event.pointee.flow.node, release: release)
+            DebugText.message(m, out, names: names, node: Self.node(event), release: release)
             out.append(byte: 10)
         case .capture(let c): capture(c, event, packetBytes, out)
         case .policyVerdict(let p): policyVerdict(p, event, packetBytes, out)
         case .traceSock(let s):
             guard verbosity == .debug else { return }
-            cpuPrefix(event.pointee.flow.cpu, out)
+            cpuPrefix(Self.cpu(event), out)
             out.append(" [")
             out.append(CiliumNames.xlatePoint(s.xlatePoint))
             out.append("] cgroup_id: ")
@@ -101,7 +108,7 @@ public struct TextRenderer: Sendable {
             dissect(event.pointee.packet, packetBytes, out)
             out.append("----\n")
         case .unknown:
-            cpuPrefix(event.pointee.flow.cpu, out)
+            cpuPrefix(Self.cpu(event), out)
             out.append(" Unknown event: [")
             for i in 0..<record.byteCount {
                 if i > 0 { out.append(byte: 32) }
@@ -140,7 +147,7 @@ public struct TextRenderer: Sendable {
             out.append(" state ")
             traceReason(t.reason, out)
             out.append(" ifindex ")
-            names.append(ifindex: t.ifindex, node: event.pointee.flow.node, to: out)
+            names.append(ifindex: t.ifindex, node: Self.node(event), to: out)
             out.append(" orig-ip ")
             originalIP(t, out)
             out.append(": ")
@@ -149,7 +156,7 @@ public struct TextRenderer: Sendable {
             return
         }
         out.append(Self.separator)
-        cpuPrefix(event.pointee.flow.cpu, out)
+        cpuPrefix(Self.cpu(event), out)
         out.append(" MARK ")
         out.hexPrefixed(UInt64(t.header.hash))
         if t.ipTraceID > 0 {
@@ -173,7 +180,7 @@ public struct TextRenderer: Sendable {
         traceReason(t.reason, out)
         if t.ifindex != 0 {
             out.append(", interface ")
-            names.append(ifindex: t.ifindex, node: event.pointee.flow.node, to: out)
+            names.append(ifindex: t.ifindex, node: Self.node(event), to: out)
         }
         if t.sourceIdentity != 0 || t.destinationIdentity != 0 {
             out.append(", , identity ")
@@ -217,7 +224,7 @@ public struct TextRenderer: Sendable {
             return
         }
         out.append(Self.separator)
-        cpuPrefix(event.pointee.flow.cpu, out)
+        cpuPrefix(Self.cpu(event), out)
         markFrom(d.header, out)
         out.append("DROP: ")
         out.decimal(d.lengthOriginal)
@@ -238,14 +245,14 @@ public struct TextRenderer: Sendable {
     func capture(_ c: DebugCapture, _ event: UnsafePointer<Event>, _ bytes: RawSpan, _ out: OutputBuffer) {
         if verbosity < .verbose {
             guard DebugText.hasCapturePrefix(c.header.subtype) else { return }
-            DebugText.capturePrefix(c, out, names: names, node: event.pointee.flow.node)
+            DebugText.capturePrefix(c, out, names: names, node: Self.node(event))
             out.append(": ")
             summary(at: event, out)
             out.append(byte: 10)
             return
         }
         out.append(Self.separator)
-        cpuPrefix(event.pointee.flow.cpu, out)
+        cpuPrefix(Self.cpu(event), out)
         markFrom(c.header, out)
         out.append("DEBUG: ")
         out.decimal(c.lengthOriginal)
