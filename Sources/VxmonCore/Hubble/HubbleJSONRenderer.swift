@@ -70,18 +70,23 @@ public final class HubbleJSONRenderer {
     /// One `GetFlowsResponse` line for a flow event; nothing for other types. The fields are
     /// `HubbleFlow`'s (the one mapping), written in the .proto's order.
     public func render(_ event: borrowing Event, record: RawSpan, into out: OutputBuffer) {
-        guard let h = HubbleFlow(event, record: record, release: release, pods: pods, names: names) else { return }
-        write(h, into: out)
+        guard flow.fill(event, record: record, release: release, pods: pods, names: names) else { return }
+        write(flow, into: out)
     }
 
+    /// The flow being written, reused for every event.
+    private var flow = HubbleFlow()
+
     /// `h` as one `GetFlowsResponse` line.
-    public func write(_ h: HubbleFlow, into out: OutputBuffer) {
+    public func write(_ h: borrowing HubbleFlow, into out: OutputBuffer) {
+        // Scalars the closures below take (a closure capturing `h` would copy all of it).
+        let (time, cookie, cgroup, socket) = (h.time, h.socketCookie, h.cgroupID, h.socket)
         var w = JSONWriter(out: out)
         w.beginDocument()
         w.beginObject()
         w.key("flow")
         w.beginObject()
-        if h.time != 0 { w.field("time", raw: { StructuredRenderer.rfc3339($0, h.time) }) }
+        if time != 0 { w.field("time", raw: { StructuredRenderer.rfc3339($0, time) }) }
         if h.verdict != .unknown { w.field("verdict", string: h.verdict.name) }
         if h.dropReason != 0 { w.field("drop_reason", h.dropReason) }
         FlowLayersJSON.ethernet(&w, h.layers)
@@ -146,11 +151,14 @@ public final class HubbleJSONRenderer {
         } else if h.sockXlatePoint != 0 {
             w.field("sock_xlate_point", h.sockXlatePoint)
         }
-        if h.socketCookie != 0 { w.field("socket_cookie", raw: { $0.unsignedDecimal(h.socketCookie) }) }
-        if h.cgroupID != 0 { w.field("cgroup_id", raw: { $0.unsignedDecimal(h.cgroupID) }) }
-        if h.hasSummary { w.field("Summary", raw: { h.summary(into: $0) }) }
+        if cookie != 0 { w.field("socket_cookie", raw: { $0.unsignedDecimal(cookie) }) }
+        if cgroup != 0 { w.field("cgroup_id", raw: { $0.unsignedDecimal(cgroup) }) }
+        if h.hasSummary {
+            let layers = h.layers
+            w.field("Summary", raw: { HubbleFlow.summary(layers, socket: socket, into: $0) })
+        }
         w.endObject()
-        envelope(&w, node: h.nodeName, time: h.time)
+        envelope(&w, node: h.nodeName, time: time)
         w.endObject()
         w.endDocument()
     }
