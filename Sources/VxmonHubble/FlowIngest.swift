@@ -4,13 +4,13 @@ import VxmonCore
 
 /// Turns the lab's events into Hubble flows, into each node's ring. A sink of the event pipeline:
 /// every flow event becomes a `HubbleFlow` (the one mapping from vxmon's `Flow` to `flow.Flow`, the
-/// same as `-o jsonpb --cilium latest`), copied into a `GetFlowsResponse` by `FlowBuilder`, with no
-/// JSON in between; lost samples become lost-events entries in the ring of their node, as Hubble
-/// reports them.
+/// same as `-o jsonpb --cilium latest`) in its node's ring, which `FlowBuilder` turns into a
+/// `GetFlowsResponse` when a reader takes it (no JSON in between, and no message for the flows a
+/// flood overwrites unread); lost samples become lost-events entries in the ring of their node, as
+/// Hubble reports them.
 public final class FlowIngest: EventSink {
     private let pods: PodDirectory
     private let names: InterfaceNames
-    private let builder = FlowBuilder()
     private let rings: [String: FlowRing]
     private let fallback: FlowRing?
     private let allRings: [FlowRing]
@@ -48,7 +48,13 @@ public final class FlowIngest: EventSink {
 
     public func event(_ event: borrowing Event, record: RawSpan) {
         guard let h = HubbleFlow(event, record: record, release: .latest, pods: pods, names: names) else { return }
-        store(builder.response(h))
+        // Stored as the mapping; the message is built when a follower or a query reads it.
+        guard let ring = rings[h.nodeName ?? ""] ?? fallback else {
+            unrouted += 1
+            return
+        }
+        flows &+= 1
+        ring.append(h)
     }
 
     public func lost(_ lost: LostSamples) {

@@ -1,5 +1,6 @@
 import Synchronization
 import VxmonBPF
+import VxmonCore
 
 /// One node's last flows, as Hubble keeps them in its event buffer: a fixed number of
 /// `GetFlowsResponse`s (flows and lost-events notices), the oldest overwritten by the newest, each
@@ -11,7 +12,7 @@ public final class FlowRing: Sendable {
     private let started = wallClockNanoseconds()
 
     struct State: ~Copyable {
-        var entries: [Observer_GetFlowsResponse?]
+        var entries: [Entry?]
         /// The sequence number the next entry gets (entries are `next - count ..< next`).
         var next: UInt64 = 0
         var count = 0
@@ -33,12 +34,27 @@ public final class FlowRing: Sendable {
     /// Appends one entry. Readers are woken by `notify()` (once per batch, not per entry), and also
     /// every quarter of the ring within a long batch, so that a reader keeping up is not overrun by
     /// one batch larger than the ring.
+    /// What a slot holds: a flow as ingested (its message is built when a reader takes it: most
+    /// flows of a flood are overwritten unread), or a message made as it is (lost-events notices).
+    public enum Entry: Sendable {
+        case flow(HubbleFlow)
+        case built(Observer_GetFlowsResponse)
+    }
+
     public func append(_ response: Observer_GetFlowsResponse) {
+        let isFlow = if case .flow = response.responseTypes { true } else { false }
+        store(.built(response), isFlow: isFlow)
+    }
+
+    /// Appends a flow; its `flow.Flow` is built by the readers that take it (`read`).
+    public func append(_ flow: HubbleFlow) { store(.flow(flow), isFlow: true) }
+
+    private func store(_ entry: Entry, isFlow: Bool) {
         let wake: [AsyncStream<Void>.Continuation] = state.withLock { s in
-            s.entries[Int(s.next % UInt64(capacity))] = response
+            s.entries[Int(s.next % UInt64(capacity))] = entry
             s.next &+= 1
             if s.count < capacity { s.count += 1 }
-            if case .flow = response.responseTypes { s.seenFlows &+= 1 }
+            if isFlow { s.seenFlows &+= 1 }
             s.pendingNotify = true
             s.sinceNotify += 1
             guard s.sinceNotify >= max(capacity / 4, 1), !s.waiters.isEmpty else { return [] }
@@ -80,14 +96,28 @@ public final class FlowRing: Sendable {
 
     /// Up to `limit` entries from sequence number `from` on (from the oldest held if that one was
     /// overwritten). Returns them with the number of entries skipped because they were overwritten.
+    /// Up to `limit` entries from sequence number `from` on, as messages (built here, outside the
+    /// lock, for flows), and how many were overwritten before `from` could be read.
     public func read(from: UInt64, limit: Int) -> (entries: [(UInt64, Observer_GetFlowsResponse)], missed: UInt64) {
+        let (held, missed) = take(from: from, limit: limit)
+        guard !held.isEmpty else { return ([], missed) }
+        let builder = FlowBuilder()
+        return (held.map { seq, entry in
+            switch entry {
+            case .built(let response): (seq, response)
+            case .flow(let flow): (seq, builder.response(flow))
+            }
+        }, missed)
+    }
+
+    private func take(from: UInt64, limit: Int) -> (entries: [(UInt64, Entry)], missed: UInt64) {
         state.withLock { s in
             let oldest = s.next - UInt64(s.count)
             let start = max(from, oldest)
             let missed = start > from ? start - from : 0
             guard start < s.next else { return ([], missed) }
             let end = min(s.next, start + UInt64(max(limit, 0)))
-            var out: [(UInt64, Observer_GetFlowsResponse)] = []
+            var out: [(UInt64, Entry)] = []
             out.reserveCapacity(Int(end - start))
             var seq = start
             while seq < end {

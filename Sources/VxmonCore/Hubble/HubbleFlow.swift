@@ -5,9 +5,9 @@ import VxmonWire
 /// release's API. Two encoders read it and decide nothing: `HubbleJSONRenderer` writes it as protobuf
 /// JSON (`-o jsonpb`), and the Hubble servers copy it into the generated `Flow_Flow` message.
 /// Zero values mean "not set", as in protobuf 3.
-public struct HubbleFlow {
+public struct HubbleFlow: Sendable {
     /// An endpoint (`source`, `destination`): always present, possibly empty.
-    public struct Endpoint {
+    public struct Endpoint: Sendable {
         /// The endpoint ID, for a pod of the node that saw the flow (Hubble knows only its own).
         public var id: UInt32 = 0
         public var identity: UInt32 = 0
