@@ -73,7 +73,9 @@ public enum HubbleServers {
 
         // The flows: one client of the agent's lab stream, reconnecting when the agent restarts.
         let names = InterfaceNames()
-        let pipeline = EventPipeline(format: .none, names: names, diagnostics: { log($0) })
+        // Latest's reading throughout, as the flows follow latest's API (the lab's trace and drop v1
+        // records read the same in both releases).
+        let pipeline = EventPipeline(format: .none, release: .latest, names: names, diagnostics: { log($0) })
         for pod in topology.pods { pipeline.pods.learn(pod.info) }
         let ingest = FlowIngest(rings: rings, pods: pipeline.pods, names: names)
         ingest.diagnostics = { log($0) }

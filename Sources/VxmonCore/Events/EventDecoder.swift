@@ -87,6 +87,19 @@ public struct EventDecoder: Sendable {
             if case .traceSock(let sock) = event.message { event.flow.setSocket(sock) }
         }
         setTrafficDirection(&event.flow)
+        if let pods, !pods.byIP.isEmpty, event.flow.type != MessageType.traceSock { resolveIdentities(&event.flow, pods) }
+    }
+
+    /// Where the datapath gave no identity (none, or 0), the identity of the pod at the address Hubble
+    /// looks up (its source and destination for this release), as Hubble takes it from the ipcache:
+    /// the filters, the counters and Hubble's flows then read one identity.
+    func resolveIdentities(_ flow: inout Flow, _ pods: PodDirectory) {
+        if (flow.sourceIdentity ?? 0) == 0, let pod = pods.pod(at: flow.hubbleSource(release)) {
+            flow.sourceIdentity = pod.identity
+        }
+        if (flow.destinationIdentity ?? 0) == 0, let pod = pods.pod(at: flow.hubbleLayers(release).destination) {
+            flow.destinationIdentity = pod.identity
+        }
     }
 
     /// Hubble's traffic direction of a trace or drop (see `Flow.trafficDirection`), from the local

@@ -155,6 +155,9 @@ public struct Flow: Sendable {
     public var endpoint: UInt16 = 0
     /// Destination endpoint ID (trace, drop), when the datapath gives one.
     public var destinationEndpoint: UInt32?
+    /// Security identities: the datapath's, or where it gave none (0) the identity of the pod at the
+    /// flow's address (`EventDecoder.resolveIdentities`); the text and JSON header fields show the
+    /// datapath's own.
     public var sourceIdentity: UInt32?
     public var destinationIdentity: UInt32?
     public var observationPoint: ObservationPoint?

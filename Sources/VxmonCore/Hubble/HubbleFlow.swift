@@ -137,9 +137,8 @@ public struct HubbleFlow: Sendable {
     static func endpoint(identity: UInt32?, ip: IPAddress?, node: String?, pods: PodDirectory) -> Endpoint {
         var e = Endpoint()
         let pod = pods.pod(at: ip)
-        // The datapath's identity wins; where it has none (0), the pod's, as Hubble takes it from the
-        // ipcache.
-        e.identity = (identity ?? 0) != 0 ? identity ?? 0 : pod?.identity ?? 0
+        // Resolved once, by the decoder (the datapath's, else the pod's).
+        e.identity = identity ?? 0
         if let pod, pod.endpoint != 0, let node, pod.node == node { e.id = UInt32(pod.endpoint) }
         e.pod = pod
         e.reservedLabel = HubbleJSONRenderer.reservedLabel(e.identity)
