@@ -104,8 +104,9 @@ public struct HubbleFlow: Sendable {
             destinationAddress = layers.destination
             if latest, let t = event.flow.tunnel, event.flow.primaryIsInner { tunnel = (t.kind, t.vni, event.flow.outer) }
         }
-        source = Self.endpoint(identity: event.flow.sourceIdentity, ip: sourceAddress, node: event.flow.node, pods: pods)
-        destination = Self.endpoint(identity: event.flow.destinationIdentity, ip: destinationAddress, node: event.flow.node, pods: pods)
+        Self.setEndpoint(&source, identity: event.flow.sourceIdentity, ip: sourceAddress, node: event.flow.node, pods: pods)
+        Self.setEndpoint(
+            &destination, identity: event.flow.destinationIdentity, ip: destinationAddress, node: event.flow.node, pods: pods)
         switch event.message {
         case .trace(let t):
             let point = t.observationPoint.rawValue
@@ -134,15 +135,14 @@ public struct HubbleFlow: Sendable {
         return true
     }
 
-    static func endpoint(identity: UInt32?, ip: IPAddress?, node: String?, pods: PodDirectory) -> Endpoint {
-        var e = Endpoint()
+    /// Sets `e` in place (an Endpoint returned and assigned was copied per event).
+    static func setEndpoint(_ e: inout Endpoint, identity: UInt32?, ip: IPAddress?, node: String?, pods: PodDirectory) {
         let pod = pods.pod(at: ip)
         // Resolved once, by the decoder (the datapath's, else the pod's).
         e.identity = identity ?? 0
         if let pod, pod.endpoint != 0, let node, pod.node == node { e.id = UInt32(pod.endpoint) }
         e.pod = pod
         e.reservedLabel = HubbleJSONRenderer.reservedLabel(e.identity)
-        return e
     }
 
     /// Hubble's `Summary`: the last layer's name, the TCP flags, the ICMP type and code, or a socket

@@ -54,12 +54,12 @@ public final class HubbleJSONRenderer {
         w.key("cpu")
         w.int(cpu)
         w.endObject()
-        envelope(&w, node: node, time: time)
+        Self.envelope(&w, node: node, time: time)
         w.endObject()
         w.endDocument()
     }
 
-    private func envelope(_ w: inout JSONWriter, node: String?, time: UInt64) {
+    static func envelope(_ w: inout JSONWriter, node: String?, time: UInt64) {
         if let node, !node.isEmpty {
             w.key("node_name")
             w.escapedString(node)
@@ -70,97 +70,27 @@ public final class HubbleJSONRenderer {
     /// One `GetFlowsResponse` line for a flow event; nothing for other types. The fields are
     /// `HubbleFlow`'s (the one mapping), written in the .proto's order.
     public func render(_ event: borrowing Event, record: RawSpan, into out: OutputBuffer) {
-        guard flow.fill(event, record: record, release: release, pods: pods, names: names) else { return }
-        write(flow, into: out)
+        guard flow.pointee.fill(event, record: record, release: release, pods: pods, names: names) else { return }
+        flow.pointee.writeJSON(into: out)
     }
 
-    /// The flow being written, reused for every event.
-    private var flow = HubbleFlow()
+    /// The flow being written, reused for every event; behind a pointer, so that filling and writing
+    /// it work in place (a class property handed on is copied first).
+    private let flow: UnsafeMutablePointer<HubbleFlow> = {
+        let p = UnsafeMutablePointer<HubbleFlow>.allocate(capacity: 1)
+        p.initialize(to: HubbleFlow())
+        return p
+    }()
+
+    deinit {
+        flow.deinitialize(count: 1)
+        flow.deallocate()
+    }
 
     /// `h` as one `GetFlowsResponse` line.
-    public func write(_ h: borrowing HubbleFlow, into out: OutputBuffer) {
-        // Scalars the closures below take (a closure capturing `h` would copy all of it).
-        let (time, cookie, cgroup, socket) = (h.time, h.socketCookie, h.cgroupID, h.socket)
-        var w = JSONWriter(out: out)
-        w.beginDocument()
-        w.beginObject()
-        w.key("flow")
-        w.beginObject()
-        if time != 0 { w.field("time", raw: { StructuredRenderer.rfc3339($0, time) }) }
-        if h.verdict != .unknown { w.field("verdict", string: h.verdict.name) }
-        if h.dropReason != 0 { w.field("drop_reason", h.dropReason) }
-        FlowLayersJSON.ethernet(&w, h.layers)
-        FlowLayersJSON.ip(&w, h.layers, style: .protobuf, encrypted: h.encrypted, source: h.ipSource)
-        FlowLayersJSON.l4(&w, h.layers, style: .protobuf)
-        if let tunnel = h.tunnel {
-            w.key("tunnel")
-            w.beginObject()
-            w.field("protocol", string: tunnel.kind == .vxlan ? "VXLAN" : "GENEVE")
-            FlowLayersJSON.ip(&w, tunnel.outer, style: .protobuf)
-            FlowLayersJSON.l4(&w, tunnel.outer, style: .protobuf)
-            if tunnel.vni != 0 { w.field("vni", tunnel.vni) }
-            w.endObject()
-        }
-        endpoint(&w, "source", h.source)
-        endpoint(&w, "destination", h.destination)
-        w.field("Type", string: h.socket ? "SOCK" : "L3_L4")
-        if let node = h.nodeName {
-            w.key("node_name")
-            w.escapedString(node)
-        }
-        if h.isReply == true { w.field("reply", true) }
-        w.key("event_type")
-        w.beginObject()
-        w.field("type", h.eventType)
-        if h.eventSubType != 0 { w.field("sub_type", h.eventSubType) }
-        w.endObject()
-        if h.trafficDirection != .unknown { w.field("traffic_direction", string: h.trafficDirection.name) }
-        if h.policyMatchType != 0 { w.field("policy_match_type", h.policyMatchType) }
-        if let point = h.observationPoint {
-            w.key("trace_observation_point")
-            if h.observationPointNamed {
-                w.string(CiliumNames.hubbleObservationPoint(point == 101 ? 0 : UInt8(truncatingIfNeeded: point)))
-            } else {
-                w.int(point)
-            }
-        }
-        if h.traceReason != 0, let name = Self.traceReasonName(h.traceReason) { w.field("trace_reason", string: name) }
-        if h.dropReason != 0 {
-            w.key("drop_reason_desc")
-            if h.dropReasonNamed, let name = HubbleDropReason.name(h.dropReason) { w.string(name) } else { w.int(h.dropReason) }
-        }
-        if let isReply = h.isReply { w.field("is_reply", isReply) }
-        if h.debugCapturePoint >= 4 && h.debugCapturePoint <= 11 {
-            w.field("debug_capture_point", string: Self.capturePointName(h.debugCapturePoint))
-        } else if h.debugCapturePoint != 0 {
-            w.field("debug_capture_point", h.debugCapturePoint)
-        }
-        if h.interfaceIndex != 0 {
-            w.key("interface")
-            w.beginObject()
-            w.field("index", h.interfaceIndex)
-            if let name = h.interfaceName {
-                w.key("name")
-                w.escapedString(name)
-            }
-            w.endObject()
-        }
-        if h.proxyPort != 0 { w.field("proxy_port", h.proxyPort) }
-        if h.sockXlatePoint >= 1 && h.sockXlatePoint <= 4 {
-            w.field("sock_xlate_point", string: Self.xlatePointName(h.sockXlatePoint))
-        } else if h.sockXlatePoint != 0 {
-            w.field("sock_xlate_point", h.sockXlatePoint)
-        }
-        if cookie != 0 { w.field("socket_cookie", raw: { $0.unsignedDecimal(cookie) }) }
-        if cgroup != 0 { w.field("cgroup_id", raw: { $0.unsignedDecimal(cgroup) }) }
-        if h.hasSummary {
-            let layers = h.layers
-            w.field("Summary", raw: { HubbleFlow.summary(layers, socket: socket, into: $0) })
-        }
-        w.endObject()
-        envelope(&w, node: h.nodeName, time: time)
-        w.endObject()
-        w.endDocument()
+    public func write(_ h: HubbleFlow, into out: OutputBuffer) {
+        var h = h
+        h.writeJSON(into: out)
     }
 
     // MARK: Parts
@@ -172,7 +102,7 @@ public final class HubbleJSONRenderer {
     ]
 
     /// `source` or `destination`: always present (empty when nothing is known), as Hubble sets both.
-    private func endpoint(_ w: inout JSONWriter, _ key: StaticString, _ e: HubbleFlow.Endpoint) {
+    static func endpoint(_ w: inout JSONWriter, _ key: StaticString, _ e: borrowing HubbleFlow.Endpoint) {
         w.key(key)
         w.beginObject()
         if e.id != 0 { w.field("ID", e.id) }
@@ -244,5 +174,95 @@ public final class HubbleJSONRenderer {
         case 3: "SOCK_XLATE_POINT_PRE_DIRECTION_REV"
         default: "SOCK_XLATE_POINT_POST_DIRECTION_REV"
         }
+    }
+}
+
+extension HubbleFlow {
+    /// This flow as one `GetFlowsResponse` line. A method of the flow, `mutating` though it changes
+    /// nothing, so that the renderer's reused value is written where it is (borrowed through its
+    /// pointer, or handed on as an argument, it was copied per event).
+    public mutating func writeJSON(into out: OutputBuffer) {
+        // Scalars the closures below take (a closure capturing `self` would copy all of it).
+        let (time, cookie, cgroup, socket) = (self.time, self.socketCookie, self.cgroupID, self.socket)
+        var w = JSONWriter(out: out)
+        w.beginDocument()
+        w.beginObject()
+        w.key("flow")
+        w.beginObject()
+        if time != 0 { w.field("time", raw: { StructuredRenderer.rfc3339($0, time) }) }
+        if self.verdict != .unknown { w.field("verdict", string: self.verdict.name) }
+        if self.dropReason != 0 { w.field("drop_reason", self.dropReason) }
+        FlowLayersJSON.ethernet(&w, self.layers)
+        FlowLayersJSON.ip(&w, self.layers, style: .protobuf, encrypted: self.encrypted, source: self.ipSource)
+        FlowLayersJSON.l4(&w, self.layers, style: .protobuf)
+        if let tunnel = self.tunnel {
+            w.key("tunnel")
+            w.beginObject()
+            w.field("protocol", string: tunnel.kind == .vxlan ? "VXLAN" : "GENEVE")
+            FlowLayersJSON.ip(&w, tunnel.outer, style: .protobuf)
+            FlowLayersJSON.l4(&w, tunnel.outer, style: .protobuf)
+            if tunnel.vni != 0 { w.field("vni", tunnel.vni) }
+            w.endObject()
+        }
+        HubbleJSONRenderer.endpoint(&w, "source", self.source)
+        HubbleJSONRenderer.endpoint(&w, "destination", self.destination)
+        w.field("Type", string: self.socket ? "SOCK" : "L3_L4")
+        if let node = self.nodeName {
+            w.key("node_name")
+            w.escapedString(node)
+        }
+        if self.isReply == true { w.field("reply", true) }
+        w.key("event_type")
+        w.beginObject()
+        w.field("type", self.eventType)
+        if self.eventSubType != 0 { w.field("sub_type", self.eventSubType) }
+        w.endObject()
+        if self.trafficDirection != .unknown { w.field("traffic_direction", string: self.trafficDirection.name) }
+        if self.policyMatchType != 0 { w.field("policy_match_type", self.policyMatchType) }
+        if let point = self.observationPoint {
+            w.key("trace_observation_point")
+            if self.observationPointNamed {
+                w.string(CiliumNames.hubbleObservationPoint(point == 101 ? 0 : UInt8(truncatingIfNeeded: point)))
+            } else {
+                w.int(point)
+            }
+        }
+        if self.traceReason != 0, let name = HubbleJSONRenderer.traceReasonName(self.traceReason) { w.field("trace_reason", string: name) }
+        if self.dropReason != 0 {
+            w.key("drop_reason_desc")
+            if self.dropReasonNamed, let name = HubbleDropReason.name(self.dropReason) { w.string(name) } else { w.int(self.dropReason) }
+        }
+        if let isReply = self.isReply { w.field("is_reply", isReply) }
+        if self.debugCapturePoint >= 4 && self.debugCapturePoint <= 11 {
+            w.field("debug_capture_point", string: HubbleJSONRenderer.capturePointName(self.debugCapturePoint))
+        } else if self.debugCapturePoint != 0 {
+            w.field("debug_capture_point", self.debugCapturePoint)
+        }
+        if self.interfaceIndex != 0 {
+            w.key("interface")
+            w.beginObject()
+            w.field("index", self.interfaceIndex)
+            if let name = self.interfaceName {
+                w.key("name")
+                w.escapedString(name)
+            }
+            w.endObject()
+        }
+        if self.proxyPort != 0 { w.field("proxy_port", self.proxyPort) }
+        if self.sockXlatePoint >= 1 && self.sockXlatePoint <= 4 {
+            w.field("sock_xlate_point", string: HubbleJSONRenderer.xlatePointName(self.sockXlatePoint))
+        } else if self.sockXlatePoint != 0 {
+            w.field("sock_xlate_point", self.sockXlatePoint)
+        }
+        if cookie != 0 { w.field("socket_cookie", raw: { $0.unsignedDecimal(cookie) }) }
+        if cgroup != 0 { w.field("cgroup_id", raw: { $0.unsignedDecimal(cgroup) }) }
+        if self.hasSummary {
+            let layers = self.layers
+            w.field("Summary", raw: { HubbleFlow.summary(layers, socket: socket, into: $0) })
+        }
+        w.endObject()
+        HubbleJSONRenderer.envelope(&w, node: self.nodeName, time: time)
+        w.endObject()
+        w.endDocument()
     }
 }
