@@ -32,9 +32,6 @@ public final class HubbleJSONRenderer {
         self.release = release
     }
 
-    /// Learns a pod (its address names it in `source`/`destination`).
-    public func learn(_ pod: PodInfo) { pods.learn(pod) }
-
     /// True when the event type is a flow in Hubble's sense.
     public static func isFlow(_ type: MessageType) -> Bool {
         switch type.rawValue {
@@ -85,12 +82,6 @@ public final class HubbleJSONRenderer {
     deinit {
         flow.deinitialize(count: 1)
         flow.deallocate()
-    }
-
-    /// `h` as one `GetFlowsResponse` line.
-    public func write(_ h: HubbleFlow, into out: OutputBuffer) {
-        var h = h
-        h.writeJSON(into: out)
     }
 
     // MARK: Parts
