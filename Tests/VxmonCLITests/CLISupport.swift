@@ -103,17 +103,27 @@ struct ProcessResult {
 }
 
 /// Runs `executable` with `arguments`, feeding `stdin`, and collects everything. Standard streams go
-/// through temporary files, so no pipe can fill up and no threads are needed.
-func run(_ executable: String, _ arguments: [String], stdin: [UInt8]? = nil) throws -> ProcessResult {
+/// through temporary files, so no pipe can fill up and no threads are needed. `stdoutFile`: standard
+/// output goes to that file (created anew, kept) instead, and `stdout` is what it holds.
+func run(
+    _ executable: String, _ arguments: [String], stdin: [UInt8]? = nil, stdoutFile: String? = nil,
+    directory: String? = nil, environment: [String: String]? = nil
+) throws -> ProcessResult {
     let base = NSTemporaryDirectory() + "/vxmon-run-\(UUID().uuidString)"
-    let paths = (in: base + ".in", out: base + ".out", err: base + ".err")
-    defer { for path in [paths.in, paths.out, paths.err] { try? FileManager.default.removeItem(atPath: path) } }
+    let paths = (in: base + ".in", out: stdoutFile ?? base + ".out", err: base + ".err")
+    defer {
+        for path in [paths.in, paths.err] + (stdoutFile == nil ? [paths.out] : []) {
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
     try Data(stdin ?? []).write(to: URL(fileURLWithPath: paths.in))
     _ = FileManager.default.createFile(atPath: paths.out, contents: nil)
     _ = FileManager.default.createFile(atPath: paths.err, contents: nil)
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    if let environment { p.environment = environment }
     p.standardInput = stdin == nil ? FileHandle.nullDevice : FileHandle(forReadingAtPath: paths.in)
     p.standardOutput = FileHandle(forWritingAtPath: paths.out)
     p.standardError = FileHandle(forWritingAtPath: paths.err)

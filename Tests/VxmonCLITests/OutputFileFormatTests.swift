@@ -15,19 +15,8 @@ private func lines(_ s: String) -> [String] {
 
 /// Runs vxmon with standard output to `path` (created anew) and returns (status, stderr).
 func runToFile(_ arguments: [String], stdout path: String) throws -> (status: Int32, stderr: String) {
-    FileManager.default.createFile(atPath: path, contents: nil)
-    let err = path + ".stderr"
-    FileManager.default.createFile(atPath: err, contents: nil)
-    defer { try? FileManager.default.removeItem(atPath: err) }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: Binary.vxmon)
-    p.arguments = arguments
-    p.standardInput = FileHandle.nullDevice
-    p.standardOutput = FileHandle(forWritingAtPath: path)
-    p.standardError = FileHandle(forWritingAtPath: err)
-    try p.run()
-    p.waitUntilExit()
-    return (p.terminationStatus, CLIFixtures.text(err) ?? "")
+    let r = try run(Binary.vxmon, arguments, stdoutFile: path)
+    return (r.status, r.stderr)
 }
 
 /// The documents of a YAML file as PyYAML loads them, handed back as JSON.

@@ -83,26 +83,10 @@ struct ReadmeExample: Sendable, CustomTestStringConvertible {
 
 /// Runs `command` through /bin/sh in the package root, with the built vxmon first on PATH.
 func runShell(_ command: String) throws -> ProcessResult {
-    let base = NSTemporaryDirectory() + "/vxmon-readme-\(UUID().uuidString)"
-    let paths = (out: base + ".out", err: base + ".err")
-    defer { for path in [paths.out, paths.err] { try? FileManager.default.removeItem(atPath: path) } }
-    _ = FileManager.default.createFile(atPath: paths.out, contents: nil)
-    _ = FileManager.default.createFile(atPath: paths.err, contents: nil)
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/sh")
-    p.arguments = ["-c", command]
-    p.currentDirectoryURL = URL(fileURLWithPath: CLIFixtures.packageRoot)
     var environment = ProcessInfo.processInfo.environment
     environment["PATH"] = Binary.directory + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
     environment["NO_COLOR"] = "1"
-    p.environment = environment
-    p.standardInput = FileHandle.nullDevice
-    p.standardOutput = FileHandle(forWritingAtPath: paths.out)
-    p.standardError = FileHandle(forWritingAtPath: paths.err)
-    try p.run()
-    p.waitUntilExit()
-    return ProcessResult(
-        status: p.terminationStatus, stdout: CLIFixtures.text(paths.out) ?? "", stderr: CLIFixtures.text(paths.err) ?? "")
+    return try run("/bin/sh", ["-c", command], directory: CLIFixtures.packageRoot, environment: environment)
 }
 
 @Suite("README examples")
