@@ -54,7 +54,7 @@ public final class FlowIngest: EventSink {
             return
         }
         flows &+= 1
-        ring.append(h)
+        ring.append(event.flow, h)
     }
 
     public func lost(_ lost: LostSamples) {

@@ -36,8 +36,9 @@ public final class FlowRing: Sendable {
     /// one batch larger than the ring.
     /// What a slot holds: a flow as ingested (its message is built when a reader takes it: most
     /// flows of a flood are overwritten unread), or a message made as it is (lost-events notices).
+    /// A flow keeps the `Flow` it was mapped from: a query's filters read that (`HubbleFilter`).
     public enum Entry: Sendable {
-        case flow(HubbleFlow)
+        case flow(Flow, HubbleFlow)
         case built(Observer_GetFlowsResponse)
     }
 
@@ -46,8 +47,8 @@ public final class FlowRing: Sendable {
         store(.built(response), isFlow: isFlow)
     }
 
-    /// Appends a flow; its `flow.Flow` is built by the readers that take it (`read`).
-    public func append(_ flow: HubbleFlow) { store(.flow(flow), isFlow: true) }
+    /// Appends a flow; its `flow.Flow` is built by the readers that take it (`read`, `build`).
+    public func append(_ flow: Flow, _ hubble: HubbleFlow) { store(.flow(flow, hubble), isFlow: true) }
 
     private func store(_ entry: Entry, isFlow: Bool) {
         let wake: [AsyncStream<Void>.Continuation] = state.withLock { s in
@@ -94,23 +95,26 @@ public final class FlowRing: Sendable {
         state.withLock { $0.next - UInt64($0.count) ..< $0.next }
     }
 
-    /// Up to `limit` entries from sequence number `from` on (from the oldest held if that one was
-    /// overwritten). Returns them with the number of entries skipped because they were overwritten.
     /// Up to `limit` entries from sequence number `from` on, as messages (built here, outside the
     /// lock, for flows), and how many were overwritten before `from` could be read.
     public func read(from: UInt64, limit: Int) -> (entries: [(UInt64, Observer_GetFlowsResponse)], missed: UInt64) {
-        let (held, missed) = take(from: from, limit: limit)
+        let (held, missed) = entries(from: from, limit: limit)
         guard !held.isEmpty else { return ([], missed) }
         let builder = FlowBuilder()
-        return (held.map { seq, entry in
-            switch entry {
-            case .built(let response): (seq, response)
-            case .flow(let flow): (seq, builder.response(flow))
-            }
-        }, missed)
+        return (held.map { seq, entry in (seq, Self.build(entry, builder)) }, missed)
     }
 
-    private func take(from: UInt64, limit: Int) -> (entries: [(UInt64, Entry)], missed: UInt64) {
+    /// An entry's message (built now for a flow).
+    public static func build(_ entry: Entry, _ builder: FlowBuilder) -> Observer_GetFlowsResponse {
+        switch entry {
+        case .built(let response): response
+        case .flow(_, let hubble): builder.response(hubble)
+        }
+    }
+
+    /// Up to `limit` entries from sequence number `from` on (from the oldest held if that one was
+    /// overwritten), as stored, and how many were overwritten before `from` could be read.
+    public func entries(from: UInt64, limit: Int) -> (entries: [(UInt64, Entry)], missed: UInt64) {
         state.withLock { s in
             let oldest = s.next - UInt64(s.count)
             let start = max(from, oldest)

@@ -1,87 +1,122 @@
 import SwiftProtobuf
 import VxmonCore
+import VxmonWire
 
-/// A request's flow filters, compiled once: Hubble's semantics (every non-empty field of one
-/// `FlowFilter` must match, any value of a field may; a flow passes when it matches some whitelist
-/// filter, or there is none, and no blacklist filter). The fields are read from the `flow.Flow` that
-/// `HubbleJSONRenderer` made of vxmon's `Flow`, so a field means here what it means in `-o jsonpb`.
+/// A GetFlows request's filters, compiled into the filter engine's terms (`FlowTerm`, the ones the
+/// CLI's flags compile to) and evaluated on the stored `Flow` in Hubble's reading of the flow API the
+/// servers follow (latest): every non-empty field of one `FlowFilter` must match, any value of a field
+/// may; a flow passes when it matches some whitelist filter, or there is none, and no blacklist
+/// filter. Lost-events notices always pass.
 ///
-/// A filter naming a field this matcher does not implement is refused (`UnsupportedFilter`), never
-/// ignored: a query that silently matched more than asked would mislead.
+/// A filter naming a field this compiler does not implement, or a value no flow can carry, is refused
+/// (`UnsupportedFilter`), never ignored: a query that silently matched more than asked would mislead.
 public struct HubbleFilter: Sendable {
     public struct UnsupportedFilter: Error, CustomStringConvertible {
         public var description: String
     }
 
-    struct Clause: Sendable {
-        var sourceIP: [IPPrefix] = []
-        var destinationIP: [IPPrefix] = []
-        var sourcePod: [(namespace: String, prefix: String)] = []
-        var destinationPod: [(namespace: String, prefix: String)] = []
-        var sourceIdentity: [UInt32] = []
-        var destinationIdentity: [UInt32] = []
-        var sourcePort: [UInt32] = []
-        var destinationPort: [UInt32] = []
-        var protocols: [String] = []
-        var verdicts: [Flow_Verdict] = []
-        var dropReasons: [Flow_DropReason] = []
-        var directions: [Flow_TrafficDirection] = []
-        var eventTypes: [Flow_EventTypeFilter] = []
-        var reply: [Bool] = []
-        var nodeNames: [String] = []
-        var ipVersions: [Flow_IPVersion] = []
-        var tcpFlags: [Flow_TCPFlags] = []
-        var interfaces: [Flow_NetworkInterface] = []
-        var uuids: [String] = []
-        var encrypted: [Bool] = []
-    }
-
-    let whitelist: [Clause]
-    let blacklist: [Clause]
+    public let set: FilterSet
 
     /// The `FlowFilter` fields implemented (names as in Hubble's API).
     public static let supportedFields = [
-        "uuid", "source_ip", "destination_ip", "source_pod", "destination_pod", "source_identity",
-        "destination_identity", "source_port", "destination_port", "protocol", "verdict", "drop_reason_desc",
-        "traffic_direction", "event_type", "reply", "node_name", "ip_version", "tcp_flags", "interface", "encrypted",
+        "uuid", "source_ip", "destination_ip", "source_pod", "destination_pod", "source_identity", "destination_identity",
+        "source_port", "destination_port", "protocol", "verdict", "drop_reason_desc", "traffic_direction", "event_type",
+        "reply", "node_name", "ip_version", "tcp_flags", "interface", "encrypted",
     ]
 
-    public init(whitelist: [Flow_FlowFilter], blacklist: [Flow_FlowFilter]) throws {
-        self.whitelist = try whitelist.map(Self.compile)
-        self.blacklist = try blacklist.map(Self.compile)
+    /// `pods`: the lab's, to resolve pod names (read only here: not the pipeline's directory).
+    public init(whitelist: [Flow_FlowFilter], blacklist: [Flow_FlowFilter], pods: PodDirectory) throws {
+        func matcher(_ filter: Flow_FlowFilter) throws -> FilterMatcher {
+            FilterMatcher(try Self.compile(filter), pods: pods)
+        }
+        set = FilterSet(whitelist: try whitelist.map(matcher), blacklist: try blacklist.map(matcher))
     }
 
-    static func compile(_ filter: Flow_FlowFilter) throws -> Clause {
-        // What is left once the supported fields are taken out must be an empty filter.
+    /// One `FlowFilter` as the engine's clauses: one clause per field, one term per value.
+    static func compile(_ filter: Flow_FlowFilter) throws -> EventFilter {
         var rest = filter
-        var c = Clause()
-        c.uuids = rest.uuid; rest.uuid = []
-        c.sourceIP = try rest.sourceIp.map(prefix); rest.sourceIp = []
-        c.destinationIP = try rest.destinationIp.map(prefix); rest.destinationIp = []
-        c.sourcePod = rest.sourcePod.map(podSelector); rest.sourcePod = []
-        c.destinationPod = rest.destinationPod.map(podSelector); rest.destinationPod = []
-        c.sourceIdentity = rest.sourceIdentity; rest.sourceIdentity = []
-        c.destinationIdentity = rest.destinationIdentity; rest.destinationIdentity = []
-        c.sourcePort = try rest.sourcePort.map(port); rest.sourcePort = []
-        c.destinationPort = try rest.destinationPort.map(port); rest.destinationPort = []
-        c.protocols = try rest.protocol.map(transport); rest.protocol = []
-        c.verdicts = rest.verdict; rest.verdict = []
-        c.dropReasons = rest.dropReasonDesc; rest.dropReasonDesc = []
-        c.directions = rest.trafficDirection; rest.trafficDirection = []
-        c.eventTypes = rest.eventType; rest.eventType = []
-        c.reply = rest.reply; rest.reply = []
-        c.nodeNames = rest.nodeName; rest.nodeName = []
-        c.ipVersions = rest.ipVersion; rest.ipVersion = []
-        c.tcpFlags = rest.tcpFlags; rest.tcpFlags = []
-        c.interfaces = rest.interface; rest.interface = []
-        c.encrypted = rest.encrypted; rest.encrypted = []
+        var out = EventFilter()
+        out.reading = .hubble(.latest)
+        func clause(_ field: String, _ terms: [FlowTerm]) {
+            if !terms.isEmpty { out.clauses.append(FlowClause(flag: field, negated: false, terms: terms)) }
+        }
+        clause("source_ip", try rest.sourceIp.map { .ip(try prefix($0), .source) })
+        clause("destination_ip", try rest.destinationIp.map { .ip(try prefix($0), .destination) })
+        rest.sourceIp = []
+        rest.destinationIp = []
+        clause("source_pod", rest.sourcePod.map { .pod(podSelector($0), .source) })
+        clause("destination_pod", rest.destinationPod.map { .pod(podSelector($0), .destination) })
+        rest.sourcePod = []
+        rest.destinationPod = []
+        clause("source_identity", rest.sourceIdentity.map { .identity($0, .source) })
+        clause("destination_identity", rest.destinationIdentity.map { .identity($0, .destination) })
+        rest.sourceIdentity = []
+        rest.destinationIdentity = []
+        clause("source_port", try rest.sourcePort.map { .port(try port($0), .source) })
+        clause("destination_port", try rest.destinationPort.map { .port(try port($0), .destination) })
+        rest.sourcePort = []
+        rest.destinationPort = []
+        clause("protocol", try rest.protocol.map(transport))
+        rest.protocol = []
+        clause("verdict", try rest.verdict.map { v in
+            guard let verdict = FlowVerdict(rawValue: UInt8(clamping: max(v.rawValue, 0))), v.rawValue <= 255 else {
+                throw UnsupportedFilter(description: "verdict \(v.rawValue) is not a verdict")
+            }
+            return .verdict(verdict)
+        })
+        rest.verdict = []
+        clause("drop_reason_desc", try rest.dropReasonDesc.map { r in
+            guard r.rawValue > 0, r.rawValue <= 255 else {
+                throw UnsupportedFilter(description: "drop_reason_desc \(r.rawValue) is not a drop reason (1-255)")
+            }
+            return .dropReason(UInt8(r.rawValue))
+        })
+        rest.dropReasonDesc = []
+        clause("traffic_direction", try rest.trafficDirection.map { d in
+            guard d.rawValue >= 0, d.rawValue <= 2, let direction = TrafficDirection(rawValue: UInt8(d.rawValue)) else {
+                throw UnsupportedFilter(description: "traffic_direction \(d.rawValue) is not a direction")
+            }
+            return .direction(direction)
+        })
+        rest.trafficDirection = []
+        clause("event_type", try rest.eventType.map { e in
+            guard e.type >= 0, e.type <= 255, !e.matchSubType || (e.subType >= 0 && e.subType <= 255) else {
+                throw UnsupportedFilter(description: "event_type \(e.type)/\(e.subType): Cilium's types and subtypes are 0-255")
+            }
+            return .eventType(UInt8(e.type), subType: e.matchSubType ? UInt8(e.subType) : nil)
+        })
+        rest.eventType = []
+        clause("reply", rest.reply.map { .reply($0) })
+        rest.reply = []
+        clause("node_name", rest.nodeName.map { .node($0) })
+        rest.nodeName = []
+        clause("ip_version", try rest.ipVersion.map { v in
+            switch v {
+            case .ipNotUsed: return .ipVersion(0)
+            case .ipv4: return .ipVersion(4)
+            case .ipv6: return .ipVersion(6)
+            default: throw UnsupportedFilter(description: "ip_version \(v.rawValue) is not an IP version")
+            }
+        })
+        rest.ipVersion = []
+        clause("tcp_flags", rest.tcpFlags.map { .tcpFlags(set: bits($0), clear: 0) })
+        rest.tcpFlags = []
+        clause("interface", rest.interface.map {
+            .interface(index: $0.index == 0 ? nil : $0.index, name: $0.name.isEmpty ? nil : $0.name)
+        })
+        rest.interface = []
+        clause("encrypted", rest.encrypted.map { .encrypted($0) })
+        rest.encrypted = []
+        clause("uuid", rest.uuid.map { .uuid($0) })
+        rest.uuid = []
+        // What is left once the supported fields are taken out must be an empty filter.
         if rest != Flow_FlowFilter() {
             let named = (try? rest.jsonString(options: jsonOptions)) ?? "fields unknown to vxmon"
             throw UnsupportedFilter(
                 description: "filter fields not supported by vxmon's observer: \(EventPipeline.sanitized(named)) "
                     + "(supported: \(supportedFields.joined(separator: ", ")))")
         }
-        return c
+        return out
     }
 
     private static var jsonOptions: JSONEncodingOptions {
@@ -97,136 +132,57 @@ public struct HubbleFilter: Sendable {
         return p
     }
 
-    static func port(_ text: String) throws -> UInt32 {
-        guard let n = UInt32(text), n <= 65535 else {
+    static func port(_ text: String) throws -> UInt16 {
+        guard let n = UInt16(text) else {
             throw UnsupportedFilter(description: "not a port (0-65535): \(EventPipeline.sanitized(text))")
         }
         return n
     }
 
-    static func transport(_ text: String) throws -> String {
-        let name = text.lowercased()
-        let known = ["tcp", "udp", "sctp", "icmp", "icmpv4", "icmpv6"]
-        guard known.contains(name) else {
+    static func transport(_ text: String) throws -> FlowTerm {
+        switch text.lowercased() {
+        case "tcp": return .transport(.tcp)
+        case "udp": return .transport(.udp)
+        case "sctp": return .transport(.sctp)
+        case "icmp": return .icmp
+        case "icmpv4": return .transport(.icmpv4)
+        case "icmpv6": return .transport(.icmpv6)
+        default:
             throw UnsupportedFilter(
-                description: "protocol \(EventPipeline.sanitized(text)) not supported (vxmon has no L7 flows): use one of \(known.joined(separator: ", "))")
+                description: "protocol \(EventPipeline.sanitized(text)) not supported (vxmon has no L7 flows): "
+                    + "use one of tcp, udp, sctp, icmp, icmpv4, icmpv6")
         }
-        return name
     }
 
     /// "namespace/pod-prefix", or "pod-prefix" in namespace `default`.
-    static func podSelector(_ text: String) -> (namespace: String, prefix: String) {
+    static func podSelector(_ text: String) -> PodSelector {
         if let slash = text.firstIndex(of: "/") {
-            return (String(text[..<slash]), String(text[text.index(after: slash)...]))
+            return PodSelector(namespace: String(text[..<slash]), name: String(text[text.index(after: slash)...]), prefix: true)
         }
-        return ("default", text)
+        return PodSelector(namespace: "default", name: text, prefix: true)
     }
 
-    /// Whether the entry passes: lost-events notices always do.
-    public func matches(_ response: Observer_GetFlowsResponse) -> Bool {
-        guard case .flow(let flow) = response.responseTypes else { return true }
-        return matches(flow)
+    /// The flag bits of `FlowLayers.tcpFlags`.
+    static func bits(_ f: Flow_TCPFlags) -> UInt16 {
+        var b: UInt16 = 0
+        if f.fin { b |= TCPHeader.fin }
+        if f.syn { b |= TCPHeader.syn }
+        if f.rst { b |= TCPHeader.rst }
+        if f.psh { b |= TCPHeader.psh }
+        if f.ack { b |= TCPHeader.ack }
+        if f.urg { b |= TCPHeader.urg }
+        if f.ece { b |= TCPHeader.ece }
+        if f.cwr { b |= TCPHeader.cwr }
+        if f.ns { b |= TCPHeader.ns }
+        return b
     }
 
-    public func matches(_ flow: Flow_Flow) -> Bool {
-        if !whitelist.isEmpty && !whitelist.contains(where: { Self.matches($0, flow) }) { return false }
-        return !blacklist.contains { Self.matches($0, flow) }
-    }
-
-    static func matches(_ c: Clause, _ flow: Flow_Flow) -> Bool {
-        if !c.uuids.isEmpty && !c.uuids.contains(flow.uuid) { return false }
-        if !c.sourceIP.isEmpty && !ip(flow.ip.source, in: c.sourceIP) { return false }
-        if !c.destinationIP.isEmpty && !ip(flow.ip.destination, in: c.destinationIP) { return false }
-        if !c.sourcePod.isEmpty && !pod(flow.source, c.sourcePod) { return false }
-        if !c.destinationPod.isEmpty && !pod(flow.destination, c.destinationPod) { return false }
-        if !c.sourceIdentity.isEmpty && !c.sourceIdentity.contains(flow.source.identity) { return false }
-        if !c.destinationIdentity.isEmpty && !c.destinationIdentity.contains(flow.destination.identity) { return false }
-        let ports = self.ports(flow.l4)
-        if !c.sourcePort.isEmpty && !(ports.map { c.sourcePort.contains($0.source) } ?? false) { return false }
-        if !c.destinationPort.isEmpty && !(ports.map { c.destinationPort.contains($0.destination) } ?? false) {
-            return false
+    /// Whether a ring entry passes: a flow by its stored `Flow`, a lost-events notice always.
+    public func matches(_ entry: FlowRing.Entry) -> Bool {
+        switch entry {
+        case .built: return true
+        case .flow(let flow, let hubble):
+            return withUnsafePointer(to: flow) { set.matches($0, interfaceName: hubble.interfaceName) }
         }
-        if !c.protocols.isEmpty && !c.protocols.contains(where: { transport(flow.l4, is: $0) }) { return false }
-        if !c.verdicts.isEmpty && !c.verdicts.contains(flow.verdict) { return false }
-        if !c.dropReasons.isEmpty && !c.dropReasons.contains(flow.dropReasonDesc) { return false }
-        if !c.directions.isEmpty && !c.directions.contains(flow.trafficDirection) { return false }
-        if !c.eventTypes.isEmpty && !c.eventTypes.contains(where: { eventType(flow.eventType, $0) }) { return false }
-        if !c.reply.isEmpty {
-            // Hubble: a flow whose reply state is unknown matches neither true nor false.
-            guard flow.hasIsReply, c.reply.contains(flow.isReply.value) else { return false }
-        }
-        if !c.nodeNames.isEmpty && !c.nodeNames.contains(where: { nodeName(flow.nodeName, pattern: $0) }) { return false }
-        if !c.ipVersions.isEmpty && !c.ipVersions.contains(flow.ip.ipVersion) { return false }
-        if !c.tcpFlags.isEmpty {
-            guard case .tcp(let tcp) = flow.l4.protocol,
-                c.tcpFlags.contains(where: { flagsSet($0, in: tcp.flags) })
-            else { return false }
-        }
-        if !c.interfaces.isEmpty && !c.interfaces.contains(where: { interface(flow.interface, $0) }) { return false }
-        if !c.encrypted.isEmpty && !c.encrypted.contains(flow.ip.encrypted) { return false }
-        return true
-    }
-
-    static func ip(_ text: String, in prefixes: [IPPrefix]) -> Bool {
-        guard !text.isEmpty, let address = FilterParser.parsePrefix(text)?.address else { return false }
-        return prefixes.contains { $0.contains(address) }
-    }
-
-    static func pod(_ endpoint: Flow_Endpoint, _ selectors: [(namespace: String, prefix: String)]) -> Bool {
-        guard !endpoint.podName.isEmpty else { return false }
-        return selectors.contains { endpoint.namespace == $0.namespace && endpoint.podName.hasPrefix($0.prefix) }
-    }
-
-    static func ports(_ l4: Flow_Layer4) -> (source: UInt32, destination: UInt32)? {
-        switch l4.protocol {
-        case .tcp(let t): return (t.sourcePort, t.destinationPort)
-        case .udp(let u): return (u.sourcePort, u.destinationPort)
-        case .sctp(let s): return (s.sourcePort, s.destinationPort)
-        default: return nil
-        }
-    }
-
-    static func transport(_ l4: Flow_Layer4, is name: String) -> Bool {
-        switch (l4.protocol, name) {
-        case (.tcp, "tcp"), (.udp, "udp"), (.sctp, "sctp"): return true
-        case (.icmpv4, "icmp"), (.icmpv4, "icmpv4"), (.icmpv6, "icmp"), (.icmpv6, "icmpv6"): return true
-        default: return false
-        }
-    }
-
-    static func eventType(_ type: Flow_CiliumEventType, _ filter: Flow_EventTypeFilter) -> Bool {
-        type.type == filter.type && (!filter.matchSubType || type.subType == filter.subType)
-    }
-
-    /// Hubble's node-name patterns: exact, or with `*` matching any run of characters.
-    static func nodeName(_ name: String, pattern: String) -> Bool {
-        guard pattern.contains("*") else { return name == pattern }
-        let parts = pattern.split(separator: "*", omittingEmptySubsequences: false).map(String.init)
-        var rest = Substring(name)
-        for (i, part) in parts.enumerated() {
-            if i == 0 {
-                guard rest.hasPrefix(part) else { return false }
-                rest = rest.dropFirst(part.count)
-            } else if i == parts.count - 1 {
-                return part.isEmpty || rest.hasSuffix(part)
-            } else if let r = rest.range(of: part) {
-                rest = rest[r.upperBound...]
-            } else {
-                return false
-            }
-        }
-        return true
-    }
-
-    /// Every flag set in the filter is set on the packet.
-    static func flagsSet(_ want: Flow_TCPFlags, in have: Flow_TCPFlags) -> Bool {
-        (!want.fin || have.fin) && (!want.syn || have.syn) && (!want.rst || have.rst) && (!want.psh || have.psh)
-            && (!want.ack || have.ack) && (!want.urg || have.urg) && (!want.ece || have.ece)
-            && (!want.cwr || have.cwr) && (!want.ns || have.ns)
-    }
-
-    /// Name and index each match when given.
-    static func interface(_ have: Flow_NetworkInterface, _ want: Flow_NetworkInterface) -> Bool {
-        (want.name.isEmpty || want.name == have.name) && (want.index == 0 || want.index == have.index)
     }
 }

@@ -1,4 +1,5 @@
 import Synchronization
+import VxmonCore
 
 /// What every node's servers know of the lab: its nodes, their addresses and rings.
 public final class HubbleLab: Sendable {
@@ -11,14 +12,20 @@ public final class HubbleLab: Sendable {
 
     public let nodes: [Node]
     public let version: String
+    /// The lab's pods, for the queries' pod filters: learned once here and only read after (the
+    /// pipeline's own directory belongs to its thread).
+    public let pods: PodDirectory
     private let peerState: Mutex<[String: String]>
     /// Peer-change subscribers (Peer/Notify streams).
     private let subscribers = Mutex<[Int: AsyncStream<Peer_ChangeNotification>.Continuation]>([:])
     private let nextSubscriber = Atomic<Int>(0)
 
-    public init(nodes: [Node], version: String) {
+    public init(nodes: [Node], version: String, pods: [PodInfo] = []) {
         self.nodes = nodes
         self.version = version
+        let directory = PodDirectory()
+        for pod in pods { directory.learn(pod) }
+        self.pods = directory
         peerState = Mutex(Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, $0.address) }))
     }
 

@@ -59,7 +59,7 @@ public enum HubbleServers {
             rings[node.name] = ring
             nodes.append(HubbleLab.Node(name: node.name, address: "\(node.ip):\(options.port)", ring: ring))
         }
-        let hubble = HubbleLab(nodes: nodes, version: version)
+        let hubble = HubbleLab(nodes: nodes, version: version, pods: topology.pods.map(\.info))
         var made: [GRPCServer<HTTP2ServerTransport.Posix>] = []
         for (node, served) in zip(topology.nodes, nodes) {
             let fd = try listen(namespace: node.namespace, ip: node.ip, port: options.port)

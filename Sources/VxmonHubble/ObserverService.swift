@@ -1,6 +1,7 @@
 import GRPCCore
 import SwiftProtobuf
 import VxmonBPF
+import VxmonCore
 
 /// `observer.Observer` for one node: its flows from its ring.
 public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
@@ -49,15 +50,17 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
     public func getFlows(
         request: Observer_GetFlowsRequest, response: RPCWriter<Observer_GetFlowsResponse>, context: ServerContext
     ) async throws {
-        let query = try FlowQuery(request)
+        let query = try FlowQuery(request, pods: lab.pods)
         let ring = node.ring
         // Registered before the history is read, so nothing appended in between is missed.
         let updates = query.follow ? ring.updates() : nil
         var cursor = try await sendHistory(query, ring: ring, response: response)
         guard let updates else { return }
+        // Messages are built only for the flows the query admits.
+        let builder = FlowBuilder()
         for await _ in updates {
             while true {
-                let (entries, missed) = ring.read(from: cursor, limit: Self.batch)
+                let (entries, missed) = ring.entries(from: cursor, limit: Self.batch)
                 if missed > 0 {
                     // Overwritten before this follower got to them: told once, as Hubble does.
                     cursor += missed
@@ -71,7 +74,7 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
                         try await response.write(contentsOf: out)
                         return
                     }
-                    out.append(entry)
+                    out.append(FlowRing.build(entry, builder))
                 }
                 try await response.write(contentsOf: out)
                 if entries.count < Self.batch { break }
@@ -84,9 +87,9 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
         _ query: FlowQuery, ring: FlowRing, response: RPCWriter<Observer_GetFlowsResponse>
     ) async throws -> UInt64 {
         let window = ring.window
-        let snapshot = ring.read(from: window.lowerBound, limit: ring.capacity).entries
+        let snapshot = ring.entries(from: window.lowerBound, limit: ring.capacity).entries
         let end = snapshot.last.map { $0.0 + 1 } ?? window.upperBound
-        var chosen: [Observer_GetFlowsResponse] = []
+        var chosen: [FlowRing.Entry] = []
         if query.first {
             for (_, entry) in snapshot where query.admits(entry) && !query.isAfterUntil(entry) {
                 chosen.append(entry)
@@ -103,10 +106,11 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
                 chosen.append(entry)
             }
         }
+        let builder = FlowBuilder()
         var i = 0
         while i < chosen.count {
             let j = min(i + Self.batch, chosen.count)
-            try await response.write(contentsOf: chosen[i..<j])
+            try await response.write(contentsOf: chosen[i..<j].map { FlowRing.build($0, builder) })
             i = j
         }
         return end
@@ -147,7 +151,7 @@ struct FlowQuery: Sendable {
     var until: UInt64?
     var filter: HubbleFilter
 
-    init(_ request: Observer_GetFlowsRequest) throws {
+    init(_ request: Observer_GetFlowsRequest, pods: PodDirectory) throws {
         if !request.unknownFields.data.isEmpty {
             throw RPCError(code: .invalidArgument, message: "GetFlowsRequest fields not supported by vxmon's observer")
         }
@@ -169,24 +173,26 @@ struct FlowQuery: Sendable {
             throw RPCError(code: .invalidArgument, message: "until is before since")
         }
         do {
-            filter = try HubbleFilter(whitelist: request.whitelist, blacklist: request.blacklist)
+            filter = try HubbleFilter(whitelist: request.whitelist, blacklist: request.blacklist, pods: pods)
         } catch let error as HubbleFilter.UnsupportedFilter {
             throw RPCError(code: .invalidArgument, message: error.description)
         }
     }
 
-    func time(_ entry: Observer_GetFlowsResponse) -> UInt64 {
-        if case .flow(let flow) = entry.responseTypes, flow.hasTime, let t = flow.time.nanoseconds { return t }
-        return entry.time.nanoseconds ?? 0
+    func time(_ entry: FlowRing.Entry) -> UInt64 {
+        switch entry {
+        case .flow(_, let hubble): hubble.time
+        case .built(let response): response.time.nanoseconds ?? 0
+        }
     }
 
     /// Passes the filters and is not before `since`.
-    func admits(_ entry: Observer_GetFlowsResponse) -> Bool {
+    func admits(_ entry: FlowRing.Entry) -> Bool {
         if let since, time(entry) < since { return false }
         return filter.matches(entry)
     }
 
-    func isAfterUntil(_ entry: Observer_GetFlowsResponse) -> Bool {
+    func isAfterUntil(_ entry: FlowRing.Entry) -> Bool {
         guard let until else { return false }
         return time(entry) > until
     }

@@ -111,10 +111,14 @@ func fuzzAgent(_ data: UnsafeRawBufferPointer) {
 func fuzzFilter(_ data: UnsafeRawBufferPointer) {
     let words = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
     guard var filter = try? FilterParser.parse(words) else { return }
-    filter.learn(PodInfo(name: "p", ip: .v4(.init(rawValue: 0x0a00_020a)), identity: 1, node: "n"))
-    // A tunnel packet event to match against (a trace v1 of a VXLAN frame).
-    let pipeline = EventPipeline(format: .text, fd: -1, filter: filter, diagnostics: { _ in })
-    pipeline.sample(sampleEvent.span.bytes, cpu: 0, timeNanoseconds: 0, index: 1, offset: 0)
+    // Both readings the engine has: the monitor's (the CLI) and Hubble's (the servers' queries).
+    for reading in [FlowReading.monitor, .hubble(.v1_13), .hubble(.latest)] {
+        filter.reading = reading
+        // A tunnel packet event to match against (a trace v1 of a VXLAN frame), with a pod known.
+        let pipeline = EventPipeline(format: .text, fd: -1, filter: filter, diagnostics: { _ in })
+        pipeline.learn(PodInfo(name: "p", ip: .v4(.init(rawValue: 0x0a00_020a)), identity: 1, node: "n"))
+        pipeline.sample(sampleEvent.span.bytes, cpu: 0, timeNanoseconds: 0, index: 1, offset: 0)
+    }
 }
 
 /// A trace v1 (to-overlay) of an Ethernet/IPv4/UDP/VXLAN/Ethernet/IPv4/ICMP frame.

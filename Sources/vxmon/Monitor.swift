@@ -132,14 +132,13 @@ struct LiveCommandOptions: ParsableArguments {
 
     func labFlag(_ lab: String) -> String { lab == Lab.defaultName ? "" : " --lab \(lab)" }
 
-    /// The filter, with the lab's pods known to it; a pod the lab does not have is a usage error.
+    /// The filter, checked against the lab: a pod the lab does not have is a usage error. (The
+    /// pipeline learns the lab's pods: `EventPipeline.learn`.)
     func filter(_ filter: EventFilter, _ topology: LabTopology?) throws -> EventFilter {
-        var filter = filter
         guard let topology else { return filter }
-        for pod in topology.pods { filter.learn(pod.info) }
-        for name in filter.podNames where filter.pods[name] == nil {
+        for selector in filter.podSelectors where !topology.pods.contains(where: { selector.matches($0.info) }) {
             throw ValidationError(
-                "--pod: lab '\(topology.lab)' has no pod \(sanitizedArgument(name)); its pods: "
+                "--pod: lab '\(topology.lab)' has no pod \(sanitizedArgument(selector.text)); its pods: "
                     + topology.pods.map(\.name).joined(separator: ", "))
         }
         return filter

@@ -57,6 +57,7 @@ struct Record: ParsableCommand {
             recorder = nil
         } else {
             let p = EventPipeline(format: .none, fd: -1, filter: filter)
+            for pod in input.topology?.pods ?? [] { p.learn(pod.info) }
             if summary { p.counters = FlowCounters() }
             let r = VxrecSink(fd: fd, metadata: metadata, time: wallClockNanoseconds())
             p.add(r)

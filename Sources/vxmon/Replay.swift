@@ -57,7 +57,7 @@ struct Replay: ParsableCommand {
         // which keeps record order and uses every core.
         let stats: PipelineStats
         let counters: FlowCounters?
-        let pods: [String: PodInfo]
+        let pods: PodDirectory
         // Sinks other than the renderer (--write-pcap) take records in order on one thread.
         if isatty(1) != 0 || workers <= 1 || options.count != nil || options.writePcap != nil {
             var consumer = options.makePipeline(flushEachRecord: isatty(1) != 0, filter: filter, nodeLabels: nodeLabels)
@@ -67,7 +67,7 @@ struct Replay: ParsableCommand {
             consumer.flush()
             stats = consumer.stats
             counters = consumer.counters
-            pods = consumer.filter.pods
+            pods = consumer.pods
             try finish(stats, failure, outputError: consumer.outputError)
         } else {
             let names = InterfaceNames()
@@ -87,12 +87,14 @@ struct Replay: ParsableCommand {
             pods = consumer.pods
             try finish(stats, failure, outputError: consumer.outputError)
         }
-        for name in Set(filter.podNames) where pods[name] == nil {
+        var warned: Set<String> = []
+        for selector in filter.podSelectors where pods.pods(matching: selector).isEmpty && warned.insert(selector.text).inserted {
+            let all = pods.all
             EventPipeline.standardError(
-                "vxmon: --pod \(sanitizedArgument(name)): "
-                    + (pods.isEmpty
+                "vxmon: --pod \(sanitizedArgument(selector.text)): "
+                    + (all.isEmpty
                         ? "the recording names no pods (recordings made before pod records matched nothing)"
-                        : "no such pod in the recording (it names \(Set(pods.values.map(\.name)).sorted().joined(separator: ", ")))"))
+                        : "no such pod in the recording (it names \(Set(all.map(\.name)).sorted().map(sanitizedArgument).joined(separator: ", ")))"))
         }
         options.printSummary(counters, stats)
         if options.failOnLost && stats.lostSamples > 0 {

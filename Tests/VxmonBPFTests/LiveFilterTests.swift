@@ -76,9 +76,9 @@ struct LiveFilterTests {
         }
         var pipelines: [EventPipeline] = []
         for (_, arguments) in specs {
-            var filter = try FilterParser.parse(arguments)
-            for pod in topology.pods { filter.learn(pod.podInfo) }
+            let filter = try FilterParser.parse(arguments)
             let p = EventPipeline(format: .json, fd: -1, filter: filter, diagnostics: { _ in })
+            for pod in topology.pods { p.learn(pod.podInfo) }
             p.counters = FlowCounters()
             pipelines.append(p)
         }

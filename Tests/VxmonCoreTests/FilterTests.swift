@@ -14,9 +14,9 @@ import Glibc
 
 /// Replays `path` through a filtered pipeline; returns (matched, filtered, stats).
 func replayFiltered(_ path: String, _ arguments: [String], pods: [PodInfo] = []) throws -> PipelineStats {
-    var filter = try FilterParser.parse(arguments)
-    for pod in pods { filter.learn(pod) }
+    let filter = try FilterParser.parse(arguments)
     let pipeline = EventPipeline(format: .none, fd: -1, filter: filter, diagnostics: { _ in })
+    for pod in pods { pipeline.learn(pod) }
     let fd = open(path, O_RDONLY)
     try #require(fd >= 0, "cannot open \(path)")
     defer { close(fd) }
@@ -289,9 +289,9 @@ struct FilterTests {
             (Self.bulk, ["--protocol", "tcp"]), ("\(Fixtures.vectors)/lost_events.vxrec", []),
             (Self.sample("cross_node_ping"), ["--node", "worker"]),
         ] {
-            var filter = try FilterParser.parse(arguments)
-            filter.learn(Self.pods[0])
+            let filter = try FilterParser.parse(arguments)
             let pipeline = EventPipeline(format: .json, fd: -1, filter: filter, diagnostics: { _ in })
+            pipeline.learn(Self.pods[0])
             pipeline.counters = FlowCounters()
             let fd = open(path, O_RDONLY)
             defer { close(fd) }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VxmonCore
+import VxmonWire
 import VxmonHubble
 
 /// The ring and the filter compiler on their own (hand-computed expectations); the servers are
@@ -65,33 +66,40 @@ struct FlowRingTests {
     func filterCompilation() throws {
         var label = Flow_FlowFilter()
         label.sourceLabel = ["k8s:app=x"]
-        #expect(throws: HubbleFilter.UnsupportedFilter.self) { try HubbleFilter(whitelist: [label], blacklist: []) }
+        #expect(throws: HubbleFilter.UnsupportedFilter.self) { try HubbleFilter(whitelist: [label], blacklist: [], pods: PodDirectory()) }
         do {
-            _ = try HubbleFilter(whitelist: [], blacklist: [label])
+            _ = try HubbleFilter(whitelist: [], blacklist: [label], pods: PodDirectory())
             Issue.record("a blacklist with an unsupported field was accepted")
         } catch let error as HubbleFilter.UnsupportedFilter {
             #expect(error.description.contains("source_label"), "\(error.description)")
         }
         var bad = Flow_FlowFilter()
         bad.destinationPort = ["65536"]
-        #expect(throws: HubbleFilter.UnsupportedFilter.self) { try HubbleFilter(whitelist: [bad], blacklist: []) }
+        #expect(throws: HubbleFilter.UnsupportedFilter.self) { try HubbleFilter(whitelist: [bad], blacklist: [], pods: PodDirectory()) }
         var http = Flow_FlowFilter()
         http.protocol = ["http"]
-        #expect(throws: HubbleFilter.UnsupportedFilter.self) { try HubbleFilter(whitelist: [http], blacklist: []) }
+        #expect(throws: HubbleFilter.UnsupportedFilter.self) { try HubbleFilter(whitelist: [http], blacklist: [], pods: PodDirectory()) }
         var good = Flow_FlowFilter()
         good.sourcePod = ["worker2-pod"]
         good.nodeName = ["work*2"]
-        let filter = try HubbleFilter(whitelist: [good], blacklist: [])
-        var f = Flow_Flow()
-        f.source.podName = "worker2-pod1"
-        f.source.namespace = "default"
-        f.nodeName = "worker2"
-        #expect(filter.matches(f))
-        f.source.namespace = "kube-system"
-        #expect(!filter.matches(f), "no namespace in the selector means default")
-        f.source.namespace = "default"
-        f.nodeName = "worker"
-        #expect(!filter.matches(f))
+        let pods = PodDirectory()
+        let a = IPAddress.v4(IPv4Address(rawValue: 0x0a00_020a)), b = IPAddress.v4(IPv4Address(rawValue: 0x0a00_020b))
+        pods.learn(PodInfo(name: "worker2-pod1", ip: a, identity: 1, node: "worker2"))
+        pods.learn(PodInfo(name: "worker2-pod2", namespace: "kube-system", ip: b, identity: 2, node: "worker2"))
+        let filter = try HubbleFilter(whitelist: [good], blacklist: [], pods: pods)
+        var f = Flow()
+        f.outer.source = a
+        f.node = "worker2"
+        func passes(_ f: Flow) -> Bool { filter.matches(.flow(f, HubbleFlow())) }
+        #expect(passes(f))
+        f.outer.source = b
+        #expect(!passes(f), "no namespace in the selector means default")
+        f.outer.source = a
+        f.node = "worker"
+        #expect(!passes(f))
+        var uuid = Flow_FlowFilter()
+        uuid.uuid = ["x"]
+        #expect(!(try HubbleFilter(whitelist: [uuid], blacklist: [], pods: pods)).matches(.flow(f, HubbleFlow())), "vxmon's flows have no UUID")
     }
 }
 
@@ -120,14 +128,15 @@ struct ServedVerdictTests {
             file.withUnsafeBytes { parser.feed($0) }
             try parser.parse(into: &consumer)
             try parser.finish()
+            let stored = ring.entries(from: 0, limit: 8).entries.map(\.1)
             let served = ring.read(from: 0, limit: 8).entries.map(\.1)
-            try #require(served.count == 1, "one flow served")
+            try #require(served.count == 1 && stored.count == 1, "one flow served")
             #expect(served[0].flow.verdict == expected)
             for filterVerdict in [Flow_Verdict.forwarded, .dropped, .audit, .redirected] {
                 var filter = Flow_FlowFilter()
                 filter.verdict = [filterVerdict]
-                let f = try HubbleFilter(whitelist: [filter], blacklist: [])
-                #expect(f.matches(served[0]) == (filterVerdict == expected), "\(expected): filter \(filterVerdict)")
+                let f = try HubbleFilter(whitelist: [filter], blacklist: [], pods: pipeline.pods)
+                #expect(f.matches(stored[0]) == (filterVerdict == expected), "\(expected): filter \(filterVerdict)")
             }
         }
     }

@@ -132,7 +132,9 @@ public struct EventDecoder: Sendable {
         event.packetOffset = 0
         event.packetLength = 0
         event.flow.type = type
+        event.flow.subType = n > 1 ? record.u8(1) : 0
         event.flow.endpoint = 0
+        event.flow.monitorDestination = 0
         event.flow.destinationEndpoint = nil
         event.flow.sourceIdentity = nil
         event.flow.destinationIdentity = nil
@@ -206,6 +208,7 @@ public struct EventDecoder: Sendable {
             event.flow.sourceIdentity = t.sourceIdentity
             event.flow.destinationIdentity = t.destinationIdentity
             event.flow.destinationEndpoint = UInt32(t.destinationID)
+            event.flow.monitorDestination = t.destinationID
             event.flow.observationPoint = t.observationPoint
             event.flow.verdict = .forwarded
             event.flow.ifindex = t.ifindex
@@ -248,6 +251,7 @@ public struct EventDecoder: Sendable {
             event.flow.sourceIdentity = d.sourceIdentity
             event.flow.destinationIdentity = d.destinationIdentity
             event.flow.destinationEndpoint = d.destinationID
+            event.flow.monitorDestination = UInt16(truncatingIfNeeded: d.destinationID)
             event.flow.verdict = .dropped
             event.flow.dropReason = d.reason
             event.flow.ifindex = d.ifindex
@@ -270,6 +274,11 @@ public struct EventDecoder: Sendable {
                 arg1: record.le32(EventLayout.DebugCapture.arg1), arg2: record.le32(EventLayout.DebugCapture.arg2))
             event.message = .capture(c)
             event.flow.endpoint = c.header.source
+            // The interface a capture point names in arg1 (Cilium's DBG_CAPTURE_* on an ifindex).
+            switch c.header.subtype {
+            case 4, 5, 6, 7, 10, 11: event.flow.ifindex = c.arg1
+            default: break
+            }
             event.packetOffset = EventLayout.DebugCapture.headerLength
             captured = Int(c.lengthCaptured)
         case MessageType.policyVerdict:
@@ -286,6 +295,7 @@ public struct EventDecoder: Sendable {
                 cookie: release == .latest ? record.le32(L.cookie) : nil)
             event.message = .policyVerdict(p)
             event.flow.endpoint = p.header.source
+            event.flow.monitorDestination = UInt16(truncatingIfNeeded: p.remoteIdentity)
             if p.isIngress {
                 event.flow.sourceIdentity = p.remoteIdentity
             } else {

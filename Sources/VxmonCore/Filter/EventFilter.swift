@@ -38,26 +38,72 @@ public enum FlowSide: Sendable {
     case destination
 }
 
-/// One value of one filter flag.
+/// One value of one filter flag: a test of one field of a `Flow`. The CLI's flags (`FilterParser`)
+/// and Hubble's `FlowFilter` (the servers' compiler) both compile to these; `FilterMatcher` evaluates
+/// them, each kind's test in its own file under `Terms/`.
 public enum FlowTerm: Sendable {
     case ip(IPPrefix, FlowSide)
+    /// A pod of the lab, matched by the address of its flow's side (see `PodSelector`).
+    case pod(PodSelector, FlowSide)
     case port(UInt16, FlowSide)
     /// `--protocol`: the transport, or ARP by its EtherType.
     case transport(FlowTransport)
     case icmp
     case arp
     case identity(UInt32, FlowSide)
-    /// A pod of the lab, resolved to its address through the filter's pod table.
-    case pod(String, FlowSide)
     case vni(UInt32)
     case observationPoint(ObservationPoint)
     case verdict(FlowVerdict)
     case dropReason(UInt8)
-    case interfaceIndex(UInt32)
-    case interfaceName(String)
+    /// The interface the datapath reported: its index (nil: any) and name (nil: any).
+    case interface(index: UInt32?, name: String?)
+    /// The node's name: exact, or with `*` matching any run of characters (Hubble's node patterns).
     case node(String)
     /// `--tcp-flags SYN,!ACK`: all of `set` set and all of `clear` clear.
     case tcpFlags(set: UInt16, clear: UInt16)
+    /// Hubble's `traffic_direction`.
+    case direction(TrafficDirection)
+    /// Hubble's `is_reply`: a flow whose reply state is unknown matches neither value.
+    case reply(Bool)
+    /// Cilium's message type, and its subtype when given (Hubble's `event_type`).
+    case eventType(UInt8, subType: UInt8?)
+    /// The IP version of the flow's stack: 4, 6, or 0 for none (Hubble's `ip_version`).
+    case ipVersion(UInt8)
+    /// The trace's encrypt bit (Hubble's `IP.encrypted`).
+    case encrypted(Bool)
+    /// Hubble's `uuid`: vxmon's flows carry no UUID, so no flow has this one.
+    case uuid(String)
+}
+
+/// Names a lab pod: `name` in any namespace (the CLI's `--pod client`), `namespace/name`, or with
+/// `prefix` every pod of the namespace whose name starts with `name` (Hubble's `source_pod`).
+public struct PodSelector: Sendable, Equatable {
+    public var namespace: String?
+    public var name: String
+    public var prefix: Bool
+
+    public init(namespace: String?, name: String, prefix: Bool) {
+        self.namespace = namespace
+        self.name = name
+        self.prefix = prefix
+    }
+
+    /// The CLI's form: `name` or `namespace/name`, exact.
+    public init(cli text: String) {
+        if let slash = text.firstIndex(of: "/") {
+            self.init(namespace: String(text[..<slash]), name: String(text[text.index(after: slash)...]), prefix: false)
+        } else {
+            self.init(namespace: nil, name: text, prefix: false)
+        }
+    }
+
+    /// As written on the command line.
+    public var text: String { namespace.map { $0 + "/" + name } ?? name }
+
+    public func matches(_ pod: PodInfo) -> Bool {
+        if let namespace, pod.namespace != namespace { return false }
+        return prefix ? pod.name.hasPrefix(name) : pod.name == name
+    }
 }
 
 /// One filter flag's values (OR), possibly negated with `--not`.
@@ -144,8 +190,9 @@ public struct EventFilter: Sendable {
     public var clauses: [FlowClause] = []
     /// Match addresses, ports and protocols on the outer headers of tunnel packets.
     public var outer = false
-    /// Pods by name (and `namespace/name`).
-    public private(set) var pods: [String: PodInfo] = [:]
+    /// Whose reading of the flow the terms test: the monitor's (the packet as the summary shows it) or
+    /// Hubble's for a release (`flow.Flow`'s stack and `IP.source`).
+    public var reading = FlowReading.monitor
     /// Interface names, for `--interface NAME` (shared with the renderers).
     public var names: InterfaceNames?
 
@@ -161,15 +208,13 @@ public struct EventFilter: Sendable {
         clauses.contains { $0.terms.contains { if case .pod = $0 { true } else { false } } }
     }
 
-    /// The pod names the filter uses.
-    public var podNames: [String] {
-        clauses.flatMap { $0.terms.compactMap { if case .pod(let n, _) = $0 { n } else { nil } } }
+    /// The pods the filter names, as written.
+    public var podSelectors: [PodSelector] {
+        clauses.flatMap { $0.terms.compactMap { if case .pod(let s, _) = $0 { s } else { nil } } }
     }
 
-    public mutating func learn(_ pod: PodInfo) {
-        pods[pod.name] = pod
-        pods[pod.namespace + "/" + pod.name] = pod
-    }
+    /// The pod names the filter uses, as written.
+    public var podNames: [String] { podSelectors.map(\.text) }
 
     /// The node names the filter's `--node` flags use, negated or not.
     public var nodeNames: [String] {
@@ -211,203 +256,10 @@ public struct EventFilter: Sendable {
         if outer { flags.append("--outer") }
         return flags
     }
-
-    /// Cilium's `match(type, src, dst)`; trace-sock and unknown types are not filtered, as in Cilium.
-    func monitorMatch(_ event: borrowing Event) -> Bool {
-        let src: UInt16
-        let dst: UInt16
-        switch event.message {
-        case .traceSock, .unknown: return true
-        case .trace(let t):
-            src = t.header.source
-            dst = t.destinationID
-        case .drop(let d):
-            src = d.header.source
-            dst = UInt16(truncatingIfNeeded: d.destinationID)
-        case .debug(let m):
-            src = m.header.source
-            dst = 0
-        case .capture(let c):
-            src = c.header.source
-            dst = 0
-        case .policyVerdict(let p):
-            src = p.header.source
-            dst = UInt16(truncatingIfNeeded: p.remoteIdentity)
-        case .recorder:
-            src = 0
-            dst = 0
-        }
-        if !types.isEmpty && !types.contains(event.type) { return false }
-        if !fromEndpoints.isEmpty && !fromEndpoints.contains(src) { return false }
-        if !toEndpoints.isEmpty && !toEndpoints.contains(dst) { return false }
-        if !relatedEndpoints.isEmpty && !relatedEndpoints.contains(src) && !relatedEndpoints.contains(dst) {
-            return false
-        }
-        return true
-    }
 }
 
-/// An `EventFilter` compiled for the per-event path: its terms in one flat buffer of plain values
-/// (pods resolved to their addresses, names to indexes), so matching an event neither copies the
-/// filter nor retains anything. Built again whenever the filter changes.
-final class FilterMatcher {
-    enum Kind: UInt8 {
-        case ip, port, transport, icmp, arp, identity, vni, observationPoint, verdict, dropReason
-        case interfaceIndex, interfaceName, node, tcpFlags, never
-    }
-
-    struct Term {
-        var kind: Kind
-        var side: FlowSide
-        var prefix: IPPrefix
-        var value: UInt32
-        var value2: UInt32
-    }
-
-    private let filter: EventFilter
-    private let terms: UnsafeMutableBufferPointer<Term>
-    /// One past each clause's last term, and whether the clause is negated.
-    private let clauseEnds: [Int]
-    private let negated: [Bool]
-    private let strings: [String]
-    private let hasMonitorPart: Bool
-
-    init(_ filter: EventFilter) {
-        self.filter = filter
-        var list: [Term] = []
-        var ends: [Int] = []
-        var negated: [Bool] = []
-        var strings: [String] = []
-        let nothing = IPPrefix(address: .v4(IPv4Address(rawValue: 0)), length: 0)
-        func term(_ kind: Kind, _ side: FlowSide = .either, prefix: IPPrefix? = nil, _ value: UInt32 = 0, _ value2: UInt32 = 0) -> Term {
-            Term(kind: kind, side: side, prefix: prefix ?? nothing, value: value, value2: value2)
-        }
-        for clause in filter.clauses {
-            for t in clause.terms {
-                switch t {
-                case .ip(let p, let side): list.append(term(.ip, side, prefix: p))
-                case .port(let port, let side): list.append(term(.port, side, UInt32(port)))
-                case .transport(let tr): list.append(term(.transport, .either, UInt32(tr.rawValue)))
-                case .icmp: list.append(term(.icmp))
-                case .arp: list.append(term(.arp))
-                case .identity(let id, let side): list.append(term(.identity, side, id))
-                case .pod(let name, let side):
-                    if let pod = filter.pods[name] {
-                        let length: Int
-                        switch pod.ip {
-                        case .v4: length = 32
-                        case .v6: length = 128
-                        }
-                        list.append(term(.ip, side, prefix: IPPrefix(address: pod.ip, length: length)))
-                    } else {
-                        list.append(term(.never))
-                    }
-                case .vni(let v): list.append(term(.vni, .either, v))
-                case .observationPoint(let p): list.append(term(.observationPoint, .either, UInt32(p.rawValue)))
-                case .verdict(let v): list.append(term(.verdict, .either, UInt32(v.rawValue)))
-                case .dropReason(let r): list.append(term(.dropReason, .either, UInt32(r)))
-                case .interfaceIndex(let i): list.append(term(.interfaceIndex, .either, i))
-                case .interfaceName(let name):
-                    strings.append(name)
-                    list.append(term(.interfaceName, .either, UInt32(strings.count - 1)))
-                case .node(let name):
-                    strings.append(name)
-                    list.append(term(.node, .either, UInt32(strings.count - 1)))
-                case .tcpFlags(let set, let clear): list.append(term(.tcpFlags, .either, UInt32(set), UInt32(clear)))
-                }
-            }
-            ends.append(list.count)
-            negated.append(clause.negated)
-        }
-        terms = .allocate(capacity: max(list.count, 1))
-        _ = terms.initialize(from: list)
-        clauseEnds = ends
-        self.negated = negated
-        self.strings = strings
-        hasMonitorPart =
-            !filter.types.isEmpty || !filter.fromEndpoints.isEmpty || !filter.toEndpoints.isEmpty
-            || !filter.relatedEndpoints.isEmpty
-    }
-
-    deinit { terms.deallocate() }
-
-    /// Whether the event at `event` passes (the event is read in place, not copied).
-    func matches(_ event: UnsafePointer<Event>) -> Bool {
-        if hasMonitorPart && !filter.monitorMatch(event.pointee) { return false }
-        var start = 0
-        for (c, end) in clauseEnds.enumerated() {
-            var any = false
-            var i = start
-            while i < end {
-                if matches(terms[i], event) {
-                    any = true
-                    break
-                }
-                i += 1
-            }
-            if any == negated[c] { return false }
-            start = end
-        }
-        return true
-    }
-
-    @inline(__always)
-    private static func side<T>(_ side: FlowSide, _ source: T?, _ destination: T?, _ test: (T) -> Bool) -> Bool {
-        switch side {
-        case .either: (source.map(test) ?? false) || (destination.map(test) ?? false)
-        case .source: source.map(test) ?? false
-        case .destination: destination.map(test) ?? false
-        }
-    }
-
-    private func matches(_ t: Term, _ event: UnsafePointer<Event>) -> Bool {
-        let outer = filter.outer || !event.pointee.flow.primaryIsInner
-        switch t.kind {
-        case .ip:
-            let (s, d) = outer ? (event.pointee.flow.outer.source, event.pointee.flow.outer.destination)
-                : (event.pointee.flow.inner.source, event.pointee.flow.inner.destination)
-            return Self.side(t.side, s, d) { t.prefix.contains($0) }
-        case .port:
-            let transport = outer ? event.pointee.flow.outer.transport : event.pointee.flow.inner.transport
-            guard transport.hasPorts else { return false }
-            let (s, d) = outer ? (event.pointee.flow.outer.sourcePort, event.pointee.flow.outer.destinationPort)
-                : (event.pointee.flow.inner.sourcePort, event.pointee.flow.inner.destinationPort)
-            return Self.side(t.side, s, d) { UInt32($0) == t.value }
-        case .transport:
-            let transport = outer ? event.pointee.flow.outer.transport : event.pointee.flow.inner.transport
-            return UInt32(transport.rawValue) == t.value
-        case .icmp:
-            let transport = outer ? event.pointee.flow.outer.transport : event.pointee.flow.inner.transport
-            return transport == .icmpv4 || transport == .icmpv6
-        case .arp:
-            let (eth, type) = outer ? (event.pointee.flow.outer.hasEthernet, event.pointee.flow.outer.etherType)
-                : (event.pointee.flow.inner.hasEthernet, event.pointee.flow.inner.etherType)
-            return eth && type == 0x0806
-        case .identity:
-            return Self.side(t.side, event.pointee.flow.sourceIdentity, event.pointee.flow.destinationIdentity) { $0 == t.value }
-        case .vni:
-            return event.pointee.flow.tunnel?.vni == t.value
-        case .observationPoint:
-            return event.pointee.flow.observationPoint.map { UInt32($0.rawValue) == t.value } ?? false
-        case .verdict:
-            return UInt32(event.pointee.flow.verdict.rawValue) == t.value
-        case .dropReason:
-            return event.pointee.flow.dropReason.map { UInt32($0) == t.value } ?? false
-        case .interfaceIndex:
-            return event.pointee.flow.ifindex == t.value
-        case .interfaceName:
-            guard let ifindex = event.pointee.flow.ifindex, let names = filter.names else { return false }
-            return names.name(ifindex, node: event.pointee.flow.node) == strings[Int(t.value)]
-        case .node:
-            return event.pointee.flow.node == strings[Int(t.value)]
-        case .tcpFlags:
-            let (transport, flags) = outer ? (event.pointee.flow.outer.transport, event.pointee.flow.outer.tcpFlags)
-                : (event.pointee.flow.inner.transport, event.pointee.flow.inner.tcpFlags)
-            let set = UInt16(truncatingIfNeeded: t.value)
-            let clear = UInt16(truncatingIfNeeded: t.value2)
-            return transport == .tcp && flags & set == set && flags & clear == 0
-        case .never:
-            return false
-        }
-    }
+/// Which reading of a flow a filter tests (see `Flow`): the monitor's, or Hubble's for a release.
+public enum FlowReading: Sendable, Equatable {
+    case monitor
+    case hubble(CiliumRelease)
 }

@@ -146,7 +146,7 @@ public enum FilterParser {
             term = .identity(id, side(flag))
         case "--pod", "--from-pod", "--to-pod":
             guard !value.isEmpty, value.utf8.count <= 253 else { throw bad(flag, value) }
-            term = .pod(value, side(flag))
+            term = .pod(PodSelector(cli: value), side(flag))
         case "--vni":
             guard let vni = UInt32(value), vni <= 0xff_ffff else { throw bad(flag, value) }
             term = .vni(vni)
@@ -161,10 +161,10 @@ public enum FilterParser {
             term = .dropReason(reason)
         case "--interface":
             if let index = UInt32(value) {
-                term = .interfaceIndex(index)
+                term = .interface(index: index, name: nil)
             } else {
                 guard !value.isEmpty, value.utf8.count <= 255 else { throw bad(flag, value) }
-                term = .interfaceName(value)
+                term = .interface(index: nil, name: value)
             }
         case "--node":
             guard !value.isEmpty, value.utf8.count <= 253 else { throw bad(flag, value) }

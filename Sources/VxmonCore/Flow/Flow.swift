@@ -139,6 +139,8 @@ public enum TrafficDirection: UInt8, Sendable {
 /// is what the line shows.
 public struct Flow: Sendable {
     public var type = MessageType.unspec
+    /// The notify header's subtype (a trace's observation point, a drop's reason, a capture's point).
+    public var subType: UInt8 = 0
     /// The outer frame (the only one for non-tunnel packets).
     public var outer = FlowLayers()
     /// The frame inside a VXLAN/Geneve tunnel (present iff `tunnel` is).
@@ -155,6 +157,9 @@ public struct Flow: Sendable {
     public var endpoint: UInt16 = 0
     /// Destination endpoint ID (trace, drop), when the datapath gives one.
     public var destinationEndpoint: UInt32?
+    /// The destination Cilium's monitor filters (`--to`, `--related-to`) compare: a trace's or drop's
+    /// destination endpoint (16 bits), a policy verdict's remote identity (its low 16 bits), else 0.
+    public var monitorDestination: UInt16 = 0
     /// Security identities: the datapath's, or where it gave none (0) the identity of the pod at the
     /// flow's address (`EventDecoder.resolveIdentities`); the text and JSON header fields show the
     /// datapath's own.
@@ -169,7 +174,8 @@ public struct Flow: Sendable {
     public var policyAction: PolicyAction?
     /// Drop reason code (drops, and policy-verdict denials).
     public var dropReason: UInt8?
-    /// Interface index the datapath reported (0 = unknown).
+    /// Interface index the datapath reported (0 = unknown): a trace's or drop's, or the interface a
+    /// debug capture names.
     public var ifindex: UInt32?
     /// Whether the packet is a reply, in Hubble's reading (`is_reply`): for traces, what the datapath's
     /// connection tracking says when it knows (not for the unknown and SRv6 states); false for policy
@@ -219,6 +225,9 @@ public struct Flow: Sendable {
 
     /// Hubble's `IP.source`: the trace's original address where it gives one, else the packet's.
     public func hubbleSource(_ release: CiliumRelease) -> IPAddress? { originalIP ?? hubbleLayers(release).source }
+
+    /// Hubble's `interface`: a trace's or a debug capture's (its parser reads none of a drop).
+    public var hubbleInterfaceIndex: UInt32 { type == MessageType.drop ? 0 : ifindex ?? 0 }
 }
 
 extension FlowLayers {

@@ -29,6 +29,14 @@ public final class PodDirectory: @unchecked Sendable {
         return byIP[ip]
     }
 
+    /// The pods `selector` names (a filter's `--pod`, Hubble's `source_pod`), by namespace and name.
+    public func pods(matching selector: PodSelector) -> [PodInfo] {
+        byIP.values.filter { selector.matches($0) }.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
+    }
+
+    /// Every pod known, by namespace and name.
+    public var all: [PodInfo] { byIP.values.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) } }
+
     /// The endpoint ID of the pod at `ip` if it lives on `node` (a local endpoint, as Hubble's endpoint
     /// getter resolves it), 0 otherwise.
     @inline(__always)

@@ -79,7 +79,7 @@ public struct HubbleFlow: Sendable {
         nodeName = event.flow.node.flatMap { $0.isEmpty ? nil : $0 }
         isReply = event.flow.isReply
         eventType = event.flow.type.rawValue
-        eventSubType = record.byteCount > 1 ? record.u8(1) : 0
+        eventSubType = event.flow.subType
         trafficDirection = event.flow.trafficDirection
         var sourceAddress: IPAddress?
         var destinationAddress: IPAddress?
@@ -114,14 +114,12 @@ public struct HubbleFlow: Sendable {
             observationPointNamed = point <= (latest ? 13 : 11)
             // Hubble's TraceReason is the CT state plus one up to reopened; unknown (5) is its zero.
             if latest, let state = event.flow.traceState, state != 5 { traceReason = state <= 4 ? state + 1 : state }
-            interfaceIndex = event.flow.ifindex ?? 0
             if point == 1 { proxyPort = UInt32(t.destinationID) }
         case .policyVerdict(let p):
             policyMatchType = p.matchType
         case .capture(let c):
             debugCapturePoint = c.header.subtype
             switch c.header.subtype {
-            case 4, 5, 6, 7, 10, 11: interfaceIndex = c.arg1
             case 8, 9:
                 // The datapath puts the port, in network order, in arg1's low half; Hubble's parser
                 // (1.13 and latest alike) swaps all 32 bits of it: port 15001 reads 983105536.
@@ -131,6 +129,7 @@ public struct HubbleFlow: Sendable {
         default:
             break
         }
+        interfaceIndex = event.flow.hubbleInterfaceIndex
         if interfaceIndex != 0 { interfaceName = names.name(interfaceIndex, node: event.flow.node) }
         return true
     }

@@ -81,7 +81,7 @@ public final class EventPipeline: RecordConsumer {
     public var filter: EventFilter {
         didSet {
             filterActive = !filter.isEmpty
-            matcher = FilterMatcher(filter)
+            matcher = FilterMatcher(filter, pods: pods)
         }
     }
     /// The filter compiled for the per-event path.
@@ -150,7 +150,7 @@ public final class EventPipeline: RecordConsumer {
         filter.names = names
         self.filter = filter
         filterActive = !filter.isEmpty
-        matcher = FilterMatcher(filter)
+        matcher = FilterMatcher(filter, pods: pods)
         verboseText = format == .text && verbosity == .verbose
         self.fd = fd
         self.flushEachRecord = flushEachRecord
@@ -163,6 +163,21 @@ public final class EventPipeline: RecordConsumer {
         event.deinitialize(count: 1)
         event.deallocate()
     }
+
+    /// Learns a pod (the lab's, or a recording's pod record): the decoder's and the renderers' names,
+    /// and the filter's `--pod` from here on.
+    public func learn(_ pod: PodInfo) {
+        pods.learn(pod)
+        if filter.usesPods { matcher = FilterMatcher(filter, pods: pods) }
+    }
+
+    /// The flow of the event at `event`, in place.
+    @inline(__always)
+    private func flowOf(_ event: UnsafeMutablePointer<Event>) -> UnsafePointer<Flow> {
+        UnsafeRawPointer(event).advanced(by: Self.flowOffset).assumingMemoryBound(to: Flow.self)
+    }
+
+    private static let flowOffset = MemoryLayout<Event>.offset(of: \Event.flow)!
 
     /// Adds a sink after the rendering one.
     public func add(_ sink: any EventSink) { extraSinks.append(sink) }
@@ -197,7 +212,7 @@ public final class EventPipeline: RecordConsumer {
             return
         }
         stats.events += 1
-        if filterActive && !matcher.matches(UnsafePointer(event)) {
+        if filterActive && !matcher.matches(flowOf(event)) {
             stats.filtered += 1
             return
         }
@@ -240,10 +255,7 @@ public final class EventPipeline: RecordConsumer {
 
     public func metadata(key: String, value: String) {
         if let named = Vxrec.node(fromMetadata: key, value) { node = named }
-        if let pod = PodInfo(metadataKey: key, value: value) {
-            filter.learn(pod)
-            pods.learn(pod)
-        }
+        if let pod = PodInfo(metadataKey: key, value: value) { learn(pod) }
         for sink in sinks { sink.metadata(key: key, value: value, time: 0) }
     }
 

@@ -198,7 +198,7 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
     }
 
     /// The pods learned from the recording's metadata.
-    public var pods: [String: PodInfo] { workers.first?.filter.pods ?? [:] }
+    public var pods: PodDirectory { workers.first?.pods ?? PodDirectory() }
 
     /// Every worker's `--summary` counters added up (nil when not counting). Call after `finish()`.
     public func mergedCounters() -> FlowCounters? {
