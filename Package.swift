@@ -31,6 +31,10 @@ let package = Package(
         // map. A module-map-only target: SwiftPM compiles nothing under bpf/ (a C target there built
         // vxmon.bpf.c with the host compiler); bpf/Makefile builds the BPF object.
         .systemLibrary(name: "CVxmonABI", path: "bpf/include"),
+        // Shims of the plain system calls Swift cannot make directly (setns, epoll, SIOCGIFNAME, ...):
+        // a header of static inline functions, no library to link.
+        .systemLibrary(name: "CVxmonSystem", path: "Sources/CVxmonSystem"),
+        // libbpf's headers and the shims of what Swift cannot express of it; links libbpf and libelf.
         .systemLibrary(
             name: "CLibbpf", path: "Sources/CLibbpf", pkgConfig: "libbpf",
             providers: [.apt(["libbpf-dev", "libelf-dev"])]),
@@ -38,12 +42,19 @@ let package = Package(
         .target(name: "VxmonWire", swiftSettings: hotPath),
         // Event decoding, the model, renderers (text/JSON/YAML) and the recording format.
         .target(name: "VxmonCore", dependencies: ["VxmonWire"], swiftSettings: hotPath),
-        // The libbpf boundary: loading, tc attach, perf/ring sources, the lab.
-        .target(name: "VxmonBPF", dependencies: ["VxmonCore", "CLibbpf", "CVxmonABI"]),
+        // The live side without libbpf: the poll loop, live sinks, the agent's server and the stream
+        // client of its sockets, threads, namespaces, locks, the lab's topology and paths.
+        .target(name: "VxmonLive", dependencies: ["VxmonCore", "VxmonWire", "CVxmonSystem"]),
+        // The libbpf boundary: the BPF object, maps, tc attachments, the perf and ring sources and the
+        // live session that reads them.
+        .target(name: "VxmonBPF", dependencies: ["VxmonLive", "VxmonCore", "CLibbpf", "CVxmonABI"]),
+        // The lab: building and removing it, its agent and Hubble daemons, preflight checks, external
+        // tools and the benchmark's traffic.
+        .target(name: "VxmonLab", dependencies: ["VxmonBPF", "VxmonLive", "VxmonCore", "CVxmonSystem", "CVxmonABI"]),
         .executableTarget(
             name: "vxmon",
             dependencies: [
-                "VxmonCore", "VxmonBPF",
+                "VxmonLab", "VxmonBPF", "VxmonLive", "VxmonCore", "VxmonWire", "CVxmonSystem", "CVxmonABI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Hubble's API on the lab: the generated messages and services of proto/ (committed; see
@@ -51,7 +62,7 @@ let package = Package(
         .target(
             name: "VxmonHubble",
             dependencies: [
-                "VxmonCore", "VxmonBPF",
+                "VxmonCore", "VxmonLive", "VxmonLab",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -64,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "vxmon-hubble",
             dependencies: [
-                "VxmonHubble", "VxmonCore", "VxmonBPF",
+                "VxmonHubble", "VxmonCore", "VxmonLive", "VxmonLab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/vxmon-hubble"),
@@ -75,7 +86,7 @@ let package = Package(
         .executableTarget(name: "vxmon-fuzz", dependencies: ["VxmonCore"], path: "Sources/vxmon-fuzz"),
         .testTarget(name: "VxmonWireTests", dependencies: ["VxmonWire"]),
         .testTarget(name: "VxmonCoreTests", dependencies: ["VxmonCore", "VxmonWire", "CVxmonABI"]),
-        .testTarget(name: "VxmonBPFTests", dependencies: ["VxmonBPF", "VxmonCore"]),
+        .testTarget(name: "VxmonBPFTests", dependencies: ["VxmonLab", "VxmonBPF", "VxmonLive", "VxmonCore"]),
         .testTarget(name: "VxmonCLITests", dependencies: ["VxmonCore"]),
         .testTarget(name: "VxmonHubbleTests", dependencies: ["VxmonHubble", "VxmonCore"]),
     ]

@@ -2,6 +2,7 @@ import CLibbpf
 import CVxmonABI
 import Glibc
 import VxmonCore
+import VxmonLive
 
 /// Receives what a live source reads. Callbacks run synchronously on the polling thread, inside
 /// libbpf's poll/consume calls; `bytes` points into the kernel-shared buffer and is valid only

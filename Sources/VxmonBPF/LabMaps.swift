@@ -1,24 +1,6 @@
 import CVxmonABI
 import Glibc
-
-/// Where a lab keeps its state (tmpfs, gone after a reboot like the namespaces) and its pins.
-public struct LabPaths: Sendable {
-    public static let stateRoot = "/run/vxmon"
-    public static let pinRoot = "/sys/fs/bpf/vxmon"
-
-    public let lab: String
-    public init(lab: String) { self.lab = lab }
-
-    public var stateDirectory: String { "\(LabPaths.stateRoot)/\(lab)" }
-    public var stateFile: String { "\(stateDirectory)/lab.json" }
-    public var monitorLock: String { "\(stateDirectory)/monitor.lock" }
-    public var pinDirectory: String { "\(LabPaths.pinRoot)/\(lab)" }
-    public func nodePins(_ node: String) -> String { "\(pinDirectory)/\(node)" }
-    public func mapPins(_ node: String) -> String { "\(nodePins(node))/maps" }
-    public func programPins(_ node: String) -> String { "\(nodePins(node))/progs" }
-    public func map(_ node: String, _ name: String) -> String { "\(mapPins(node))/\(name)" }
-    public func program(_ node: String, _ name: String) -> String { "\(programPins(node))/\(name)" }
-}
+import VxmonLive
 
 /// Map and program names of bpf/vxmon.bpf.c (see bpf/include/vxmon/lab.h).
 public enum DatapathNames {
@@ -188,8 +170,3 @@ extension vxmon_policy_key {
         dport = port
     }
 }
-
-/// The 6 bytes of a C `__u8[6]` (imported as a tuple).
-func macBytes(_ t: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)) -> [UInt8] { [t.0, t.1, t.2, t.3, t.4, t.5] }
-
-func macTuple(_ b: [UInt8]) -> (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) { (b[0], b[1], b[2], b[3], b[4], b[5]) }

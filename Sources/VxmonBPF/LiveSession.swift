@@ -1,8 +1,8 @@
-import CLibbpf
 import CVxmonABI
 import Glibc
 import Synchronization
 import VxmonCore
+import VxmonLive
 
 /// How a live session reads.
 public struct LiveOptions: Sendable {
@@ -42,31 +42,6 @@ public struct LiveOptions: Sendable {
     }()
 }
 
-/// Counters of a finished (or running) session.
-public struct LiveStats: Sendable {
-    /// Samples read from the buffers.
-    public var samples = 0
-    /// Samples the kernel reported lost (perf PERF_RECORD_LOST, ring reserve failures).
-    public var lost: UInt64 = 0
-    /// bpf_perf_event_output failures counted by the datapath while the session was attached (a full
-    /// ring shows up both here and in `lost`; a CPU without a reader only here).
-    public var perfOutputFailures: UInt64 = 0
-    /// Ring records that named no node this session reads (or were too short to name one):
-    /// reported on stderr, not rendered.
-    public var unattributed: UInt64 = 0
-    /// Why the session ended.
-    public var endReason = ""
-    /// The widest clock_gettime bracket any wall-clock offset of this session was taken from, ns:
-    /// event times were converted with an offset within half of it (see `BootClock`).
-    public var clockBracket: UInt64 = 0
-    /// Set when the session ended because its source failed (an agent that went away).
-    public var failure: String?
-    /// Times a stream session reconnected to its agent.
-    public var reconnects = 0
-    /// Records of a stream that could not be used (reported, skipped).
-    public var malformed = 0
-}
-
 /// Reads one lab's event buffers live through libbpf, from one thread with epoll: the lab's ring
 /// buffer (one for all nodes, records in the order written) or each node's pinned `cilium_events`
 /// perf array (merged in timestamp order). It turns the datapath's events on when it starts and off
@@ -77,7 +52,7 @@ public struct LiveStats: Sendable {
 /// (`BootClock`). Lost records, which have no time of their own, get the time they were read.
 ///
 /// Holding a `LiveSession` holds the lab's monitor lock: a second session is refused.
-public final class LiveSession: SourceDelegate, PollLoopDelegate, @unchecked Sendable {
+public final class LiveSession: LiveEventSource, SourceDelegate, PollLoopDelegate, @unchecked Sendable {
     public let topology: LabTopology
     public let paths: LabPaths
     public let options: LiveOptions
@@ -374,43 +349,6 @@ public final class LiveSession: SourceDelegate, PollLoopDelegate, @unchecked Sen
         guard bytes.count >= offset + 4 else { return nil }
         let ifindex = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
         return ifindex == 0 ? nil : ifindex
-    }
-}
-
-/// ifindex -> name inside one node's namespace: every interface at start (if_nameindex on a thread in
-/// the namespace), then single lookups on a miss through a socket that lives in the namespace
-/// (SIOCGIFNAME), at most once a second per unknown ifindex.
-final class InterfaceResolver {
-    private let socketFD: Int32
-    private(set) var known: [UInt32: String] = [:]
-    private var failedAt: [UInt32: UInt64] = [:]
-
-    init(namespace: String) throws {
-        let (fd, interfaces) = try NetworkNamespace.run(in: namespace) { () throws -> (Int32, [(UInt32, String)]) in
-            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            if fd < 0 { throw LibbpfError.errno("socket", namespace) }
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            return (fd, NetworkNamespace.interfaces())
-        }
-        socketFD = fd
-        for (index, name) in interfaces { known[index] = name }
-    }
-
-    deinit { close(socketFD) }
-
-    /// Returns (ifindex, name) when `ifindex` was unknown and could be resolved now.
-    func learn(_ ifindex: UInt32) -> (UInt32, String)? {
-        if known[ifindex] != nil { return nil }
-        let mono = monotonicNanoseconds()
-        if let last = failedAt[ifindex], mono - last < 1_000_000_000 { return nil }
-        var buffer = [CChar](repeating: 0, count: Int(IF_NAMESIZE))
-        guard vxmon_shim_ifname(socketFD, ifindex, &buffer) == 0 else {
-            failedAt[ifindex] = mono
-            return nil
-        }
-        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        known[ifindex] = name
-        return (ifindex, name)
     }
 }
 

@@ -1,5 +1,6 @@
 import CLibbpf
 import Glibc
+import VxmonLive
 
 /// A tc ingress attachment (clsact qdisc + direct-action BPF filter) inside a network namespace.
 ///

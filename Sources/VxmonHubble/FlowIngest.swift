@@ -1,5 +1,4 @@
 import SwiftProtobuf
-import VxmonBPF
 import VxmonCore
 
 /// Turns the lab's events into Hubble flows, into each node's ring. A sink of the event pipeline:

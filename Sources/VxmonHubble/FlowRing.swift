@@ -1,6 +1,6 @@
 import Synchronization
-import VxmonBPF
 import VxmonCore
+import VxmonLive
 
 /// One node's last flows, as Hubble keeps them in its event buffer: a fixed number of
 /// `GetFlowsResponse`s (flows and lost-events notices), the oldest overwritten by the newest, each

@@ -1,8 +1,9 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Glibc
-import VxmonBPF
 import VxmonCore
+import VxmonLab
+import VxmonLive
 
 /// Options of a lab's observer servers.
 public struct HubbleOptions: Sendable {

@@ -1,7 +1,7 @@
 import GRPCCore
 import SwiftProtobuf
-import VxmonBPF
 import VxmonCore
+import VxmonLive
 
 /// `observer.Observer` for one node: its flows from its ring.
 public struct ObserverService: Observer_Observer.SimpleServiceProtocol {

@@ -1,8 +1,9 @@
 import ArgumentParser
 import Glibc
-import VxmonBPF
 import VxmonCore
 import VxmonHubble
+import VxmonLab
+import VxmonLive
 
 /// `vxmon-hubble`: a lab's Hubble observer servers. `vxmon lab up` starts it (after the agent) and
 /// `vxmon lab down` stops it; it is its own executable so that the core commands never link gRPC.

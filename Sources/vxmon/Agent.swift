@@ -2,6 +2,8 @@ import ArgumentParser
 import Glibc
 import VxmonBPF
 import VxmonCore
+import VxmonLab
+import VxmonLive
 
 /// `vxmon agent`: the one reader of a lab's event buffers, serving every client on sockets.
 struct AgentCommand: ParsableCommand {

@@ -1,9 +1,11 @@
 import ArgumentParser
-import CLibbpf
 import CVxmonABI
+import CVxmonSystem
 import Glibc
 import VxmonBPF
 import VxmonCore
+import VxmonLab
+import VxmonLive
 
 extension LabCommand {
     struct Bench: ParsableCommand {

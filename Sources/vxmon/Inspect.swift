@@ -3,6 +3,8 @@ import CVxmonABI
 import Glibc
 import VxmonBPF
 import VxmonCore
+import VxmonLab
+import VxmonLive
 
 // Inspection of the lab's maps, in the layouts of Cilium's CLI (`cilium bpf tunnel list`,
 // `cilium identity list`, `cilium endpoint list`), and the policy map.

@@ -2,6 +2,8 @@ import ArgumentParser
 import Glibc
 import VxmonBPF
 import VxmonCore
+import VxmonLab
+import VxmonLive
 
 /// vxmon_config.events_mode as a word.
 func eventsModeName(_ mode: UInt32) -> String {

@@ -3,7 +3,8 @@ import CVxmonABI
 import Glibc
 import VxmonBPF
 import VxmonCore
-import VxmonWire
+import VxmonLab
+import VxmonLive
 
 /// Options of the commands that read the lab's event buffers live (monitor, record).
 struct LiveCommandOptions: ParsableArguments {

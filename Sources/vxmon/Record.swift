@@ -1,7 +1,7 @@
 import ArgumentParser
 import Glibc
-import VxmonBPF
 import VxmonCore
+import VxmonLive
 
 struct Record: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,9 +1,10 @@
 import ArgumentParser
-import CLibbpf
 import CVxmonABI
 import Glibc
 import VxmonBPF
 import VxmonCore
+import VxmonLab
+import VxmonLive
 
 extension LabCommand {
     struct Soak: ParsableCommand {

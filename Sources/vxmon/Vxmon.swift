@@ -1,7 +1,9 @@
 import ArgumentParser
+import Glibc
 import VxmonBPF
 import VxmonCore
-import Glibc
+import VxmonLab
+import VxmonLive
 
 @main
 struct Vxmon: ParsableCommand {

@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import VxmonBPF
 import VxmonCore
+import VxmonLab
+import VxmonLive
 import CVxmonABI
 
 #if canImport(Glibc)

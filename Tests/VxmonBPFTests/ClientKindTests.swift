@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-import VxmonBPF
 import VxmonCore
+import VxmonLab
+import VxmonLive
 
 #if canImport(Glibc)
     import Glibc

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 import VxmonBPF
+import VxmonLab
+import VxmonLive
 
 #if canImport(Glibc)
     import Glibc

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-import VxmonBPF
+import VxmonLab
+import VxmonLive
 
 /// The lab's Hubble observer servers (vxmon-hubble), checked by an independent client: Python
 /// grpcio with stubs that grpcio-tools generates from proto/ (Tests/scripts/hubble_check.py and

@@ -3,6 +3,8 @@ import Synchronization
 import Testing
 import VxmonBPF
 import VxmonCore
+import VxmonLab
+import VxmonLive
 
 #if canImport(Glibc)
     import Glibc

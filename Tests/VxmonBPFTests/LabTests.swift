@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import VxmonBPF
 import VxmonCore
+import VxmonLab
+import VxmonLive
 
 #if canImport(Glibc)
     import Glibc
@@ -364,7 +366,7 @@ func udpDatagram(from source: LabTopology.Pod, to destination: LabTopology.Pod, 
     let address = try #require(parseIPv4(destination.ip))
     let sent = try NetworkNamespace.run(in: source.namespace) { () throws -> UInt64 in
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        if fd < 0 { throw LibbpfError.errno("socket", source.namespace) }
+        if fd < 0 { throw SystemError.errno("socket", source.namespace) }
         defer { close(fd) }
         var sin = sockaddr_in()
         sin.sin_family = sa_family_t(AF_INET)
@@ -377,13 +379,13 @@ func udpDatagram(from source: LabTopology.Pod, to destination: LabTopology.Pod, 
                 sendto(fd, &byte, 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        if n != 1 { throw LibbpfError.errno("sendto", destination.ip) }
+        if n != 1 { throw SystemError.errno("sendto", destination.ip) }
         return before
     }
     var byte: UInt8 = 0
     let n = recv(receiver, &byte, 1, 0)
     let received = wallClock()
-    if n != 1 { throw LibbpfError.errno("recv", "the datagram to \(destination.ip):\(port)") }
+    if n != 1 { throw SystemError.errno("recv", "the datagram to \(destination.ip):\(port)") }
     return (sent, received)
 }
 

@@ -1,4 +1,5 @@
 import Testing
+import VxmonLive
 
 @testable import VxmonBPF
 

@@ -1,4 +1,4 @@
-import CLibbpf
+import CVxmonSystem
 import Glibc
 import Synchronization
 import VxmonCore

@@ -1,4 +1,5 @@
 import Glibc
+import VxmonLive
 
 /// Starting and stopping a lab's agent process (`vxmon agent --foreground` in its own session, its
 /// output appended to the lab's `agent.log`, its pid in `agent.pid`). The agent is the one child that

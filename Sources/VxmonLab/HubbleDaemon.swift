@@ -1,4 +1,5 @@
 import Glibc
+import VxmonLive
 
 extension LabPaths {
     /// The observer servers' process (`vxmon-hubble`): pid (written once every node listens) and log.

@@ -1,5 +1,6 @@
-import CLibbpf
+import CVxmonSystem
 import Glibc
+import VxmonLive
 
 /// The result of a finished command.
 public struct CommandResult: Sendable {

@@ -2,21 +2,6 @@ import Glibc
 import Synchronization
 import VxmonCore
 
-/// What the live commands read from: the lab's buffers directly (`LiveSession`), or a stream from an
-/// agent's socket (`StreamSession`). Either hands the same calls to a `LiveSink`.
-public protocol LiveEventSource: AnyObject {
-    /// Delivers the interface names known at start (before `run`).
-    func announceInterfaces()
-    /// Reads until stopped; blocks (call it on a dedicated thread).
-    func run() throws -> LiveStats
-    /// Asks `run()` to return (any thread).
-    func requestStop()
-    /// Frees what the source holds (after `run()` has returned).
-    func close()
-}
-
-extension LiveSession: LiveEventSource {}
-
 /// Reads events from a socket: the lab-wide stream of a vxmon agent (`.vxrec` records with nodes,
 /// interface names, kernel times and lost records) or a Cilium agent's monitor socket (protocol 1.2,
 /// gob payloads; events get the time they were received). Parsing is the byte parsers' job; this type

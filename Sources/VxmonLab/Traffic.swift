@@ -1,5 +1,6 @@
-import CLibbpf
+import CVxmonSystem
 import Glibc
+import VxmonLive
 
 /// Traffic for the live benchmark: a sendmmsg UDP flood, a receiving socket, interface counters.
 public enum Traffic {
@@ -11,7 +12,7 @@ public enum Traffic {
     ) throws -> UInt64 {
         guard let ip = parseIPv4(address) else { throw VxmonError("not an IPv4 address: \(address)") }
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        if fd < 0 { throw LibbpfError.errno("socket") }
+        if fd < 0 { throw SystemError.errno("socket") }
         defer { close(fd) }
         var sin = sockaddr_in()
         sin.sin_family = sa_family_t(AF_INET)
@@ -22,7 +23,7 @@ public enum Traffic {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        if rc != 0 { throw LibbpfError.errno("connect", "\(address):\(port)") }
+        if rc != 0 { throw SystemError.errno("connect", "\(address):\(port)") }
 
         let bytes = [UInt8](repeating: 0x78, count: max(payload, 1))
         let start = monotonicNanoseconds()
@@ -35,7 +36,7 @@ public enum Traffic {
                 if n > 0 {
                     sent &+= UInt64(n)
                 } else if n != -ENOBUFS && n != -EAGAIN && n != -EINTR && n != -ECONNREFUSED {
-                    throw LibbpfError(function: "sendmmsg", code: -n)
+                    throw SystemError(function: "sendmmsg", code: -n)
                 }
                 rounds &+= 1
                 if rate > 0 {
@@ -62,7 +63,7 @@ public enum Traffic {
     public static func openSink(namespace: String, port: UInt16) throws -> Int32 {
         try NetworkNamespace.run(in: namespace) {
             let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            if fd < 0 { throw LibbpfError.errno("socket", namespace) }
+            if fd < 0 { throw SystemError.errno("socket", namespace) }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             var sin = sockaddr_in()
             sin.sin_family = sa_family_t(AF_INET)
@@ -73,7 +74,7 @@ public enum Traffic {
                 }
             }
             if rc != 0 {
-                let error = LibbpfError.errno("bind", "\(namespace) port \(port)")
+                let error = SystemError.errno("bind", "\(namespace) port \(port)")
                 close(fd)
                 throw error
             }

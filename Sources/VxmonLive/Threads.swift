@@ -1,4 +1,4 @@
-import CLibbpf
+import CVxmonSystem
 import Glibc
 
 /// Runs closures on dedicated POSIX threads. Network namespaces are per thread (`setns` changes only
@@ -102,10 +102,10 @@ public enum NetworkNamespace {
     /// every socket and netlink call made in `body` lives in that namespace. Waits for the result.
     public static func run<T>(in name: String, _ body: () throws -> T) throws -> T {
         let fd = open(path(name), O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw LibbpfError.errno("open", path(name)) }
+        if fd < 0 { throw SystemError.errno("open", path(name)) }
         defer { close(fd) }
         return try DedicatedThread.run {
-            if vxmon_shim_setns_net(fd) < 0 { throw LibbpfError.errno("setns", name) }
+            if vxmon_shim_setns_net(fd) < 0 { throw SystemError.errno("setns", name) }
             return try body()
         }
     }
@@ -114,15 +114,15 @@ public enum NetworkNamespace {
     /// child such as the flood generator).
     public static func enter(_ name: String) throws {
         let fd = open(path(name), O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw LibbpfError.errno("open", path(name)) }
+        if fd < 0 { throw SystemError.errno("open", path(name)) }
         defer { close(fd) }
-        if vxmon_shim_setns_net(fd) < 0 { throw LibbpfError.errno("setns", name) }
+        if vxmon_shim_setns_net(fd) < 0 { throw SystemError.errno("setns", name) }
     }
 
     /// The ifindex of `interface` in the calling thread's namespace.
     public static func ifindex(_ interface: String) throws -> Int32 {
         let index = if_nametoindex(interface)
-        if index == 0 { throw LibbpfError.errno("if_nametoindex", interface) }
+        if index == 0 { throw SystemError.errno("if_nametoindex", interface) }
         return Int32(index)
     }
 

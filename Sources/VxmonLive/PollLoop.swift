@@ -1,9 +1,9 @@
-import CLibbpf
+import CVxmonSystem
 import Glibc
 import Synchronization
 
 /// Something a poll loop reads when its descriptor is ready, and at every tick: a perf buffer, a ring
-/// buffer, later a socket.
+/// buffer, a socket.
 public protocol PollSource: AnyObject {
     /// The descriptor epoll watches for readability.
     var pollFD: Int32 { get }
@@ -80,10 +80,10 @@ public final class PollLoop: @unchecked Sendable {
     /// on a dedicated thread.
     public func run(_ delegate: any PollLoopDelegate) throws -> End {
         let epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-        if epoll < 0 { throw LibbpfError.errno("epoll_create1") }
+        if epoll < 0 { throw SystemError.errno("epoll_create1") }
         defer { close(epoll) }
         for (i, source) in sources.enumerated() {
-            try LibbpfError.check(
+            try SystemError.check(
                 vxmon_shim_epoll_add(epoll, source.pollFD, UInt32(EPOLLIN.rawValue), UInt64(i)), "epoll_ctl")
         }
         let watchTag = UInt64.max
@@ -114,7 +114,7 @@ public final class PollLoop: @unchecked Sendable {
                 timeout = min(timeout, Int32(left / 1_000_000) + 1)
             }
             let n = vxmon_shim_epoll_wait(epoll, &tags, &events, 32, timeout)
-            if n < 0 && n != -EINTR { throw LibbpfError(function: "epoll_wait", code: -n) }
+            if n < 0 && n != -EINTR { throw SystemError(function: "epoll_wait", code: -n) }
             delegate.roundStarting()
             var outputGone = false
             var ready = Set<Int>()

@@ -1,5 +1,6 @@
-import CLibbpf
+import CVxmonSystem
 import Glibc
+import VxmonLive
 
 /// The checks every privileged command runs first, each failing with a one-line error that says
 /// what to do.

@@ -1,19 +1,14 @@
 import Glibc
 
-/// The few file operations the lab needs, on plain Glibc calls.
+/// The few file operations the lab and the live side need, on plain Glibc calls.
 public enum FileSystem {
-    static func exists(_ path: String) -> Bool {
+    package static func exists(_ path: String) -> Bool {
         var st = stat()
         return lstat(path, &st) == 0
     }
 
-    static func isDirectory(_ path: String) -> Bool {
-        var st = stat()
-        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
-    }
-
     /// Entry names of a directory (without . and ..); empty if it cannot be read.
-    static func listDirectory(_ path: String) -> [String] {
+    package static func listDirectory(_ path: String) -> [String] {
         guard let dir = opendir(path) else { return [] }
         defer { closedir(dir) }
         var names: [String] = []
@@ -45,7 +40,7 @@ public enum FileSystem {
     }
 
     /// Writes `text` to `path` (created 0644 or truncated).
-    static func write(_ path: String, _ text: String) throws {
+    package static func write(_ path: String, _ text: String) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { throw VxmonError("cannot write \(path): \(errnoString(errno))") }
         defer { close(fd) }
@@ -63,11 +58,11 @@ public enum FileSystem {
         }
     }
 
-    /// Writes `text` to a temporary file next to `path` and renames it over `path`.
     /// Writes `text` to `path` (replacing it) through a temporary file and a rename.
     public static func writeText(_ path: String, _ text: String) throws { try writeAtomically(path, text) }
 
-    static func writeAtomically(_ path: String, _ text: String) throws {
+    /// Writes `text` to a temporary file next to `path` and renames it over `path`.
+    package static func writeAtomically(_ path: String, _ text: String) throws {
         let temporary = path + ".tmp"
         try write(temporary, text)
         if rename(temporary, path) != 0 {
@@ -76,7 +71,7 @@ public enum FileSystem {
     }
 
     /// mkdir -p.
-    static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
+    package static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
         var current = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/") {
             current += "/" + component
@@ -88,7 +83,7 @@ public enum FileSystem {
 
     /// rm -rf (does not follow symlinks). Returns false if something could not be removed.
     @discardableResult
-    static func removeTree(_ path: String) -> Bool {
+    package static func removeTree(_ path: String) -> Bool {
         var st = stat()
         if lstat(path, &st) != 0 { return errno == ENOENT }
         var ok = true
@@ -102,7 +97,7 @@ public enum FileSystem {
     }
 
     /// The absolute path of the running executable.
-    static func executablePath() -> String? {
+    package static func executablePath() -> String? {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard n > 0 else { return nil }
@@ -120,7 +115,7 @@ public func wallClockNanoseconds() -> UInt64 {
 
 /// A monotonic clock in nanoseconds.
 @inline(__always)
-func monotonicNanoseconds() -> UInt64 {
+package func monotonicNanoseconds() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)

@@ -1,6 +1,7 @@
-import CLibbpf
 import CVxmonABI
 import Glibc
+import VxmonBPF
+import VxmonLive
 
 /// The lab: the seed's three-node cluster as network namespaces, vxmon's datapath loaded once per
 /// node (separate maps per node) and attached inside each node's namespace, pinned under
@@ -303,6 +304,11 @@ public final class Lab {
         if !failures.isEmpty { throw VxmonError("lab '\(name)': \(failures.joined(separator: "; "))") }
         return items
     }
+}
+
+/// A MAC address as a C `__u8[6]` (imported as a tuple).
+private func macTuple(_ b: [UInt8]) -> (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) {
+    (b[0], b[1], b[2], b[3], b[4], b[5])
 }
 
 /// Cilium's reserved identities (pkg/identity/numericidentity.go).
