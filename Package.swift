@@ -51,12 +51,15 @@ let package = Package(
         // The lab: building and removing it, its agent and Hubble daemons, preflight checks, external
         // tools and the benchmark's traffic.
         .target(name: "VxmonLab", dependencies: ["VxmonBPF", "VxmonLive", "VxmonCore", "CVxmonSystem", "CVxmonABI"]),
-        .executableTarget(
-            name: "vxmon",
+        // The command line: every ArgumentParser command, and `Vxmon.parse`, which tests call in-process.
+        .target(
+            name: "VxmonCLI",
             dependencies: [
                 "VxmonLab", "VxmonBPF", "VxmonLive", "VxmonCore", "VxmonWire", "CVxmonSystem", "CVxmonABI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // `vxmon`: its entry point only.
+        .executableTarget(name: "vxmon", dependencies: ["VxmonCLI"]),
         // Hubble's API on the lab: the generated messages and services of proto/ (committed; see
         // scripts/gen-proto.sh), the per-node flow rings and the Observer, Peer and Health services.
         .target(

@@ -5,9 +5,10 @@ import VxmonCore
 import VxmonLab
 import VxmonLive
 
-@main
-struct Vxmon: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// The root command. The `vxmon` executable calls `main()`; tests parse a command line in-process
+/// with `parse(_:)` and run what it returns.
+public struct Vxmon: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "vxmon",
         abstract: "Watch a Cilium-style VXLAN datapath: decode and render its monitor events.",
         discussion: """
@@ -20,28 +21,41 @@ struct Vxmon: ParsableCommand {
         ],
         defaultSubcommand: Monitor.self)
 
-    /// `--timestamps` takes an optional value, which ArgumentParser options cannot: a bare one (or one
-    /// followed by a format name as a separate word) is rewritten to `--timestamps=FORMAT` first.
-    static func main() {
-        var arguments: [String] = []
-        var words = Array(CommandLine.arguments.dropFirst())[...]
-        while let word = words.popFirst() {
+    public init() {}
+
+    /// Parses `arguments` (the words after the program's name) into the command they ask for, as
+    /// `vxmon` does, and hands the words to a command that reads them again (`CommandWords`: the
+    /// filters, in order). `--timestamps` takes an optional value, which ArgumentParser options cannot:
+    /// a bare one (or one followed by a format name as a separate word) is rewritten to
+    /// `--timestamps=FORMAT` first. Throws what ArgumentParser throws (`exit(withError:)` reports it).
+    public static func parse(_ arguments: [String]) throws -> ParsableCommand {
+        var words: [String] = []
+        var rest = arguments[...]
+        while let word = rest.popFirst() {
             if word == "--timestamps" {
-                if let next = words.first, TimeFormat(name: next) != nil {
-                    arguments.append("--timestamps=" + words.removeFirst())
+                if let next = rest.first, TimeFormat(name: next) != nil {
+                    words.append("--timestamps=" + rest.removeFirst())
                 } else {
-                    arguments.append("--timestamps=" + TimeFormat.stampMilli.rawValue)
+                    words.append("--timestamps=" + TimeFormat.stampMilli.rawValue)
                 }
             } else {
-                arguments.append(word)
+                words.append(word)
             }
         }
-        parsedArguments = arguments
+        let command = try parseAsRoot(words)
+        guard var reader = command as? any CommandWords else { return command }
+        reader.words = words
+        return reader
+    }
+
+    /// Parses the process's command line and runs the command, with ArgumentParser's exit statuses
+    /// and messages (see `exit(withError:in:)`).
+    public static func main() {
         // A file size limit then fails the write (EFBIG, reported) instead of killing vxmon.
         signal(SIGXFSZ, SIG_IGN)
         let command: ParsableCommand
         do {
-            command = try parseAsRoot(arguments)
+            command = try parse(Array(CommandLine.arguments.dropFirst()))
         } catch {
             exit(withError: error)
         }

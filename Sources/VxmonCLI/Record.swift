@@ -3,7 +3,7 @@ import Glibc
 import VxmonCore
 import VxmonLive
 
-struct Record: ParsableCommand {
+struct Record: CommandWords {
     static let configuration = CommandConfiguration(
         abstract: "Record the lab's datapath events live to a .vxrec file for vxmon replay.",
         discussion: """
@@ -27,8 +27,10 @@ struct Record: ParsableCommand {
     @Option(help: ArgumentHelp("Also write every captured packet (of the events recorded) to this pcapng file.", valueName: "file"))
     var writePcap: String?
 
+    var words: [String] = []
+
     func run() throws {
-        let parsed = try filters.makeFilter()
+        let parsed = try filters.makeFilter(words)
         let input = try live.input("record", parsed)
         var options = live.liveOptions(reading: parsed)
         let fd: Int32

@@ -2,7 +2,7 @@ import ArgumentParser
 import Glibc
 import VxmonCore
 
-struct Stats: ParsableCommand {
+struct Stats: CommandWords {
     static let configuration = CommandConfiguration(
         abstract: "Print a recording's totals: by type, observation point, drop reason, node, CPU, VNI, top flows, lost.",
         discussion: """
@@ -29,11 +29,13 @@ struct Stats: ParsableCommand {
     @Option(help: ArgumentHelp("Only this node's events (repeatable).", valueName: "node"))
     var node: [String] = []
 
+    var words: [String] = []
+
     func run() throws {
         let fd: Int32 = file == "-" ? 0 : open(file, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw CLIError("cannot open \(sanitizedArgument(file)): \(String(cString: strerror(errno)))") }
         defer { if fd > 0 { close(fd) } }
-        var pipeline = EventPipeline(format: .none, release: cilium, fd: -1, filter: try filters.makeFilter())
+        var pipeline = EventPipeline(format: .none, release: cilium, fd: -1, filter: try filters.makeFilter(words))
         pipeline.counters = FlowCounters()
         let failure = readRecording(fd, into: &pipeline, carryOverFields: false)
         let out = OutputBuffer(capacity: 1 << 12)

@@ -1,12 +1,18 @@
 import ArgumentParser
 import VxmonCore
 
-/// The command line as vxmon parses it (after `Vxmon.main` expanded `--timestamps` without a value).
-nonisolated(unsafe) var parsedArguments: [String] = Array(CommandLine.arguments.dropFirst())
+/// A command that reads its command line again after ArgumentParser has parsed it: its filters, in
+/// order (see `FilterOptions`). `Vxmon.parse` sets `words`. ArgumentParser leaves the property alone:
+/// a stored property without one of its property wrappers is never read from the command line, only
+/// decoded from its initial value ("non-parsed variable properties", swift-argument-parser 0.4.0).
+protocol CommandWords: ParsableCommand {
+    /// The words after the program's name, as `Vxmon.parse` parsed them (`--timestamps` expanded).
+    var words: [String] { get set }
+}
 
-/// Event filters shared by monitor, record and replay. ArgumentParser checks and documents them;
-/// `FilterParser` reads them again from the command line in order, because `--not` negates the flag
-/// that follows it, and order is what ArgumentParser does not keep.
+/// Event filters shared by monitor, record, replay and stats. ArgumentParser checks and documents
+/// them; `FilterParser` reads them again from the command's words in order, because `--not` negates
+/// the flag that follows it, and order is what ArgumentParser does not keep.
 struct FilterOptions: ParsableArguments {
     @Option(name: [.customShort("t"), .long], help: ArgumentHelp("Only this Cilium message type (repeatable): drop, debug, capture, trace, policy-verdict, recorder, trace-sock, l7, agent.", valueName: "type"))
     var type: [String] = []
@@ -83,10 +89,11 @@ struct FilterOptions: ParsableArguments {
     @Flag(help: "Match addresses, ports and protocols on the outer headers of VXLAN/Geneve packets (default: the inner ones).")
     var outer = false
 
-    /// The filter, in command-line order. A bad value is a usage error (exit 64).
-    func makeFilter() throws -> EventFilter {
+    /// The filter of `words` (the command's, see `CommandWords`), in their order. A bad value is a
+    /// usage error (exit 64).
+    func makeFilter(_ words: [String]) throws -> EventFilter {
         do {
-            return try FilterParser.parse(parsedArguments)
+            return try FilterParser.parse(words)
         } catch {
             throw ValidationError(error.description)
         }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Glibc
 import VxmonCore
 
-struct Replay: ParsableCommand {
+struct Replay: CommandWords {
     static let configuration = CommandConfiguration(
         abstract: "Render a recording as cilium monitor would.",
         discussion: """
@@ -33,14 +33,19 @@ struct Replay: ParsableCommand {
     @Option(parsing: .unconditional, help: "Rendering threads when output is not a terminal (1 to 64; default: one per core, at most 4).")
     var threads: Int?
 
+    var words: [String] = []
+
     func validate() throws {
         if let threads, !(1...64).contains(threads) {
             throw ValidationError("--threads: \(threads) is out of range; expected 1 to 64")
         }
     }
 
-    func run() throws {
-        let filter = try filters.makeFilter()
+    func run() throws { try run(output: 1) }
+
+    /// Renders to `output` (standard output when run as a command; a file in the in-process tests).
+    func run(output: Int32) throws {
+        let filter = try filters.makeFilter(words)
         let fd: Int32
         if file == "-" {
             fd = 0
@@ -59,8 +64,9 @@ struct Replay: ParsableCommand {
         let counters: FlowCounters?
         let pods: PodDirectory
         // Sinks other than the renderer (--write-pcap) take records in order on one thread.
-        if isatty(1) != 0 || workers <= 1 || options.count != nil || options.writePcap != nil {
-            var consumer = options.makePipeline(flushEachRecord: isatty(1) != 0, filter: filter, nodeLabels: nodeLabels)
+        if isatty(output) != 0 || workers <= 1 || options.count != nil || options.writePcap != nil {
+            var consumer = options.makePipeline(
+                fd: output, flushEachRecord: isatty(output) != 0, filter: filter, nodeLabels: nodeLabels)
             let pcap = try options.addPcapSink(to: consumer)
             defer { if let pcap { close(pcap) } }
             let failure = read(fd, into: &consumer)
@@ -71,7 +77,7 @@ struct Replay: ParsableCommand {
             try finish(stats, failure, outputError: consumer.outputError)
         } else {
             let names = InterfaceNames()
-            var consumer = ParallelPipeline(workers: workers, fd: 1, names: names) { names in
+            var consumer = ParallelPipeline(workers: workers, fd: output, names: names) { names in
                 options.makePipeline(fd: -1, flushEachRecord: false, names: names, filter: filter, nodeLabels: nodeLabels)
             }
             if consumer.threadFailures > 0 {
@@ -96,7 +102,7 @@ struct Replay: ParsableCommand {
                         ? "the recording names no pods (recordings made before pod records matched nothing)"
                         : "no such pod in the recording (it names \(Set(all.map(\.name)).sorted().map(sanitizedArgument).joined(separator: ", ")))"))
         }
-        options.printSummary(counters, stats)
+        options.printSummary(counters, stats, fd: output)
         if options.failOnLost && stats.lostSamples > 0 {
             throw CLIError("\(stats.lostSamples) samples were lost (--fail-on-lost)")
         }

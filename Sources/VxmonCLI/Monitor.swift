@@ -197,7 +197,7 @@ struct LiveInput {
     }
 }
 
-struct Monitor: ParsableCommand {
+struct Monitor: CommandWords {
     static let configuration = CommandConfiguration(
         abstract: "Print the lab's datapath events live, as cilium monitor does.",
         discussion: """
@@ -213,13 +213,24 @@ struct Monitor: ParsableCommand {
     @Argument(help: .hidden)
     var recording: String?
 
+    var words: [String] = []
+
+    /// The replay `vxmon FILE` runs: FILE and the same options and filters, parsed as `vxmon replay`
+    /// would parse them; nil when no recording was given.
+    func replay() throws -> Replay? {
+        guard recording != nil else { return nil }
+        let words = self.words.filter { $0 != "monitor" }
+        var replay = try Replay.parse(words)
+        replay.words = words
+        return replay
+    }
+
     func run() throws {
-        if recording != nil {
-            let replay = try Replay.parse(parsedArguments.filter { $0 != "monitor" })
+        if let replay = try replay() {
             try replay.run()
             return
         }
-        let parsed = try filters.makeFilter()
+        let parsed = try filters.makeFilter(words)
         let input = try live.input("monitor", parsed)
         let filter = try live.filter(parsed, input.topology)
         var options = live.liveOptions(reading: parsed)
