@@ -90,7 +90,11 @@ let package = Package(
         .testTarget(name: "VxmonWireTests", dependencies: ["VxmonWire"]),
         .testTarget(name: "VxmonCoreTests", dependencies: ["VxmonCore", "VxmonWire", "CVxmonABI"]),
         .testTarget(name: "VxmonBPFTests", dependencies: ["VxmonLab", "VxmonBPF", "VxmonLive", "VxmonCore"]),
-        .testTarget(name: "VxmonCLITests", dependencies: ["VxmonCore"]),
+        .testTarget(
+            name: "VxmonCLITests",
+            dependencies: [
+                "VxmonCLI", "VxmonCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .testTarget(name: "VxmonHubbleTests", dependencies: ["VxmonHubble", "VxmonCore"]),
     ]
 )
