@@ -170,16 +170,18 @@ public struct StructuredRenderer: Sendable {
             packetFields(&w, event, packetBytes)
         case .policyVerdict(let p):
             header(&w, p.header)
-            w.field("direction", string: p.isIngress ? "ingress" : "egress")
+            // The readings are the flow's (direction, redirect, denial, audit flag); the raw verdict
+            // is printed as the datapath gave it.
+            w.field("direction", string: event.flow.trafficDirection == .ingress ? "ingress" : "egress")
             // Cilium's monitor reading (the audit flag first); `hubble_verdict` has Hubble's.
             w.field("action", string: (event.flow.policyAction ?? .allow).name)
             w.field("verdict", p.verdict)
-            if p.verdict > 0 { w.field("proxy_port", p.verdict) }
-            if p.verdict < 0, let r = CiliumNames.dropReason(UInt8(truncatingIfNeeded: -Int(p.verdict)), .latest) {
+            if event.flow.verdict == .redirected { w.field("proxy_port", p.verdict) }
+            if let reason = event.flow.dropReason, let r = CiliumNames.dropReason(reason, .latest) {
                 w.field("drop_reason_desc", string: r)
             }
             w.field("match", string: CiliumNames.policyMatch(p.matchType))
-            w.field("audited", p.isAudited)
+            w.field("audited", event.flow.policyAction == .audit)
             endpoint(&w, "remote", identity: p.remoteIdentity, id: nil)
             w.field("proto", p.proto)
             w.field("dst_port", p.destinationPort)
@@ -253,7 +255,7 @@ public struct StructuredRenderer: Sendable {
         case .capture: name = CiliumNames.captureType(subtype)
         case .traceSock(let s): name = CiliumNames.xlatePoint(s.xlatePoint)
         case .recorder(let r): name = r.subtype == 1 ? "ingress" : r.subtype == 2 ? "egress" : nil
-        case .policyVerdict(let p): name = p.isIngress ? "ingress" : "egress"
+        case .policyVerdict: name = event.flow.trafficDirection == .ingress ? "ingress" : "egress"
         case .unknown: name = nil
         }
         if let name { w.string(name) } else { w.rawString { $0.decimal(subtype) } }

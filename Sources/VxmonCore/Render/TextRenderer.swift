@@ -271,7 +271,7 @@ public struct TextRenderer: Sendable {
         identity(p.remoteIdentity, out)
         out.append(", proto ")
         out.decimal(p.proto)
-        out.append(p.isIngress ? ", ingress, action " : ", egress, action ")
+        out.append(event.pointee.flow.trafficDirection == .ingress ? ", ingress, action " : ", egress, action ")
         out.append((event.pointee.flow.policyAction ?? .allow).name)
         if let auth = p.authType {
             out.append(", auth: ")
