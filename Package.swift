@@ -83,18 +83,18 @@ let package = Package(
             ],
             path: "Sources/vxmon-hubble"),
         // Throughput/RSS benchmark of `vxmon replay` per mode (`make bench`); not a test.
-        .executableTarget(name: "vxmon-bench", dependencies: ["VxmonCore"], path: "Sources/vxmon-bench"),
+        .executableTarget(name: "vxmon-bench", dependencies: ["VxmonCore", "VxmonLive"], path: "Sources/vxmon-bench"),
         // Fuzz targets for every parser of outside bytes (`make fuzz`: built with libFuzzer and ASan,
         // -D FUZZING); a normal build runs given inputs once.
         .executableTarget(name: "vxmon-fuzz", dependencies: ["VxmonCore"], path: "Sources/vxmon-fuzz"),
         .testTarget(name: "VxmonWireTests", dependencies: ["VxmonWire"]),
-        .testTarget(name: "VxmonCoreTests", dependencies: ["VxmonCore", "VxmonWire", "CVxmonABI"]),
+        .testTarget(name: "VxmonCoreTests", dependencies: ["VxmonCore", "VxmonLive", "VxmonWire", "CVxmonABI"]),
         .testTarget(name: "VxmonBPFTests", dependencies: ["VxmonLab", "VxmonBPF", "VxmonLive", "VxmonCore"]),
         .testTarget(
             name: "VxmonCLITests",
             dependencies: [
-                "VxmonCLI", "VxmonCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "VxmonCLI", "VxmonCore", "VxmonLive", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .testTarget(name: "VxmonHubbleTests", dependencies: ["VxmonHubble", "VxmonCore"]),
+        .testTarget(name: "VxmonHubbleTests", dependencies: ["VxmonHubble", "VxmonCore", "VxmonLive"]),
     ]
 )

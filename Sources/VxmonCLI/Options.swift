@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import VxmonCore
+import VxmonLive
 import VxmonWire
 
 extension OutputFormat: ExpressibleByArgument {}
@@ -110,13 +111,14 @@ struct OutputOptions: ParsableArguments {
     }
 
     func makePipeline(
-        fd: Int32 = 1, flushEachRecord: Bool, names: InterfaceNames = InterfaceNames(),
+        fd: Int32? = 1, flushEachRecord: Bool, names: InterfaceNames = InterfaceNames(),
         filter: EventFilter = EventFilter(), nodeLabels: Bool = false
     ) -> EventPipeline {
         let pipeline = EventPipeline(
             format: format, verbosity: verbosity, hex: hex, numeric: numeric, release: cilium,
-            tunnelPorts: tunnelPorts, fd: fd, flushEachRecord: flushEachRecord, names: names,
-            decorations: decorations(fd: fd, nodeLabels: nodeLabels), filter: filter)
+            tunnelPorts: tunnelPorts, output: fd.map { FileOutput(fd: $0) }, flushEachRecord: flushEachRecord,
+            names: names, decorations: decorations(fd: fd ?? -1, nodeLabels: nodeLabels), filter: filter,
+            diagnostics: EventPipeline.standardError)
         if summary { pipeline.counters = FlowCounters() }
         pipeline.maxEvents = count
         return pipeline
@@ -129,7 +131,7 @@ struct OutputOptions: ParsableArguments {
         if fd < 0 {
             throw CLIError("cannot create \(sanitizedArgument(writePcap)): \(String(cString: strerror(errno)))")
         }
-        pipeline.add(PcapngSink(fd: fd, names: pipeline.names, release: cilium, numeric: numeric))
+        pipeline.add(PcapngSink(output: FileOutput(fd: fd), names: pipeline.names, release: cilium, numeric: numeric))
         return fd
     }
 
@@ -144,7 +146,7 @@ struct OutputOptions: ParsableArguments {
             } else {
                 counters.renderYAML(stats, release: cilium, into: out)
             }
-            out.flush(to: fd)
+            out.flush(to: FileOutput(fd: fd))
         case .text, .none, .jsonpb:
             // jsonpb output holds only GetFlowsResponse lines (what Hubble reads): the table goes to stderr.
             EventPipeline.standardError(counters.table(stats, release: cilium))

@@ -58,17 +58,17 @@ struct Record: CommandWords {
             pipeline = nil
             recorder = nil
         } else {
-            let p = EventPipeline(format: .none, fd: -1, filter: filter)
+            let p = EventPipeline(format: .none, filter: filter, diagnostics: EventPipeline.standardError)
             for pod in input.topology?.pods ?? [] { p.learn(pod.info) }
             if summary { p.counters = FlowCounters() }
-            let r = VxrecSink(fd: fd, metadata: metadata, time: wallClockNanoseconds())
+            let r = VxrecSink(output: FileOutput(fd: fd), metadata: metadata, time: wallClockNanoseconds())
             p.add(r)
             if let writePcap {
                 let pcapFD = open(writePcap, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
                 if pcapFD < 0 {
                     throw CLIError("cannot create \(sanitizedArgument(writePcap)): \(String(cString: strerror(errno)))")
                 }
-                p.add(PcapngSink(fd: pcapFD, names: p.names))
+                p.add(PcapngSink(output: FileOutput(fd: pcapFD), names: p.names))
             }
             sink = PipelineSink(pipeline: p, nodeNames: nodes)
             pipeline = p
@@ -79,8 +79,7 @@ struct Record: CommandWords {
         let stats = try DedicatedThread.run { try session.run() }
         if !sink.flush() || stats.endReason == "output closed" {
             // Only EPIPE means the reader went away; any other write error is an error with its errno.
-            let failure = (sink as? RecorderSink)?.writer.failure ?? recorder?.writer.failure ?? 0
-            if failure != 0 && failure != EPIPE {
+            if case .failed(let failure) = (sink as? RecorderSink)?.writer.status ?? recorder?.writer.status ?? .ok {
                 throw CLIError("writing \(sanitizedArgument(write)) failed: \(String(cString: strerror(failure)))")
             }
         }

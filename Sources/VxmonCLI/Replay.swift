@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import VxmonCore
+import VxmonLive
 
 struct Replay: CommandWords {
     static let configuration = CommandConfiguration(
@@ -77,8 +78,9 @@ struct Replay: CommandWords {
             try finish(stats, failure, outputError: consumer.outputError)
         } else {
             let names = InterfaceNames()
-            var consumer = ParallelPipeline(workers: workers, fd: output, names: names) { names in
-                options.makePipeline(fd: -1, flushEachRecord: false, names: names, filter: filter, nodeLabels: nodeLabels)
+            var consumer = ParallelPipeline(workers: workers, output: FileOutput(fd: output), names: names) { names in
+                // Each worker renders into its batch's buffer; the reading thread writes batches in order.
+                options.makePipeline(fd: nil, flushEachRecord: false, names: names, filter: filter, nodeLabels: nodeLabels)
             }
             if consumer.threadFailures > 0 {
                 EventPipeline.standardError(

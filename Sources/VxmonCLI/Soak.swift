@@ -59,7 +59,7 @@ extension LabCommand {
                 close(out)
                 unlink(outputPath)
             }
-            let pipeline = EventPipeline(format: .text, verbosity: .verbose, fd: out, diagnostics: { _ in })
+            let pipeline = EventPipeline(format: .text, verbosity: .verbose, output: FileOutput(fd: out), diagnostics: { _ in })
             var options = LiveOptions()
             options.buffer = .ring
             let session = try LiveSession(

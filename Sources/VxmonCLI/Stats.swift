@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import VxmonCore
+import VxmonLive
 
 struct Stats: CommandWords {
     static let configuration = CommandConfiguration(
@@ -35,7 +36,8 @@ struct Stats: CommandWords {
         let fd: Int32 = file == "-" ? 0 : open(file, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw CLIError("cannot open \(sanitizedArgument(file)): \(String(cString: strerror(errno)))") }
         defer { if fd > 0 { close(fd) } }
-        var pipeline = EventPipeline(format: .none, release: cilium, fd: -1, filter: try filters.makeFilter(words))
+        var pipeline = EventPipeline(
+            format: .none, release: cilium, filter: try filters.makeFilter(words), diagnostics: EventPipeline.standardError)
         pipeline.counters = FlowCounters()
         let failure = readRecording(fd, into: &pipeline, carryOverFields: false)
         let out = OutputBuffer(capacity: 1 << 12)
@@ -46,8 +48,8 @@ struct Stats: CommandWords {
             out.append(byte: 10)
         }
         signal(SIGPIPE, SIG_IGN)
-        if !out.flush(to: 1) && errno != EPIPE {
-            throw CLIError("writing the output failed: \(String(cString: strerror(errno)))")
+        if case .failed(let e) = out.flush(to: FileOutput(fd: 1)) {
+            throw CLIError("writing the output failed: \(String(cString: strerror(e)))")
         }
         if let failure { throw CLIError("\(file == "-" ? "<stdin>" : sanitizedArgument(file)): \(failure)") }
     }

@@ -24,7 +24,7 @@ public enum IngestBench {
         var lastRing: FlowRing? = nil
         for _ in 0..<rounds {
             let ring = FlowRing(capacity: capacity)
-            let pipeline = EventPipeline(format: .none, release: .latest, fd: -1, diagnostics: { _ in })
+            let pipeline = EventPipeline(format: .none, release: .latest, diagnostics: { _ in })
             // Recordings of one node or none: every flow goes to the one ring.
             let ingest = FlowIngest(rings: [:], pods: pipeline.pods, names: pipeline.names, fallback: ring)
             pipeline.add(ingest)

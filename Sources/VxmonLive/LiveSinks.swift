@@ -78,7 +78,7 @@ public final class RecorderSink: LiveSink {
     private var failed = false
 
     public init(fd: Int32, nodeNames: [String], metadata: [(String, String)] = []) {
-        writer = VxrecWriter(fd: fd)
+        writer = VxrecWriter(output: FileOutput(fd: fd))
         self.nodeNames = nodeNames
         let now = wallClockNanoseconds()
         for (key, value) in metadata { writer.metadata(key, value, time: now) }

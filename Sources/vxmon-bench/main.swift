@@ -8,6 +8,7 @@
 // which is where to look when a mode regresses. No timing is asserted: compare figures from one run.
 import Glibc
 import VxmonCore
+import VxmonLive
 
 struct Mode {
     let name: String
@@ -153,7 +154,7 @@ if stages {
         ("default", OutputFormat.text, Verbosity.info), ("-vv", .text, .verbose), ("json", .json, .info),
         ("yaml", .yaml, .info),
     ] {
-        let pipeline = EventPipeline(format: format, verbosity: verbosity, fd: -1, diagnostics: { _ in })
+        let pipeline = EventPipeline(format: format, verbosity: verbosity, diagnostics: { _ in })
         time(name) { r in
             r.withUnsafeBytes { pipeline.sample($0.bytes, cpu: 0, timeNanoseconds: 0, index: 0, offset: 0) }
             if pipeline.out.count > 1 << 20 { pipeline.out.removeAll() }

@@ -36,7 +36,16 @@ let modes: [(OutputFormat, Verbosity, Bool)] = [
     (.json, .info, false), (.yaml, .info, false), (.jsonpb, .info, false),
 ]
 
-nonisolated(unsafe) let devNull = open("/dev/null", O_WRONLY)
+/// Takes the pcapng bytes and drops them.
+final class DiscardOutput: ByteOutput {
+    func write(_ bytes: UnsafeRawBufferPointer) -> SinkStatus { .ok }
+}
+
+/// A line on stderr.
+func standardError(_ message: String) {
+    let line = message + "\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+}
 
 /// One pipeline per (release, mode), made once: building them per input would dominate the run.
 nonisolated(unsafe) let decoderPipelines: [EventPipeline] = {
@@ -44,13 +53,13 @@ nonisolated(unsafe) let decoderPipelines: [EventPipeline] = {
     for release in [CiliumRelease.v1_13, .latest] {
         for (format, verbosity, hex) in modes {
             let pipeline = EventPipeline(
-                format: format, verbosity: verbosity, hex: hex, release: release, fd: -1,
+                format: format, verbosity: verbosity, hex: hex, release: release,
                 decorations: TextDecorations(
                     timestamps: TimeFormatter(format: .rfc3339Nano, utcOffset: 0), nodeLabels: true, color: true),
                 diagnostics: { _ in })
             pipeline.node = "fuzz\u{202e}node"
             pipeline.interfaceName(ifindex: 3, name: "lxc\u{1b}[31m")
-            pipeline.add(PcapngSink(fd: devNull, names: pipeline.names, release: release))
+            pipeline.add(PcapngSink(output: DiscardOutput(), names: pipeline.names, release: release))
             pipeline.counters = FlowCounters()
             pipelines.append(pipeline)
         }
@@ -59,7 +68,7 @@ nonisolated(unsafe) let decoderPipelines: [EventPipeline] = {
             "--ip", "10.0.0.0/8", "--not", "--port", "53", "--tcp-flags", "SYN,!ACK", "--interface", "lxc",
             "--vni", "5", "--protocol", "arp", "--drop-reason", "133",
         ])
-        pipelines.append(EventPipeline(format: .json, release: release, fd: -1, filter: filter, diagnostics: { _ in }))
+        pipelines.append(EventPipeline(format: .json, release: release, filter: filter, diagnostics: { _ in }))
     }
     return pipelines
 }()
@@ -86,7 +95,7 @@ func twoPieces(_ data: UnsafeRawBufferPointer, _ feed: (UnsafeRawBufferPointer) 
 /// Drives a byte parser with `data` in two pieces into a pipeline; errors end the stream, as they do
 /// for a reader.
 func drive(_ parser: some ByteStreamParser, _ data: UnsafeRawBufferPointer, _ format: OutputFormat) {
-    var pipeline = EventPipeline(format: format, verbosity: .verbose, fd: -1, diagnostics: { _ in })
+    var pipeline = EventPipeline(format: format, verbosity: .verbose, diagnostics: { _ in })
     var failed = false
     twoPieces(data) { piece in
         guard !failed else { return }
@@ -115,7 +124,7 @@ func fuzzFilter(_ data: UnsafeRawBufferPointer) {
     for reading in [FlowReading.monitor, .hubble(.v1_13), .hubble(.latest)] {
         filter.reading = reading
         // A tunnel packet event to match against (a trace v1 of a VXLAN frame), with a pod known.
-        let pipeline = EventPipeline(format: .text, fd: -1, filter: filter, diagnostics: { _ in })
+        let pipeline = EventPipeline(format: .text, filter: filter, diagnostics: { _ in })
         pipeline.learn(PodInfo(name: "p", ip: .v4(.init(rawValue: 0x0a00_020a)), identity: 1, node: "n"))
         pipeline.sample(sampleEvent.span.bytes, cpu: 0, timeNanoseconds: 0, index: 1, offset: 0)
     }
@@ -156,7 +165,7 @@ struct FuzzMain {
     static func main() {
         let name = getenv("VXMON_FUZZ_TARGET").map { String(cString: $0) } ?? "decoder"
         guard let target = Target(rawValue: name) else {
-            EventPipeline.standardError("vxmon-fuzz: VXMON_FUZZ_TARGET must be one of decoder, vxrec, agent, filter")
+            standardError("vxmon-fuzz: VXMON_FUZZ_TARGET must be one of decoder, vxrec, agent, filter")
             exit(64)
         }
         selectedTarget = target
@@ -175,13 +184,13 @@ struct FuzzReplay {
     static func main() {
         let args = Array(CommandLine.arguments.dropFirst())
         guard let name = args.first, let target = Target(rawValue: name) else {
-            EventPipeline.standardError("usage: vxmon-fuzz decoder|vxrec|agent|filter FILE...")
+            standardError("usage: vxmon-fuzz decoder|vxrec|agent|filter FILE...")
             exit(64)
         }
         var ran = 0
         for path in args.dropFirst() {
             guard let file = fopen(path, "rb") else {
-                EventPipeline.standardError("vxmon-fuzz: cannot open an input")
+                standardError("vxmon-fuzz: cannot open an input")
                 exit(1)
             }
             var bytes: [UInt8] = []

@@ -68,7 +68,7 @@ final class JSONCollector {
     private let thread: BackgroundThread
 
     init(_ topology: LabTopology, buffer: BufferKind = LiveOptions().buffer) throws {
-        pipeline = EventPipeline(format: .json, fd: -1, diagnostics: { _ in })
+        pipeline = EventPipeline(format: .json, diagnostics: { _ in })
         var options = LiveOptions()
         options.buffer = buffer
         let session = try LiveSession(

@@ -176,7 +176,7 @@ struct LabTests {
                 _ = try LiveSession(
                     topology: topology, options: LiveOptions(),
                     sink: PipelineSink(
-                        pipeline: EventPipeline(format: .json, fd: -1, diagnostics: { _ in }),
+                        pipeline: EventPipeline(format: .json, diagnostics: { _ in }),
                         nodeNames: topology.nodes.map(\.name)))
             }
             #expect("\(error.map { "\($0)" } ?? "")".contains("vxmon lab down --lab \(lab.name)"))
@@ -264,7 +264,7 @@ struct LabTests {
             do {
                 _ = try LiveSession(
                     topology: topology, options: LiveOptions(),
-                    sink: PipelineSink(pipeline: EventPipeline(format: .json, fd: -1), nodeNames: ["x", "y", "z"]))
+                    sink: PipelineSink(pipeline: EventPipeline(format: .json, diagnostics: { _ in }), nodeNames: ["x", "y", "z"]))
                 Issue.record("the second session was not refused")
             } catch {
                 message = "\(error)"

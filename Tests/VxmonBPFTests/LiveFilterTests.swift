@@ -79,12 +79,12 @@ struct LiveFilterTests {
         var pipelines: [EventPipeline] = []
         for (_, arguments) in specs {
             let filter = try FilterParser.parse(arguments)
-            let p = EventPipeline(format: .json, fd: -1, filter: filter, diagnostics: { _ in })
+            let p = EventPipeline(format: .json, filter: filter, diagnostics: { _ in })
             for pod in topology.pods { p.learn(pod.podInfo) }
             p.counters = FlowCounters()
             pipelines.append(p)
         }
-        pipelines[0].add(PcapngSink(fd: pcapFD, names: pipelines[0].names))
+        pipelines[0].add(PcapngSink(output: FileOutput(fd: pcapFD), names: pipelines[0].names))
         let nodes = topology.nodes.map(\.name)
         let session = try LiveSession(
             topology: topology, options: LiveOptions(),

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VxmonCore
+import VxmonLive
 
 #if canImport(Glibc)
     import Glibc
@@ -46,7 +47,7 @@ struct SampleTests {
             let diagnostics = Diagnostics()
             // As `vxmon replay` prints a recording of several nodes: each text record names its node.
             let pipeline = EventPipeline(
-                format: format, verbosity: verbosity, fd: -1, decorations: TextDecorations(nodeLabels: true),
+                format: format, verbosity: verbosity, decorations: TextDecorations(nodeLabels: true),
                 diagnostics: { diagnostics.lines.append($0) })
             let fd = open("\(Samples.directory)/\(name).vxrec", O_RDONLY)
             try #require(fd >= 0)

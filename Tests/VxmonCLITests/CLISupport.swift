@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VxmonCore
+import VxmonLive
 
 #if canImport(Glibc)
 import Glibc
@@ -84,7 +85,7 @@ func render(
 ) throws -> (String, [String]) {
     let diags = Lines()
     let pipeline = EventPipeline(
-        format: format, verbosity: verbosity, hex: hex, release: release, fd: -1, diagnostics: { diags.all.append($0) })
+        format: format, verbosity: verbosity, hex: hex, release: release, diagnostics: { diags.all.append($0) })
     let path = NSTemporaryDirectory() + "/vxmon-cli-\(UUID().uuidString).vxrec"
     try Data(file).write(to: URL(fileURLWithPath: path))
     defer { try? FileManager.default.removeItem(atPath: path) }

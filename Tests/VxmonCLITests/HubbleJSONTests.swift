@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VxmonCore
+import VxmonLive
 
 // `-o jsonpb`: Hubble's GetFlowsResponse in protobuf JSON. The oracle is Google's protobuf library
 // (Tests/scripts/check_jsonpb.py: strict parsing against vxmon's .proto subset in proto/, compiled by
@@ -90,7 +91,7 @@ struct HubbleJSONTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         try #require(fd >= 0)
-        let writer = VxrecWriter(fd: fd)
+        let writer = VxrecWriter(output: FileOutput(fd: fd))
         // No comma or '=': those separate a pod record's fields.
         let namespace = "x\"}]evil\\\":\"1\u{1b}[31m\u{202e}"
         writer.metadata("pod", "name=p\"od\u{7},namespace=\(namespace),ip=10.0.2.32,identity=9,node=n")

@@ -1,5 +1,6 @@
 import Testing
 import VxmonCore
+import VxmonLive
 
 // Tests/Fixtures/vectors/agent-socket-1.2.bin is the byte stream Cilium 1.13's agent writes to a
 // `cilium monitor` client (gob-encoded payloads, listener protocol 1.2) holding the events of every
@@ -8,7 +9,7 @@ import VxmonCore
 
 private func renderStream(carryOver: Bool) throws -> (lines: [String], diagnostics: [String], stats: PipelineStats) {
     let sink = DiagnosticSink()
-    let pipeline = EventPipeline(format: .text, fd: -1, diagnostics: { sink.lines.append($0) })
+    let pipeline = EventPipeline(format: .text, diagnostics: { sink.lines.append($0) })
     try withTemporaryFile(Fixtures.bytes("\(Fixtures.vectors)/agent-socket-1.2.bin")) { fd in
         let reader = AgentStreamReader(fd: fd)
         reader.carryOverFields = carryOver
@@ -84,7 +85,7 @@ struct AgentStreamTests {
     @Test("a stream cut inside a message renders what came before, then fails")
     func truncated() throws {
         let bytes = Fixtures.bytes("\(Fixtures.vectors)/agent-socket-1.2.bin")
-        let pipeline = EventPipeline(format: .text, fd: -1, diagnostics: { _ in })
+        let pipeline = EventPipeline(format: .text, diagnostics: { _ in })
         #expect(throws: RecordingError.self) {
             try withTemporaryFile(Array(bytes.prefix(1000))) { fd in
                 var consumer = pipeline
@@ -109,7 +110,7 @@ struct ByteParserTests {
 
     @Test("the agent stream fed one byte at a time renders as Cilium rendered it", arguments: [1, 7, 4096])
     func agentStreamInPieces(_ size: Int) throws {
-        let pipeline = EventPipeline(format: .text, fd: -1, diagnostics: { _ in })
+        let pipeline = EventPipeline(format: .text, diagnostics: { _ in })
         let parser = AgentStreamParser()
         var consumer = pipeline
         try Self.pieces(Fixtures.bytes("\(Fixtures.vectors)/agent-socket-1.2.bin"), size) { piece in
@@ -150,7 +151,7 @@ struct ByteParserTests {
         let minID: [UInt8] = [0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
         stream += [UInt8(minID.count + 1)] + minID + [0]
         let diagnostics = DiagnosticSink()
-        let pipeline = EventPipeline(format: .text, fd: -1, diagnostics: { diagnostics.lines.append($0) })
+        let pipeline = EventPipeline(format: .text, diagnostics: { diagnostics.lines.append($0) })
         let parser = AgentStreamParser()
         var consumer = pipeline
         stream.withUnsafeBytes { parser.feed($0) }
@@ -160,7 +161,7 @@ struct ByteParserTests {
         #expect(diagnostics.lines.contains { $0.contains("undecodable agent payload") })
         // A length no message can have is an error with its offset, not an allocation.
         let giant = AgentStreamParser()
-        var other = EventPipeline(format: .text, fd: -1, diagnostics: { _ in })
+        var other = EventPipeline(format: .text, diagnostics: { _ in })
         [UInt8]([0xf8, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).withUnsafeBytes { giant.feed($0) }
         #expect(throws: RecordingError.self) { try giant.parse(into: &other) }
     }

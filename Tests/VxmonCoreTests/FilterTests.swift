@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VxmonCore
+import VxmonLive
 import VxmonWire
 
 #if canImport(Glibc)
@@ -15,7 +16,7 @@ import Glibc
 /// Replays `path` through a filtered pipeline; returns (matched, filtered, stats).
 func replayFiltered(_ path: String, _ arguments: [String], pods: [PodInfo] = []) throws -> PipelineStats {
     let filter = try FilterParser.parse(arguments)
-    let pipeline = EventPipeline(format: .none, fd: -1, filter: filter, diagnostics: { _ in })
+    let pipeline = EventPipeline(format: .none, filter: filter, diagnostics: { _ in })
     for pod in pods { pipeline.learn(pod) }
     let fd = open(path, O_RDONLY)
     try #require(fd >= 0, "cannot open \(path)")
@@ -290,7 +291,7 @@ struct FilterTests {
             (Self.sample("cross_node_ping"), ["--node", "worker"]),
         ] {
             let filter = try FilterParser.parse(arguments)
-            let pipeline = EventPipeline(format: .json, fd: -1, filter: filter, diagnostics: { _ in })
+            let pipeline = EventPipeline(format: .json, filter: filter, diagnostics: { _ in })
             pipeline.learn(Self.pods[0])
             pipeline.counters = FlowCounters()
             let fd = open(path, O_RDONLY)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VxmonCore
+import VxmonLive
 import VxmonWire
 
 #if canImport(Glibc)
@@ -43,10 +44,10 @@ enum Oracle {
         let out = open(pcap, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         try #require(out >= 0)
         defer { close(out) }
-        let pipeline = EventPipeline(format: .none, fd: -1, filter: filter, diagnostics: { _ in })
+        let pipeline = EventPipeline(format: .none, filter: filter, diagnostics: { _ in })
         let collector = FlowCollector()
         pipeline.add(collector)
-        pipeline.add(PcapngSink(fd: out, names: pipeline.names))
+        pipeline.add(PcapngSink(output: FileOutput(fd: out), names: pipeline.names))
         let fd = open(path, O_RDONLY)
         try #require(fd >= 0, "cannot open \(path)")
         defer { close(fd) }

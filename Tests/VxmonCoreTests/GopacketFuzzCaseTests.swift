@@ -15,7 +15,7 @@ private func render(_ packet: [UInt8]) -> (lines: [String], summary: String) {
     let event = traceV1(packet)
     func run(_ verbosity: Verbosity) -> String {
         let pipeline = EventPipeline(
-            format: .text, verbosity: verbosity, tunnelPorts: .none, fd: -1, diagnostics: { _ in })
+            format: .text, verbosity: verbosity, tunnelPorts: .none, diagnostics: { _ in })
         pipeline.sample(event.span.bytes, cpu: 0, timeNanoseconds: 0, index: 1, offset: -1)
         return pipeline.out.string
     }

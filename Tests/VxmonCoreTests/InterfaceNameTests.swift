@@ -21,7 +21,7 @@ struct InterfaceNameTests {
     static func render(_ format: OutputFormat, _ setup: (EventPipeline) -> Void, _ events: [(String?, UInt32)])
         -> String
     {
-        let pipeline = EventPipeline(format: format, verbosity: .verbose, fd: -1, diagnostics: { _ in })
+        let pipeline = EventPipeline(format: format, verbosity: .verbose, diagnostics: { _ in })
         setup(pipeline)
         for (node, ifindex) in events {
             pipeline.node = node

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VxmonCore
+import VxmonLive
 import VxmonWire
 
 #if canImport(Glibc)
@@ -79,7 +80,7 @@ struct RenderResult {
 func makePipeline(_ mode: RenderMode, release: CiliumRelease = .v1_13, sink: DiagnosticSink) -> EventPipeline {
     EventPipeline(
         format: mode.format, verbosity: mode.verbosity, hex: mode.hex, numeric: mode.numeric, release: release,
-        fd: -1, diagnostics: { sink.lines.append($0) })
+        diagnostics: { sink.lines.append($0) })
 }
 
 /// Calls `body` with a read-only descriptor positioned at the start of a private temporary file that

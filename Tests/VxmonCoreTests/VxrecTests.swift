@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VxmonCore
+import VxmonLive
 import VxmonWire
 
 #if canImport(Glibc)
@@ -42,7 +43,7 @@ func writeRecording(_ body: (VxrecWriter) -> Void) throws -> [UInt8] {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     try #require(fd >= 0)
     defer { unlink(path) }
-    let writer = VxrecWriter(fd: fd)
+    let writer = VxrecWriter(output: FileOutput(fd: fd))
     body(writer)
     #expect(writer.flush())
     close(fd)
@@ -297,7 +298,7 @@ struct SaturationTests {
         let file = buildVxrec([
             TestRecord(kind: 2, cpu: 1, time: 0, body: le(half)), TestRecord(kind: 2, cpu: 1, time: 0, body: le(half + 5)),
         ])
-        let pipeline = EventPipeline(format: .json, fd: -1, diagnostics: { _ in })
+        let pipeline = EventPipeline(format: .json, diagnostics: { _ in })
         pipeline.counters = FlowCounters()
         try withTemporaryFile(file) { fd in
             var consumer = pipeline

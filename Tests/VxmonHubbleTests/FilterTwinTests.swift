@@ -30,7 +30,7 @@ struct FilterTwinTests {
     /// What the CLI's filter keeps, reading as the servers do (`--cilium latest`).
     static func cli(_ path: String, _ arguments: [String]) throws -> [String] {
         let pipeline = EventPipeline(
-            format: .none, release: .latest, fd: -1, filter: try FilterParser.parse(arguments), diagnostics: { _ in })
+            format: .none, release: .latest, filter: try FilterParser.parse(arguments), diagnostics: { _ in })
         let keys = EventKeys()
         pipeline.add(keys)
         try feed(path, into: pipeline)
@@ -40,7 +40,7 @@ struct FilterTwinTests {
     /// What GetFlows with `filter` as its whitelist returns from the flows the servers would hold.
     static func grpc(_ path: String, _ filter: Flow_FlowFilter) throws -> [String] {
         let ring = FlowRing(capacity: 1 << 16)
-        let pipeline = EventPipeline(format: .none, release: .latest, fd: -1, diagnostics: { _ in })
+        let pipeline = EventPipeline(format: .none, release: .latest, diagnostics: { _ in })
         pipeline.add(FlowIngest(rings: [:], pods: pipeline.pods, names: pipeline.names, fallback: ring))
         try feed(path, into: pipeline)
         let hubble = try HubbleFilter(whitelist: [filter], blacklist: [], pods: pipeline.pods)
@@ -167,7 +167,7 @@ struct ServerFilterOracleTests {
         var selected = 0, total = 0
         for recording in recordings {
             let ring = FlowRing(capacity: 1 << 16)
-            let pipeline = EventPipeline(format: .none, release: .latest, fd: -1, diagnostics: { _ in })
+            let pipeline = EventPipeline(format: .none, release: .latest, diagnostics: { _ in })
             pipeline.add(FlowIngest(rings: [:], pods: pipeline.pods, names: pipeline.names, fallback: ring))
             try FilterTwinTests.feed(FilterTwinTests.samples + "/" + recording, into: pipeline)
             let stored = ring.entries(from: 0, limit: ring.capacity).entries.map(\.1)

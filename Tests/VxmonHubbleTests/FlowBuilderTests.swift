@@ -69,7 +69,7 @@ struct FlowBuilderTests {
         var total = 0
         #expect(Self.recordings.count >= 40)
         for path in Self.recordings {
-            let pipeline = EventPipeline(format: .none, release: release, fd: -1, diagnostics: { _ in })
+            let pipeline = EventPipeline(format: .none, release: release, diagnostics: { _ in })
             let check = BuildAndRender(pipeline: pipeline, release: release)
             pipeline.add(check)
             let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))

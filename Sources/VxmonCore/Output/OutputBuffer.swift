@@ -430,39 +430,3 @@ public final class OutputBuffer {
     }
 }
 
-#if canImport(Glibc)
-extension OutputBuffer {
-    /// Writes the buffer, which holds whole records, to `fd`, whose first `committed` bytes are whole
-    /// records already written. On success `committed` grows; on failure a regular file is cut back
-    /// to `committed`, so it ends at the last whole record, and the write's errno is returned (0: ok).
-    public func flushRecords(to fd: Int32, committed: inout Int) -> Int32 {
-        let length = count
-        if flush(to: fd) {
-            committed &+= length
-            return 0
-        }
-        let failure = errno
-        var st = stat()
-        if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG { _ = ftruncate(fd, off_t(committed)) }
-        return failure
-    }
-
-    /// Writes everything to `fd` (retrying short writes and EINTR) and empties the buffer.
-    /// Returns false when the write failed (errno is left set, e.g. EPIPE).
-    @discardableResult
-    public func flush(to fd: Int32) -> Bool {
-        var written = 0
-        while written < count {
-            let n = Glibc.write(fd, storage + written, count - written)
-            if n < 0 {
-                if errno == EINTR { continue }
-                setCount(0)
-                return false
-            }
-            written += n
-        }
-        setCount(0)
-        return true
-    }
-}
-#endif

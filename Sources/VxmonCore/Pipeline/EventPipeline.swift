@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import VxmonWire
 
 /// Output formats.
@@ -16,6 +13,7 @@ public enum OutputFormat: String, Sendable, CaseIterable {
 
 /// Counters a source loop reports at the end.
 public struct PipelineStats: Sendable {
+    public init() {}
     /// Events decoded.
     public var events = 0
     /// Decoded events the filter rejected.
@@ -51,7 +49,7 @@ public struct PipelineStats: Sendable {
 /// Decode -> flow -> filter -> sinks, shared by replay, the live monitor, the recorder and the
 /// benchmark: `RecordSource -> EventDecoder -> Event + Flow -> EventFilter -> [EventSink]`.
 ///
-/// The rendering sink for `format` writes into `out`, which the pipeline writes to `fd`; other sinks
+/// The rendering sink for `format` writes into `out`, which the pipeline writes to `output`; other sinks
 /// (recordings, pcapng) own their outputs. Diagnostics (decode errors with their position) go to
 /// `diagnostics`, never to the output.
 public final class EventPipeline: RecordConsumer {
@@ -97,11 +95,12 @@ public final class EventPipeline: RecordConsumer {
     public var node: String?
     /// Where diagnostics go (stderr by default).
     public var diagnostics: (String) -> Void
-    /// Output file descriptor, or -1 to keep everything in `out` (tests).
-    public let fd: Int32
+    /// Where rendered records are written (nil: they stay in `out`, for tests and the parallel
+    /// renderer's workers).
+    public let output: ByteOutput?
     /// Flush after every record (a terminal), instead of in 64 KiB blocks.
     public var flushEachRecord: Bool
-    /// Set when a write to `fd` failed (EPIPE: the reader went away).
+    /// Set when the output reported its reader gone (EPIPE).
     public private(set) var outputClosed = false
     /// The errno of a write that failed for another reason than EPIPE (0: none).
     public private(set) var outputError: Int32 = 0
@@ -116,10 +115,10 @@ public final class EventPipeline: RecordConsumer {
 
     public init(
         format: OutputFormat, verbosity: Verbosity = .info, hex: Bool = false, numeric: Bool = false,
-        release: CiliumRelease = .v1_13, tunnelPorts: TunnelPorts = .standard, fd: Int32 = 1,
+        release: CiliumRelease = .v1_13, tunnelPorts: TunnelPorts = .standard, output: ByteOutput? = nil,
         flushEachRecord: Bool = false, names: InterfaceNames = InterfaceNames(),
         decorations: TextDecorations = TextDecorations(), filter: EventFilter = EventFilter(),
-        diagnostics: @escaping (String) -> Void = EventPipeline.standardError
+        diagnostics: @escaping (String) -> Void
     ) {
         self.names = names
         self.format = format
@@ -152,7 +151,7 @@ public final class EventPipeline: RecordConsumer {
         filterActive = !filter.isEmpty
         matcher = FilterMatcher(filter, pods: pods)
         verboseText = format == .text && verbosity == .verbose
-        self.fd = fd
+        self.output = output
         self.flushEachRecord = flushEachRecord
         self.diagnostics = diagnostics
         event = .allocate(capacity: 1)
@@ -181,13 +180,6 @@ public final class EventPipeline: RecordConsumer {
 
     /// Adds a sink after the rendering one.
     public func add(_ sink: any EventSink) { extraSinks.append(sink) }
-
-    /// Writes `message` and a newline to stderr.
-    public static func standardError(_ message: String) {
-        var line = message
-        line.append("\n")
-        line.withUTF8 { p in _ = write(2, p.baseAddress, p.count) }
-    }
 
     // MARK: RecordConsumer
 
@@ -265,16 +257,18 @@ public final class EventPipeline: RecordConsumer {
     }
 
     private func afterRecord() {
-        guard fd >= 0 else { return }
+        guard output != nil else { return }
         if flushEachRecord || out.count >= 1 << 16 { flush() }
     }
 
     /// Writes everything buffered, also in the other sinks. Returns false once the output is gone.
     @discardableResult
     public func flush() -> Bool {
-        if fd >= 0 && !outputClosed && outputError == 0 && out.count > 0 {
-            if !out.flush(to: fd) {
-                if errno == EPIPE { outputClosed = true } else { outputError = errno }
+        if let output, !outputClosed && outputError == 0 && out.count > 0 {
+            switch out.flush(to: output) {
+            case .ok: break
+            case .closed: outputClosed = true
+            case .failed(let e): outputError = e
             }
         }
         for sink in extraSinks {

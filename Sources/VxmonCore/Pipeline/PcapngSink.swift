@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import VxmonWire
 
 /// Writes every captured packet of the events that pass the filter to a pcapng file, for Wireshark:
@@ -8,7 +5,7 @@ import VxmonWire
 /// starts, the event's time, and the event's one-line summary (observation point, identities, VNI,
 /// drop reason) as the packet comment.
 public final class PcapngSink: EventSink {
-    private let fd: Int32
+    private let output: ByteOutput
     private let out = OutputBuffer(capacity: 1 << 17)
     private let interfaces: PcapngInterfaces
     private let summary: TextRenderer
@@ -16,8 +13,8 @@ public final class PcapngSink: EventSink {
     public private(set) var packets = 0
 
     /// `names` are the pipeline's interface names; `release` picks the summary's name tables.
-    public init(fd: Int32, names: InterfaceNames, release: CiliumRelease = .v1_13, numeric: Bool = false) {
-        self.fd = fd
+    public init(output: ByteOutput, names: InterfaceNames, release: CiliumRelease = .v1_13, numeric: Bool = false) {
+        self.output = output
         interfaces = PcapngInterfaces()
         summary = TextRenderer(verbosity: .info, numeric: numeric, release: release, names: names)
         PcapngEncoder().sectionHeader(into: out)
@@ -51,7 +48,7 @@ public final class PcapngSink: EventSink {
         }
         packets += 1
         if out.count >= 1 << 16 { _ = flush() }
-        if failure != 0 { out.removeAll() }
+        if status != .ok { out.removeAll() }
     }
 
     /// The event's one-line summary; for the debug captures Cilium shows no line for, the header
@@ -79,14 +76,12 @@ public final class PcapngSink: EventSink {
     public func lost(_ lost: LostSamples) {}
 
     public func flush() -> SinkStatus {
-        if failure != 0 { return failure == EPIPE ? .closed : .failed(failure) }
-        guard out.count > 0 else { return .ok }
-        failure = out.flushRecords(to: fd, committed: &committed)
-        if failure == 0 { return .ok }
-        return failure == EPIPE ? .closed : .failed(failure)
+        guard status == .ok, out.count > 0 else { return status }
+        status = out.flush(to: output)
+        return status
     }
 
-    /// The errno of the write that failed (0: none); the file then ends at its last whole block.
-    public private(set) var failure: Int32 = 0
-    private var committed = 0
+    /// How the last write went; after a failure nothing more is written and a file ends at its last
+    /// whole block.
+    public private(set) var status = SinkStatus.ok
 }

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Writes the events that passed the filter to a `.vxrec` recording, with every lost, interface-name
 /// and metadata record (those are never filtered), and a `node=` record whenever the node changes.
@@ -10,8 +7,8 @@ public final class VxrecSink: EventSink {
     private var started = false
     public private(set) var samples = 0
 
-    public init(fd: Int32, metadata: [(String, String)] = [], time: UInt64 = 0) {
-        writer = VxrecWriter(fd: fd)
+    public init(output: ByteOutput, metadata: [(String, String)] = [], time: UInt64 = 0) {
+        writer = VxrecWriter(output: output)
         for (key, value) in metadata { writer.metadata(key, value, time: time) }
     }
 
@@ -45,7 +42,7 @@ public final class VxrecSink: EventSink {
     }
 
     public func flush() -> SinkStatus {
-        if writer.flush() { return .ok }
-        return writer.failure == EPIPE ? .closed : .failed(writer.failure)
+        writer.flush()
+        return writer.status
     }
 }

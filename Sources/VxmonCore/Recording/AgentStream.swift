@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+import Glibc  // memmove
 #endif
 
 /// Reads the stream a Cilium agent writes to `cilium monitor` clients on its monitor socket
@@ -44,6 +44,21 @@ public final class AgentStreamParser: ByteStreamParser {
             start = 0
         }
         buffer.append(contentsOf: bytes)
+    }
+
+    /// Appends input written in place by `body` (a read(2)), up to `maximum` bytes; returns what
+    /// `body` returned.
+    @discardableResult
+    public func feed(maximum: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+        if start > 0 && start >= buffer.count / 2 {
+            buffer.removeFirst(start)
+            start = 0
+        }
+        let old = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: maximum))
+        let n = buffer.withUnsafeMutableBytes { body(UnsafeMutableRawBufferPointer(rebasing: $0[old...])) }
+        buffer.removeLast(maximum - max(0, min(n, maximum)))
+        return n
     }
 
     /// Bytes buffered but not yet parsed.
@@ -195,47 +210,6 @@ public final class AgentStreamParser: ByteStreamParser {
             names.append(name)
         }
         return (id, names)
-    }
-}
-
-/// Reads an agent stream from a file descriptor (a capture file, stdin, a socket) through an
-/// `AgentStreamParser`.
-public final class AgentStreamReader: RecordSource {
-    private let fd: Int32
-    private let prefix: [UInt8]
-    public let parser = AgentStreamParser()
-    /// See `AgentStreamParser.carryOverFields`.
-    public var carryOverFields: Bool {
-        get { parser.carryOverFields }
-        set { parser.carryOverFields = newValue }
-    }
-
-    /// Reads from `fd`; `prefix` holds bytes already read from it (format detection).
-    public init(fd: Int32, prefix: [UInt8] = []) {
-        self.fd = fd
-        self.prefix = prefix
-    }
-
-    public static func looksLikeAgentStream(_ prefix: [UInt8]) -> Bool { AgentStreamParser.looksLikeAgentStream(prefix) }
-
-    /// Reads every message, handing samples and lost records to `consumer`.
-    public func run<C: RecordConsumer>(_ consumer: inout C) throws(RecordingError) {
-        prefix.withUnsafeBytes { parser.feed($0) }
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            try parser.parse(into: &consumer)
-            if consumer.shouldStop { return }
-            let r = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if r < 0 {
-                if errno == EINTR { continue }
-                throw RecordingError("read failed: \(String(cString: strerror(errno)))")
-            }
-            if r == 0 { break }
-            chunk.withUnsafeBytes { parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<r])) }
-        }
-        try parser.parse(into: &consumer)
-        if consumer.shouldStop { return }
-        try parser.finish()
     }
 }
 

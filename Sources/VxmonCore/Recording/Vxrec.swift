@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+import Glibc  // memmove
 #endif
 import VxmonWire
 
@@ -62,6 +62,9 @@ public protocol RecordSource {
 public protocol ByteStreamParser: AnyObject {
     /// Appends input.
     func feed(_ bytes: UnsafeRawBufferPointer)
+    /// Appends up to `maximum` bytes that `body` writes into the parser's free space (a `read(2)`
+    /// straight into it); returns what `body` returned (bytes written, 0 at the end, or negative).
+    func feed(maximum: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int
     /// Hands every complete record buffered so far to `consumer`; throws when the stream cannot go on.
     func parse<C: RecordConsumer>(into consumer: inout C) throws(RecordingError)
     /// At the end of the input: throws if it ended inside a record.
@@ -242,41 +245,6 @@ public final class VxrecParser: ByteStreamParser {
     }
 }
 
-/// Reads a `.vxrec` recording from a file descriptor (file, pipe, socket) in fixed-size chunks through
-/// a `VxrecParser`, so memory stays flat however large the recording is.
-public final class VxrecReader: RecordSource {
-    private let fd: Int32
-    private let prefix: [UInt8]
-    private let chunkSize: Int
-
-    /// Reads from `fd`; `prefix` holds bytes already read from it (format detection).
-    public init(fd: Int32, prefix: [UInt8] = [], chunkSize: Int = 1 << 20) {
-        self.fd = fd
-        self.prefix = prefix
-        self.chunkSize = max(chunkSize, 4096)
-    }
-
-    /// Reads the whole recording, handing every record to `consumer`. Throws for a bad header or a file
-    /// that ends inside a record (after every complete record has been delivered).
-    public func run<C: RecordConsumer>(_ consumer: inout C) throws(RecordingError) {
-        let parser = VxrecParser(capacity: 2 * chunkSize)
-        prefix.withUnsafeBytes { parser.feed($0) }
-        while true {
-            try parser.parse(into: &consumer)
-            if consumer.shouldStop { return }
-            let r = parser.feed(maximum: chunkSize) { read(fd, $0.baseAddress, $0.count) }
-            if r < 0 {
-                if errno == EINTR { continue }
-                throw RecordingError("read failed: \(String(cString: strerror(errno)))")
-            }
-            if r == 0 { break }
-        }
-        try parser.parse(into: &consumer)
-        if consumer.shouldStop { return }
-        try parser.finish()
-    }
-}
-
 /// Encodes `.vxrec` records into a buffer: what the writer writes to files and the agent sends to
 /// its clients.
 public enum VxrecEncoder {
@@ -328,20 +296,20 @@ public enum VxrecEncoder {
     }
 }
 
-/// Writes `.vxrec` recordings.
+/// Writes `.vxrec` recordings to an output, in blocks of whole records.
 public final class VxrecWriter {
     private let out = OutputBuffer(capacity: 1 << 16)
-    private let fd: Int32
+    private let output: ByteOutput
 
-    /// Writes the file header to `fd`.
-    public init(fd: Int32) {
-        self.fd = fd
+    /// Starts with the file header.
+    public init(output: ByteOutput) {
+        self.output = output
         VxrecEncoder.appendFileHeader(to: out)
     }
 
     /// Runs `encode` unless a write failed, and writes once a block is full.
     private func record(_ encode: (OutputBuffer) -> Void) {
-        guard failure == 0 else { return }  // nothing more after a failed write
+        guard status == .ok else { return }  // nothing more after a failed write
         encode(out)
         if out.count >= 1 << 16 { flush() }
     }
@@ -365,14 +333,12 @@ public final class VxrecWriter {
     /// Writes buffered records; false if the write failed.
     @discardableResult
     public func flush() -> Bool {
-        guard failure == 0 else { return false }
-        failure = out.flushRecords(to: fd, committed: &committed)
-        return failure == 0
+        guard status == .ok else { return false }
+        status = out.flush(to: output)
+        return status == .ok
     }
 
-    /// The errno of the write that failed (0: none). Once a write failed nothing more is written,
-    /// and a file ends at its last whole record.
-    public private(set) var failure: Int32 = 0
-    /// Bytes of whole records written to `fd`.
-    private var committed = 0
+    /// How the last write went. Once one failed nothing more is written, and a file ends at its last
+    /// whole record.
+    public private(set) var status = SinkStatus.ok
 }

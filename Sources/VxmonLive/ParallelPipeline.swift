@@ -1,6 +1,5 @@
-#if canImport(Glibc)
 import Glibc
-#endif
+import VxmonCore
 
 /// Replays a recording on several cores while keeping the output in record order.
 ///
@@ -44,7 +43,7 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
     }
 
     private let workers: [EventPipeline]
-    private let fd: Int32
+    private let output: ByteOutput
     private let flushEachBatch: Bool
     private let diagnostics: (String) -> Void
     private let batchEvents: Int
@@ -73,14 +72,14 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
     private var node: String?
     private var nodeIndex = -1
 
-    /// `makePipeline` builds one pipeline per worker; each must render into its own buffer (fd -1)
+    /// `makePipeline` builds one pipeline per worker; each must render into its own buffer (no output)
     /// and share `names`.
     public init(
-        workers count: Int, fd: Int32, flushEachBatch: Bool = false, batchEvents: Int = 1024,
+        workers count: Int, output: ByteOutput, flushEachBatch: Bool = false, batchEvents: Int = 1024,
         names: InterfaceNames, diagnostics: @escaping (String) -> Void = EventPipeline.standardError,
         makePipeline: (InterfaceNames) -> EventPipeline
     ) {
-        self.fd = fd
+        self.output = output
         self.flushEachBatch = flushEachBatch
         self.diagnostics = diagnostics
         self.batchEvents = max(batchEvents, 1)
@@ -252,8 +251,12 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
         pthread_mutex_unlock(mutex)
         for line in batch.diagnostics { diagnostics(line) }
         stats.add(batch.stats)
-        if !shouldStop && fd >= 0 && !batch.out.flush(to: fd) {
-            if errno == EPIPE { outputClosed = true } else { outputError = errno }
+        if !shouldStop {
+            switch batch.out.flush(to: output) {
+            case .ok: break
+            case .closed: outputClosed = true
+            case .failed(let e): outputError = e
+            }
         }
         free.append(batch)
     }
