@@ -83,7 +83,7 @@ struct Record: CommandWords {
                 throw CLIError("writing \(sanitizedArgument(write)) failed: \(String(cString: strerror(failure)))")
             }
         }
-        let written = (sink as? RecorderSink)?.samples ?? recorder?.samples ?? 0
+        let written = (sink as? RecorderSink)?.writer.samples ?? recorder?.writer.samples ?? 0
         EventPipeline.standardError(
             LiveCommandOptions.summary(stats, events: "recorded \(written) events to \(sanitizedArgument(write))"))
         if let pipeline, let counters = pipeline.counters {

@@ -66,16 +66,12 @@ public final class PipelineSink: LiveSink {
     }
 }
 
-/// Writes live events to a `.vxrec` recording: a kind-4 `node=<name>` record whenever the node
-/// changes, kind-3 interface names (after their node's record, so replay scopes them to it), and
-/// every sample and loss with its receive time.
+/// Records live samples as they are read, without decoding them, through the recorder
+/// (`VxrecWriter`): what `vxmon record` does without a filter.
 public final class RecorderSink: LiveSink {
     public let writer: VxrecWriter
     private let nodeNames: [String]
     private var currentNode = -1
-    public private(set) var samples = 0
-    public private(set) var lostSamples: UInt64 = 0
-    private var failed = false
 
     public init(fd: Int32, nodeNames: [String], metadata: [(String, String)] = []) {
         writer = VxrecWriter(output: FileOutput(fd: fd))
@@ -84,10 +80,11 @@ public final class RecorderSink: LiveSink {
         for (key, value) in metadata { writer.metadata(key, value, time: now) }
     }
 
+    /// The node's name goes to the recorder only when the index changes (no string per sample).
     private func select(_ node: Int, _ time: UInt64) {
         if node != currentNode {
             currentNode = node
-            writer.metadata("node", nodeNames[node], time: time)
+            writer.node(nodeNames[node], time: time)
         }
     }
 
@@ -98,18 +95,13 @@ public final class RecorderSink: LiveSink {
 
     public func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer, time: UInt64) {
         select(node, time)
-        samples += 1
         writer.sample(bytes, cpu: cpu, time: time)
     }
 
     public func lost(node: Int, cpu: Int, count: UInt64, time: UInt64) {
         select(node, time)
-        lostSamples +|= count
         writer.lost(cpu: cpu, count: count, time: time)
     }
 
-    public func flush() -> Bool {
-        if !failed && !writer.flush() { failed = true }
-        return !failed
-    }
+    public func flush() -> Bool { writer.flush() }
 }

@@ -296,7 +296,10 @@ public enum VxrecEncoder {
     }
 }
 
-/// Writes `.vxrec` recordings to an output, in blocks of whole records.
+/// The recorder: writes `.vxrec` recordings to an output, in blocks of whole records, with a
+/// `node=` record before the records of each node (interface names after it, so replay scopes them
+/// to it). Both ways of recording use it: decoded events (`VxrecSink`, behind a filter) and raw live
+/// samples (`RecorderSink`).
 public final class VxrecWriter {
     private let out = OutputBuffer(capacity: 1 << 16)
     private let output: ByteOutput
@@ -314,11 +317,28 @@ public final class VxrecWriter {
         if out.count >= 1 << 16 { flush() }
     }
 
+    /// Records after this come from `node` (nil: unnamed): writes its `node=` record when it is not
+    /// the node of the records before (and before the first record in any case).
+    public func node(_ node: String?, time: UInt64) {
+        guard !nodeWritten || node != currentNode else { return }
+        nodeWritten = true
+        currentNode = node
+        metadata("node", node ?? "", time: time)
+    }
+
+    private var currentNode: String?
+    private var nodeWritten = false
+    /// Samples recorded, and samples the records say were lost.
+    public private(set) var samples = 0
+    public private(set) var lostSamples: UInt64 = 0
+
     public func sample(_ bytes: UnsafeRawBufferPointer, cpu: Int, time: UInt64 = 0) {
+        samples &+= 1
         record { VxrecEncoder.appendSample(bytes, cpu: cpu, time: time, to: $0) }
     }
 
     public func lost(cpu: Int, count: UInt64, time: UInt64 = 0) {
+        lostSamples +|= count
         record { VxrecEncoder.appendLost(cpu: cpu, count: count, time: time, to: $0) }
     }
 
