@@ -102,9 +102,10 @@ public struct StructuredRenderer: Sendable {
             w.key("trace_observation_point")
             w.string(t.observationPoint.hubbleName)
             w.key("trace_reason")
-            if let r = CiliumNames.traceReason(t.reason, .latest) { w.string(r) } else { w.null() }
-            w.field("reason_code", t.reason & 0x7f)
-            w.field("encrypted", t.isEncrypted)
+            let state = event.flow.traceState ?? 0
+            if let r = CiliumNames.traceReason(state, .latest) { w.string(r) } else { w.null() }
+            w.field("reason_code", state)
+            w.field("encrypted", event.flow.encrypted)
             endpoint(&w, "source", identity: t.sourceIdentity, id: nil)
             if t.observationPoint == .toProxy {
                 endpoint(&w, "destination", identity: t.destinationIdentity, id: nil)
