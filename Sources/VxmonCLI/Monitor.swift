@@ -250,7 +250,7 @@ struct Monitor: CommandWords {
         if pipeline.stats.filtered > 0 { events += " (\(pipeline.stats.matched) matched the filter)" }
         if pipeline.stats.decodeErrors > 0 { events += ", \(pipeline.stats.decodeErrors) skipped (undecodable)" }
         EventPipeline.standardError(LiveCommandOptions.summary(stats, events: events))
-        output.printSummary(pipeline.counters, pipeline.stats)
+        try output.printSummary(pipeline.counters, pipeline.stats)
         if pipeline.outputError != 0 {
             throw CLIError("writing the output failed: \(String(cString: strerror(pipeline.outputError)))")
         }

@@ -136,7 +136,7 @@ struct OutputOptions: ParsableArguments {
     }
 
     /// The summary for the end of a run: a table on stderr, or a final record with -o json|yaml.
-    func printSummary(_ counters: FlowCounters?, _ stats: PipelineStats, fd: Int32 = 1) {
+    func printSummary(_ counters: FlowCounters?, _ stats: PipelineStats, fd: Int32 = 1) throws {
         guard let counters else { return }
         switch format {
         case .json, .yaml:
@@ -146,7 +146,10 @@ struct OutputOptions: ParsableArguments {
             } else {
                 counters.renderYAML(stats, release: cilium, into: out)
             }
-            out.flush(to: FileOutput(fd: fd))
+            // Only EPIPE means the reader went away; any other write error is an error.
+            if case .failed(let e) = out.flush(to: FileOutput(fd: fd)) {
+                throw CLIError("writing the summary failed: \(String(cString: strerror(e)))")
+            }
         case .text, .none, .jsonpb:
             // jsonpb output holds only GetFlowsResponse lines (what Hubble reads): the table goes to stderr.
             EventPipeline.standardError(counters.table(stats, release: cilium))

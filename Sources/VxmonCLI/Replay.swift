@@ -104,7 +104,7 @@ struct Replay: CommandWords {
                         ? "the recording names no pods (recordings made before pod records matched nothing)"
                         : "no such pod in the recording (it names \(Set(all.map(\.name)).sorted().map(sanitizedArgument).joined(separator: ", ")))"))
         }
-        options.printSummary(counters, stats, fd: output)
+        try options.printSummary(counters, stats, fd: output)
         if options.failOnLost && stats.lostSamples > 0 {
             throw CLIError("\(stats.lostSamples) samples were lost (--fail-on-lost)")
         }

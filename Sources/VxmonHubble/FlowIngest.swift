@@ -2,9 +2,9 @@ import SwiftProtobuf
 import VxmonCore
 
 /// Turns the lab's events into Hubble flows, into each node's ring. A sink of the event pipeline:
-/// every flow event becomes a `HubbleFlow` (the one mapping from vxmon's `Flow` to `flow.Flow`, the
-/// same as `-o jsonpb --cilium latest`) in its node's ring, which `FlowBuilder` turns into a
-/// `GetFlowsResponse` when a reader takes it (no JSON in between, and no message for the flows a
+/// every flow event goes into its node's ring as its `Flow` (what a query's filters read) and its
+/// `HubbleFlow` (the one mapping from vxmon's `Flow` to `flow.Flow`, the same as `-o jsonpb --cilium
+/// latest`), which `FlowBuilder` turns into a `GetFlowsResponse` when a reader takes it (no JSON in between, and no message for the flows a
 /// flood overwrites unread); lost samples become lost-events entries in the ring of their node, as
 /// Hubble reports them.
 public final class FlowIngest: EventSink {
@@ -21,7 +21,14 @@ public final class FlowIngest: EventSink {
     /// `pods`: the pipeline's (it learns the pod records); the flows follow the latest flow API, the
     /// one `proto/` holds (`tunnel`, `trace_reason`).
     /// `fallback`: the ring of flows of no node served here (a benchmark's recording of one node).
-    public init(rings: [String: FlowRing], pods: PodDirectory, names: InterfaceNames, fallback: FlowRing? = nil) {
+    /// The flow API the flows follow: latest's (the servers'); tests also read with 1.13's.
+    public let release: CiliumRelease
+
+    public init(
+        rings: [String: FlowRing], pods: PodDirectory, names: InterfaceNames, fallback: FlowRing? = nil,
+        release: CiliumRelease = .latest
+    ) {
+        self.release = release
         self.fallback = fallback
         self.pods = pods
         self.names = names
@@ -46,7 +53,7 @@ public final class FlowIngest: EventSink {
     }
 
     public func event(_ event: borrowing Event, record: RawSpan) {
-        guard let h = HubbleFlow(event, record: record, release: .latest, pods: pods, names: names) else { return }
+        guard let h = HubbleFlow(event, record: record, release: release, pods: pods, names: names) else { return }
         // Stored as the mapping; the message is built when a follower or a query reads it.
         guard let ring = rings[h.nodeName ?? ""] ?? fallback else {
             unrouted += 1

@@ -25,18 +25,21 @@ public struct HubbleFilter: Sendable {
     ]
 
     /// `pods`: the lab's, to resolve pod names (read only here: not the pipeline's directory).
-    public init(whitelist: [Flow_FlowFilter], blacklist: [Flow_FlowFilter], pods: PodDirectory) throws {
+    /// `release`: whose reading of the flows the filters test (the servers': latest).
+    public init(
+        whitelist: [Flow_FlowFilter], blacklist: [Flow_FlowFilter], pods: PodDirectory, release: CiliumRelease = .latest
+    ) throws {
         func matcher(_ filter: Flow_FlowFilter) throws -> FilterMatcher {
-            FilterMatcher(try Self.compile(filter), pods: pods)
+            FilterMatcher(try Self.compile(filter, release: release), pods: pods)
         }
         set = FilterSet(whitelist: try whitelist.map(matcher), blacklist: try blacklist.map(matcher))
     }
 
     /// One `FlowFilter` as the engine's clauses: one clause per field, one term per value.
-    static func compile(_ filter: Flow_FlowFilter) throws -> EventFilter {
+    static func compile(_ filter: Flow_FlowFilter, release: CiliumRelease) throws -> EventFilter {
         var rest = filter
         var out = EventFilter()
-        out.reading = .hubble(.latest)
+        out.reading = .hubble(release)
         func clause(_ field: String, _ terms: [FlowTerm]) {
             if !terms.isEmpty { out.clauses.append(FlowClause(flag: field, negated: false, terms: terms)) }
         }
@@ -59,7 +62,7 @@ public struct HubbleFilter: Sendable {
         clause("protocol", try rest.protocol.map(transport))
         rest.protocol = []
         clause("verdict", try rest.verdict.map { v in
-            guard let verdict = FlowVerdict(rawValue: UInt8(clamping: max(v.rawValue, 0))), v.rawValue <= 255 else {
+            guard (0...255).contains(v.rawValue), let verdict = FlowVerdict(rawValue: UInt8(v.rawValue)) else {
                 throw UnsupportedFilter(description: "verdict \(v.rawValue) is not a verdict")
             }
             return .verdict(verdict)
@@ -83,12 +86,19 @@ public struct HubbleFilter: Sendable {
             guard e.type >= 0, e.type <= 255, !e.matchSubType || (e.subType >= 0 && e.subType <= 255) else {
                 throw UnsupportedFilter(description: "event_type \(e.type)/\(e.subType): Cilium's types and subtypes are 0-255")
             }
-            return .eventType(UInt8(e.type), subType: e.matchSubType ? UInt8(e.subType) : nil)
+            // Type 0 is any type, as in Hubble.
+            return .eventType(e.type == 0 ? nil : UInt8(e.type), subType: e.matchSubType ? UInt8(e.subType) : nil)
         })
         rest.eventType = []
         clause("reply", rest.reply.map { .reply($0) })
         rest.reply = []
-        clause("node_name", rest.nodeName.map { .node($0) })
+        clause("node_name", try rest.nodeName.map { pattern in
+            // A node name is at most 253 bytes; a longer pattern would only cost time.
+            guard pattern.utf8.count <= maxPattern else {
+                throw UnsupportedFilter(description: "node_name pattern longer than \(maxPattern) bytes")
+            }
+            return .node(pattern)
+        })
         rest.nodeName = []
         clause("ip_version", try rest.ipVersion.map { v in
             switch v {
@@ -118,6 +128,9 @@ public struct HubbleFilter: Sendable {
         }
         return out
     }
+
+    /// The longest `node_name` pattern taken (a DNS name and a few `*`).
+    static let maxPattern = 256
 
     private static var jsonOptions: JSONEncodingOptions {
         var o = JSONEncodingOptions()

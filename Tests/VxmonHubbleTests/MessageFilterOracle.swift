@@ -196,7 +196,8 @@ struct MessageFilterOracle {
     }
 
     static func eventType(_ type: Flow_CiliumEventType, _ filter: Flow_EventTypeFilter) -> Bool {
-        type.type == filter.type && (!filter.matchSubType || type.subType == filter.subType)
+        // Type 0 is any type (Hubble's filterByEventType).
+        (filter.type == 0 || type.type == filter.type) && (!filter.matchSubType || type.subType == filter.subType)
     }
 
     /// Hubble's node-name patterns: exact, or with `*` matching any run of characters.

@@ -135,6 +135,8 @@ public struct EventDecoder: Sendable {
         event.flow.subType = n > 1 ? record.u8(1) : 0
         event.flow.endpoint = 0
         event.flow.monitorDestination = 0
+        event.flow.monitorFilters = true
+        event.flow.socketReverse = false
         event.flow.destinationEndpoint = nil
         event.flow.sourceIdentity = nil
         event.flow.destinationIdentity = nil
@@ -319,6 +321,7 @@ public struct EventDecoder: Sendable {
             captured = Int(p.lengthCaptured)
             if release == .latest && p.flags & 0x80 != 0 { first = .ip }
         case MessageType.traceSock:
+            event.flow.monitorFilters = false
             switch release {
             case .v1_13:
                 typealias L = EventLayout.TraceSock.V113
@@ -355,6 +358,7 @@ public struct EventDecoder: Sendable {
             captured = Int(min(r.captureLength, UInt32(Int32.max)))
         default:
             event.message = .unknown(type: type)
+            event.flow.monitorFilters = false
         }
 
         // Exactly len_cap bytes after the header, or what the sample holds if it is shorter.

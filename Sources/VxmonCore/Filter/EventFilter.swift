@@ -65,8 +65,8 @@ public enum FlowTerm: Sendable {
     case direction(TrafficDirection)
     /// Hubble's `is_reply`: a flow whose reply state is unknown matches neither value.
     case reply(Bool)
-    /// Cilium's message type, and its subtype when given (Hubble's `event_type`).
-    case eventType(UInt8, subType: UInt8?)
+    /// Cilium's message type (nil: any) and its subtype (nil: any): Hubble's `event_type`.
+    case eventType(UInt8?, subType: UInt8?)
     /// The IP version of the flow's stack: 4, 6, or 0 for none (Hubble's `ip_version`).
     case ipVersion(UInt8)
     /// The trace's encrypt bit (Hubble's `IP.encrypted`).

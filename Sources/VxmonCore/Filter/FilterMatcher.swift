@@ -4,10 +4,11 @@ import VxmonWire
 /// for the per-event path and evaluated on a `Flow`. Clauses must all hold, a clause holds when one
 /// of its terms does (negated clauses when none does). Each kind of term tests one field of the flow
 /// in the reading the filter names (`FlowReading`); the tests themselves are in `Terms/`, one file
-/// per kind. Pods are resolved to their addresses here, through the pipeline's `PodDirectory`, so
+/// per kind. Pods are resolved to their addresses here, through the `PodDirectory` given (the
+/// pipeline's, or the Hubble servers' copy of the lab's pods), so
 /// the matcher is built again when the pods it names change. The terms live in one flat buffer of
-/// plain values, so matching neither copies the filter nor retains anything; immutable once built,
-/// so any thread may use it.
+/// plain values, so matching neither copies the filter nor retains anything. One thread uses a
+/// matcher at a time (a pipeline's, or one GetFlows request's).
 public final class FilterMatcher: @unchecked Sendable {
     enum Kind: UInt8 {
         case address, port, transport, icmp, arp, identity, vni, observationPoint, verdict, dropReason
@@ -31,8 +32,9 @@ public final class FilterMatcher: @unchecked Sendable {
     private let outer: Bool
     private let reading: FlowReading
     private let names: InterfaceNames?
-    /// True when every flow passes.
-    public let isEmpty: Bool
+    /// Where a reverse socket trace's Hubble stack is put together (so one matcher serves one thread
+    /// at a time: each pipeline and each GetFlows request has its own).
+    private let scratch: UnsafeMutablePointer<FlowLayers>
 
     public init(_ filter: EventFilter, pods: PodDirectory) {
         var list: [Term] = []
@@ -54,7 +56,8 @@ public final class FilterMatcher: @unchecked Sendable {
                 case .pod(let selector, let side):
                     let addresses = AddressTerm.addresses(of: selector, in: pods)
                     if addresses.isEmpty { list.append(term(.never)) }
-                    for p in addresses { list.append(term(.address, side, prefix: p)) }
+                    // value2 1: a pod's address (Hubble names no pods for socket traces).
+                    for p in addresses { list.append(term(.address, side, prefix: p, 0, 1)) }
                 case .port(let port, let side): list.append(term(.port, side, UInt32(port)))
                 case .transport(let tr): list.append(term(.transport, .either, UInt32(tr.rawValue)))
                 case .icmp: list.append(term(.icmp))
@@ -72,7 +75,8 @@ public final class FilterMatcher: @unchecked Sendable {
                 case .direction(let d): list.append(term(.direction, .either, UInt32(d.rawValue)))
                 case .reply(let r): list.append(term(.reply, .either, r ? 1 : 0))
                 case .eventType(let type, let sub):
-                    list.append(term(.eventType, .either, UInt32(type), sub.map { UInt32($0) + 1 } ?? 0))
+                    // value: the type + 1 (0: any), value2: the subtype + 1 (0: any).
+                    list.append(term(.eventType, .either, type.map { UInt32($0) + 1 } ?? 0, sub.map { UInt32($0) + 1 } ?? 0))
                 case .ipVersion(let v): list.append(term(.ipVersion, .either, UInt32(v)))
                 case .encrypted(let e): list.append(term(.encrypted, .either, e ? 1 : 0))
                 case .uuid: list.append(term(.never))
@@ -90,10 +94,15 @@ public final class FilterMatcher: @unchecked Sendable {
         outer = filter.outer
         reading = filter.reading
         names = filter.names
-        isEmpty = filter.isEmpty
+        scratch = .allocate(capacity: 1)
+        scratch.initialize(to: FlowLayers())
     }
 
-    deinit { terms.deallocate() }
+    deinit {
+        terms.deallocate()
+        scratch.deinitialize(count: 1)
+        scratch.deallocate()
+    }
 
     /// Whether the flow at `flow` passes (read in place, not copied).
     public func matches(_ flow: UnsafePointer<Flow>) -> Bool { matches(flow, interface: nil) }
@@ -133,6 +142,7 @@ public final class FilterMatcher: @unchecked Sendable {
     /// tunnels; the inner packet for latest).
     @inline(__always)
     private func stack(_ flow: UnsafePointer<Flow>) -> UnsafePointer<FlowLayers> {
+        if flow.pointee.socketReverse, case .hubble = reading { return socketReply(flow) }
         let useOuter: Bool
         switch reading {
         case .monitor: useOuter = outer || !flow.pointee.primaryIsInner
@@ -140,6 +150,13 @@ public final class FilterMatcher: @unchecked Sendable {
         }
         return UnsafeRawPointer(flow).advanced(by: useOuter ? Self.outerOffset : Self.innerOffset)
             .assumingMemoryBound(to: FlowLayers.self)
+    }
+
+    /// A reverse socket trace in Hubble's reading: its one address as the source (`Flow.hubbleLayers`),
+    /// in the matcher's scratch value.
+    private func socketReply(_ flow: UnsafePointer<Flow>) -> UnsafePointer<FlowLayers> {
+        scratch.pointee = flow.pointee.hubbleLayers(.latest)
+        return UnsafePointer(scratch)
     }
 
     /// The source address the reading reports: Hubble's `IP.source` is a trace's original address
@@ -153,13 +170,14 @@ public final class FilterMatcher: @unchecked Sendable {
     private func matches(_ t: Term, _ flow: UnsafePointer<Flow>, _ interface: String??) -> Bool {
         switch t.kind {
         case .address:
+            if t.value2 == 1, case .hubble = reading, flow.pointee.type == MessageType.traceSock { return false }
             let layers = stack(flow)
             return AddressTerm.matches(t.prefix, t.side, source(flow, layers), layers.pointee.destination)
         case .port: return PortTerm.matches(UInt16(truncatingIfNeeded: t.value), t.side, stack(flow))
         case .transport: return ProtocolTerm.matches(FlowTransport(rawValue: UInt8(truncatingIfNeeded: t.value)), stack(flow))
         case .icmp: return ProtocolTerm.matchesICMP(stack(flow))
         case .arp: return ProtocolTerm.matchesARP(stack(flow))
-        case .identity: return IdentityTerm.matches(t.value, t.side, flow)
+        case .identity: return IdentityTerm.matches(t.value, t.side, flow, missingIsZero: reading != .monitor)
         case .vni: return TunnelTerm.matches(vni: t.value, flow)
         case .observationPoint: return ObservationPointTerm.matches(UInt8(truncatingIfNeeded: t.value), flow)
         case .verdict: return VerdictTerm.matches(UInt8(truncatingIfNeeded: t.value), flow)
@@ -174,7 +192,9 @@ public final class FilterMatcher: @unchecked Sendable {
         case .direction: return DirectionTerm.matches(UInt8(truncatingIfNeeded: t.value), flow)
         case .reply: return ReplyTerm.matches(t.value != 0, flow)
         case .eventType: return EventTypeTerm.matches(type: t.value, subType: t.value2, flow)
-        case .ipVersion: return IPVersionTerm.matches(UInt8(truncatingIfNeeded: t.value), stack(flow))
+        case .ipVersion:
+            let layers = stack(flow)
+            return IPVersionTerm.matches(UInt8(truncatingIfNeeded: t.value), source(flow, layers) ?? layers.pointee.destination)
         case .encrypted: return EncryptedTerm.matches(t.value != 0, flow)
         case .never: return false
         }

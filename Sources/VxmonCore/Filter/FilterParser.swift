@@ -39,7 +39,7 @@ public enum FilterParser {
         ("--observation-point", "an observation point: Cilium's to-overlay or Hubble's TO_OVERLAY, or a number"),
         ("--verdict", "forwarded, dropped, audit, redirected, traced, translated or error"),
         ("--drop-reason", "a drop reason code (0-255) or name (Policy denied, POLICY_DENIED)"),
-        ("--interface", "an interface name or index"),
+        ("--interface", "an interface name or index (1 or more)"),
         ("--node", "a node name"),
         ("--tcp-flags", "TCP flags joined by commas, ! for a flag that must be clear: SYN or SYN,!ACK"),
     ]
@@ -161,6 +161,7 @@ public enum FilterParser {
             term = .dropReason(reason)
         case "--interface":
             if let index = UInt32(value) {
+                guard index > 0 else { throw bad(flag, value) }
                 term = .interface(index: index, name: nil)
             } else {
                 guard !value.isEmpty, value.utf8.count <= 255 else { throw bad(flag, value) }

@@ -157,6 +157,12 @@ public struct Flow: Sendable {
     public var endpoint: UInt16 = 0
     /// Destination endpoint ID (trace, drop), when the datapath gives one.
     public var destinationEndpoint: UInt32?
+    /// Cilium's monitor filters (`--type`, `--from`, `--to`, `--related-to`) apply to the event: false
+    /// for socket traces and for types the release does not decode, which Cilium never filters.
+    public var monitorFilters = true
+    /// A socket trace at a reverse translation point: its one address is the reply's source, where
+    /// Hubble places it (else the destination).
+    public var socketReverse = false
     /// The destination Cilium's monitor filters (`--to`, `--related-to`) compare: a trace's or drop's
     /// destination endpoint (16 bits), a policy verdict's remote identity (its low 16 bits), else 0.
     public var monitorDestination: UInt16 = 0
@@ -221,7 +227,19 @@ public struct Flow: Sendable {
     /// with the outer headers in `tunnel`), the outer headers for Cilium 1.13, whose parser does not
     /// decode tunnels.
     @inline(__always)
-    public func hubbleLayers(_ release: CiliumRelease) -> FlowLayers { release == .v1_13 ? outer : primary }
+    public func hubbleLayers(_ release: CiliumRelease) -> FlowLayers {
+        if socketReverse { return socketReplyLayers }
+        return release == .v1_13 ? outer : primary
+    }
+
+    /// A reverse socket trace's one address and port as the source, as Hubble's socket parser has it.
+    private var socketReplyLayers: FlowLayers {
+        var l = FlowLayers()
+        l.source = outer.destination
+        l.sourcePort = outer.destinationPort
+        l.transport = outer.transport
+        return l
+    }
 
     /// Hubble's `IP.source`: the trace's original address where it gives one, else the packet's.
     public func hubbleSource(_ release: CiliumRelease) -> IPAddress? { originalIP ?? hubbleLayers(release).source }
@@ -389,6 +407,7 @@ extension Flow {
     /// A socket load-balancer trace carries no packet: its flow is the destination it names, and
     /// Hubble's verdict for the translation point (traced before, translated after).
     mutating func setSocket(_ s: TraceSock) {
+        socketReverse = s.xlatePoint == 3 || s.xlatePoint == 4
         outer.destination = s.destinationIP
         outer.destinationPort = s.destinationPort
         switch s.l4Proto {

@@ -2,8 +2,10 @@ import VxmonWire
 
 /// The pods a pipeline knows (the lab's, or a recording's pod records), by address: the decoder
 /// resolves the local endpoint of a flow's source through it (Hubble's traffic direction), and the
-/// Hubble renderer names `source`/`destination` with it. One per pipeline, learned from `pod`
-/// metadata as it arrives; read on the pipeline's thread only.
+/// Hubble renderer names `source`/`destination` with it, and filters resolve `--pod` through it. One
+/// per pipeline, learned from `pod` metadata as it arrives and read on the pipeline's thread only;
+/// the Hubble servers keep a second one of the lab's pods, learned once before any query and only
+/// read after, for their queries' pod filters.
 public final class PodDirectory: @unchecked Sendable {
     public private(set) var byIP: [IPAddress: PodInfo] = [:]
     /// Some pod has an endpoint ID (recordings made before pod records had them have none).

@@ -85,15 +85,8 @@ public struct HubbleFlow: Sendable {
         var destinationAddress: IPAddress?
         if case .traceSock(let s) = event.message {
             // The one address and port: the destination before a forward translation, the source of a
-            // reply (reverse points), as Hubble's socket parser places them.
-            if s.xlatePoint == 3 || s.xlatePoint == 4 {
-                layers.source = s.destinationIP
-                layers.sourcePort = s.destinationPort
-            } else {
-                layers.destination = s.destinationIP
-                layers.destinationPort = s.destinationPort
-            }
-            layers.transport = event.flow.outer.transport
+            // reply (reverse points), as Hubble's socket parser places them (`Flow.hubbleLayers`).
+            layers = event.flow.hubbleLayers(release)
             sockXlatePoint = s.xlatePoint
             socketCookie = s.socketCookie
             cgroupID = s.cgroupID

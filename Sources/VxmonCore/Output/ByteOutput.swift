@@ -4,7 +4,7 @@
 public protocol ByteOutput: AnyObject {
     /// Writes all of `bytes`, which end on a record boundary. `.closed` when the reader went away
     /// (EPIPE), `.failed(errno)` for any other error; after a failure an output that can (a regular
-    /// file) ends at its last record boundary.
+    /// file) ends at the last record boundary it wrote.
     func write(_ bytes: UnsafeRawBufferPointer) -> SinkStatus
 }
 

@@ -167,7 +167,8 @@ public final class EventPipeline: RecordConsumer {
     /// and the filter's `--pod` from here on.
     public func learn(_ pod: PodInfo) {
         pods.learn(pod)
-        if filter.usesPods { matcher = FilterMatcher(filter, pods: pods) }
+        // Only a pod the filter names changes what it matches (a recording can hold many pods).
+        if filter.podSelectors.contains(where: { $0.matches(pod) }) { matcher = FilterMatcher(filter, pods: pods) }
     }
 
     /// The flow of the event at `event`, in place.

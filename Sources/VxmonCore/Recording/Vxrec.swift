@@ -328,17 +328,15 @@ public final class VxrecWriter {
 
     private var currentNode: String?
     private var nodeWritten = false
-    /// Samples recorded, and samples the records say were lost.
+    /// Samples recorded (taken while the output works).
     public private(set) var samples = 0
-    public private(set) var lostSamples: UInt64 = 0
 
     public func sample(_ bytes: UnsafeRawBufferPointer, cpu: Int, time: UInt64 = 0) {
-        samples &+= 1
+        if status == .ok { samples &+= 1 }
         record { VxrecEncoder.appendSample(bytes, cpu: cpu, time: time, to: $0) }
     }
 
     public func lost(cpu: Int, count: UInt64, time: UInt64 = 0) {
-        lostSamples +|= count
         record { VxrecEncoder.appendLost(cpu: cpu, count: count, time: time, to: $0) }
     }
 

@@ -1,6 +1,7 @@
 /// Cilium's monitor filters, `-t/--type`, `--from`, `--to`, `--related-to` (its `match(type, src,
 /// dst)`): the message type, the endpoint that emitted the event and `Flow.monitorDestination`.
-/// Socket traces and unknown types are not filtered, as in Cilium.
+/// Socket traces and the types the release does not decode are not filtered, as in Cilium
+/// (`Flow.monitorFilters`).
 struct MonitorTerm {
     let types: [MessageType]
     let from: [UInt16]
@@ -19,14 +20,8 @@ struct MonitorTerm {
     }
 
     func matches(_ flow: UnsafePointer<Flow>) -> Bool {
+        guard flow.pointee.monitorFilters else { return true }
         let type = flow.pointee.type
-        switch type {
-        case MessageType.trace, MessageType.drop, MessageType.debug, MessageType.capture, MessageType.policyVerdict,
-            MessageType.recorder:
-            break
-        default:
-            return true
-        }
         let source = type == MessageType.recorder ? 0 : flow.pointee.endpoint
         let destination = flow.pointee.monitorDestination
         if !types.isEmpty && !types.contains(type) { return false }
