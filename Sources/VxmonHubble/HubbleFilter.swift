@@ -25,14 +25,38 @@ public struct HubbleFilter: Sendable {
     ]
 
     /// `pods`: the lab's, to resolve pod names (read only here: not the pipeline's directory).
+    /// Bounds on one request's filters, so that no request can cost the servers more than a few
+    /// milliseconds per flow walk: filters in the whitelist plus the blacklist, and values in all of
+    /// them together (Hubble itself sets none).
+    public static let maxFilters = 64
+    public static let maxValues = 1024
+
     /// `release`: whose reading of the flows the filters test (the servers': latest).
     public init(
         whitelist: [Flow_FlowFilter], blacklist: [Flow_FlowFilter], pods: PodDirectory, release: CiliumRelease = .latest
     ) throws {
+        guard whitelist.count + blacklist.count <= Self.maxFilters else {
+            throw UnsupportedFilter(
+                description: "\(whitelist.count + blacklist.count) filters in one request; vxmon's observer takes at most \(Self.maxFilters)")
+        }
+        let values = (whitelist + blacklist).reduce(0) { $0 + Self.valueCount($1) }
+        guard values <= Self.maxValues else {
+            throw UnsupportedFilter(
+                description: "\(values) filter values in one request; vxmon's observer takes at most \(Self.maxValues)")
+        }
         func matcher(_ filter: Flow_FlowFilter) throws -> FilterMatcher {
             FilterMatcher(try Self.compile(filter, release: release), pods: pods)
         }
         set = FilterSet(whitelist: try whitelist.map(matcher), blacklist: try blacklist.map(matcher))
+    }
+
+    /// The values of every repeated field of `f` (what the filter engine gets one term each for).
+    static func valueCount(_ f: Flow_FlowFilter) -> Int {
+        f.uuid.count + f.sourceIp.count + f.destinationIp.count + f.sourcePod.count + f.destinationPod.count
+            + f.sourceIdentity.count + f.destinationIdentity.count + f.sourcePort.count + f.destinationPort.count
+            + f.protocol.count + f.verdict.count + f.dropReasonDesc.count + f.trafficDirection.count
+            + f.eventType.count + f.reply.count + f.nodeName.count + f.ipVersion.count + f.tcpFlags.count
+            + f.interface.count + f.encrypted.count
     }
 
     /// One `FlowFilter` as the engine's clauses: one clause per field, one term per value.

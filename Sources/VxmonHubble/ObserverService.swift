@@ -91,20 +91,11 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
         let end = snapshot.last.map { $0.0 + 1 } ?? window.upperBound
         var chosen: [FlowRing.Entry] = []
         if query.first {
-            for (_, entry) in snapshot where query.admits(entry) && !query.isAfterUntil(entry) {
-                chosen.append(entry)
-                if query.number > 0 && chosen.count >= query.number { break }
-            }
+            chosen = try Self.select(snapshot, query, limit: query.number)
         } else if query.number > 0 {
-            for (_, entry) in snapshot.reversed() where query.admits(entry) && !query.isAfterUntil(entry) {
-                chosen.append(entry)
-                if chosen.count >= query.number { break }
-            }
-            chosen.reverse()
+            chosen = try Self.select(snapshot.reversed(), query, limit: query.number).reversed()
         } else if !query.follow || query.since != nil {
-            for (_, entry) in snapshot where query.admits(entry) && !query.isAfterUntil(entry) {
-                chosen.append(entry)
-            }
+            chosen = try Self.select(snapshot, query, limit: 0)
         }
         let builder = FlowBuilder()
         var i = 0
@@ -114,6 +105,24 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
             i = j
         }
         return end
+    }
+
+    /// The entries of `entries` the query admits, in that order, at most `limit` (0: all). The walk
+    /// stops when the client has gone (checked every batch of entries), so an abandoned request costs
+    /// nothing more.
+    static func select(
+        _ entries: some Sequence<(UInt64, FlowRing.Entry)>, _ query: FlowQuery, limit: Int
+    ) throws -> [FlowRing.Entry] {
+        var chosen: [FlowRing.Entry] = []
+        var walked = 0
+        for (_, entry) in entries {
+            walked &+= 1
+            if walked % batch == 0 { try Task.checkCancellation() }
+            guard query.admits(entry), !query.isAfterUntil(entry) else { continue }
+            chosen.append(entry)
+            if limit > 0 && chosen.count >= limit { break }
+        }
+        return chosen
     }
 
     static func lostNotice(_ count: UInt64, node: String) -> Observer_GetFlowsResponse {

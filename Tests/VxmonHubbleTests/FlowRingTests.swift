@@ -62,6 +62,26 @@ struct FlowRingTests {
         #expect(FlowIngest.warmUp())
     }
 
+    @Test("a request's filters are bounded: 64 filters and 1024 values pass, one more of either is refused")
+    func filterBounds() throws {
+        let pods = PodDirectory()
+        func filter(_ values: Int) -> Flow_FlowFilter {
+            var f = Flow_FlowFilter()
+            f.sourcePort = (0..<values).map { String($0) }
+            return f
+        }
+        _ = try HubbleFilter(whitelist: Array(repeating: filter(8), count: 32), blacklist: Array(repeating: filter(24), count: 32), pods: pods)
+        #expect(throws: HubbleFilter.UnsupportedFilter.self) {
+            try HubbleFilter(whitelist: Array(repeating: filter(1), count: 65), blacklist: [], pods: pods)
+        }
+        #expect(throws: HubbleFilter.UnsupportedFilter.self) {
+            try HubbleFilter(whitelist: [filter(1024)], blacklist: [filter(1)], pods: pods)
+        }
+        var pattern = Flow_FlowFilter()
+        pattern.nodeName = [String(repeating: "*a", count: 129)]
+        #expect(throws: HubbleFilter.UnsupportedFilter.self) { try HubbleFilter(whitelist: [pattern], blacklist: [], pods: pods) }
+    }
+
     @Test("filters: unsupported fields are refused by name, bad values are refused, supported ones compile")
     func filterCompilation() throws {
         var label = Flow_FlowFilter()
