@@ -14,73 +14,73 @@ protocol CommandWords: ParsableCommand {
 /// them; `FilterParser` reads them again from the command's words in order, because `--not` negates
 /// the flag that follows it, and order is what ArgumentParser does not keep.
 struct FilterOptions: ParsableArguments {
-    @Option(name: [.customShort("t"), .long], help: ArgumentHelp("Only this Cilium message type (repeatable): drop, debug, capture, trace, policy-verdict, recorder, trace-sock, l7, agent.", valueName: "type"))
+    @Option(name: [.customShort("t"), .long], parsing: .unconditionalSingleValue, help: ArgumentHelp("Only this Cilium message type (repeatable): drop, debug, capture, trace, policy-verdict, recorder, trace-sock, l7, agent.", valueName: "type"))
     var type: [String] = []
 
-    @Option(help: ArgumentHelp("Only events from this endpoint ID (repeatable; Cilium's --from).", valueName: "id"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Only events from this endpoint ID (repeatable; Cilium's --from).", valueName: "id"))
     var from: [String] = []
 
-    @Option(help: ArgumentHelp("Only events to this endpoint ID (repeatable; Cilium's --to).", valueName: "id"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Only events to this endpoint ID (repeatable; Cilium's --to).", valueName: "id"))
     var to: [String] = []
 
-    @Option(help: ArgumentHelp("Only events from or to this endpoint ID (repeatable).", valueName: "id"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Only events from or to this endpoint ID (repeatable).", valueName: "id"))
     var relatedTo: [String] = []
 
-    @Option(help: ArgumentHelp("Source or destination address or CIDR (v4 or v6).", valueName: "ip"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Source or destination address or CIDR (v4 or v6).", valueName: "ip"))
     var ip: [String] = []
 
-    @Option(help: ArgumentHelp("Source address or CIDR.", valueName: "ip"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Source address or CIDR.", valueName: "ip"))
     var fromIp: [String] = []
 
-    @Option(help: ArgumentHelp("Destination address or CIDR.", valueName: "ip"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Destination address or CIDR.", valueName: "ip"))
     var toIp: [String] = []
 
-    @Option(help: ArgumentHelp("Source or destination port.", valueName: "port"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Source or destination port.", valueName: "port"))
     var port: [String] = []
 
-    @Option(help: ArgumentHelp("Source port.", valueName: "port"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Source port.", valueName: "port"))
     var fromPort: [String] = []
 
-    @Option(help: ArgumentHelp("Destination port.", valueName: "port"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Destination port.", valueName: "port"))
     var toPort: [String] = []
 
-    @Option(help: ArgumentHelp("tcp, udp, sctp, icmp, icmpv4, icmpv6 or arp.", valueName: "proto"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("tcp, udp, sctp, icmp, icmpv4, icmpv6 or arp.", valueName: "proto"))
     var `protocol`: [String] = []
 
-    @Option(help: ArgumentHelp("Source or destination security identity (number or reserved name).", valueName: "id"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Source or destination security identity (number or reserved name).", valueName: "id"))
     var identity: [String] = []
 
-    @Option(help: ArgumentHelp("Source security identity.", valueName: "id"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Source security identity.", valueName: "id"))
     var fromIdentity: [String] = []
 
-    @Option(help: ArgumentHelp("Destination security identity.", valueName: "id"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Destination security identity.", valueName: "id"))
     var toIdentity: [String] = []
 
-    @Option(help: ArgumentHelp("Source or destination lab pod (from the lab, or a recording's pod records).", valueName: "pod"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Source or destination lab pod (from the lab, or a recording's pod records).", valueName: "pod"))
     var pod: [String] = []
 
-    @Option(help: ArgumentHelp("Source lab pod.", valueName: "pod"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Source lab pod.", valueName: "pod"))
     var fromPod: [String] = []
 
-    @Option(help: ArgumentHelp("Destination lab pod.", valueName: "pod"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Destination lab pod.", valueName: "pod"))
     var toPod: [String] = []
 
-    @Option(help: ArgumentHelp("Tunnel VNI (VXLAN/Geneve packets).", valueName: "vni"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Tunnel VNI (VXLAN/Geneve packets).", valueName: "vni"))
     var vni: [String] = []
 
-    @Option(help: ArgumentHelp("Trace observation point: to-overlay or TO_OVERLAY, ...", valueName: "point"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Trace observation point: to-overlay or TO_OVERLAY, ...", valueName: "point"))
     var observationPoint: [String] = []
 
-    @Option(help: ArgumentHelp("forwarded, dropped, audit, redirected, traced, translated or error.", valueName: "verdict"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("forwarded, dropped, audit, redirected, traced, translated or error.", valueName: "verdict"))
     var verdict: [String] = []
 
-    @Option(help: ArgumentHelp("Drop reason: code or name (133, 'Policy denied', POLICY_DENIED).", valueName: "reason"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Drop reason: code or name (133, 'Policy denied', POLICY_DENIED).", valueName: "reason"))
     var dropReason: [String] = []
 
-    @Option(help: ArgumentHelp("Interface name or index the datapath reported.", valueName: "if"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("Interface name or index the datapath reported.", valueName: "if"))
     var interface: [String] = []
 
-    @Option(help: ArgumentHelp("TCP flags that must be set, ! for clear: SYN or SYN,!ACK.", valueName: "flags"))
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp("TCP flags that must be set, ! for clear: SYN or SYN,!ACK.", valueName: "flags"))
     var tcpFlags: [String] = []
 
     @Flag(help: "Negate the filter flag that follows (--not --port 53).")

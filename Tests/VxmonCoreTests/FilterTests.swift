@@ -249,7 +249,9 @@ struct FilterTests {
             ["--port", "70000"], ["--protocol", "gre"], ["--identity", "nobody"], ["--vni", "16777216"],
             ["--observation-point", "sideways"], ["--verdict", "maybe"], ["--drop-reason", "Not a reason"],
             ["--tcp-flags", "SYN,!SYN"], ["--tcp-flags", "SYNACK"], ["-t", "drop,trace"], ["--from", "-1"],
-            ["--not"], ["--not", "--outer"], ["--ip"],
+            ["--not"], ["--not", "--outer"], ["--ip"], ["--ip", "10.0.0.0/+8"], ["--ip", "10.0.0.0/-0"],
+            ["--ip", "010.0.1.10"], ["--ip", "10.0.0.0/"], ["--interface", "4294967296"], ["--interface", "0"],
+            ["--port", "-1"],
         ])
     func badValues(_ arguments: [String]) {
         do {

@@ -160,8 +160,9 @@ public enum FilterParser {
             guard let reason = parseDropReason(value) else { throw bad(flag, value) }
             term = .dropReason(reason)
         case "--interface":
-            if let index = UInt32(value) {
-                guard index > 0 else { throw bad(flag, value) }
+            if !value.isEmpty && value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+                // All digits is an index (interface names are never all digits), from 1 to 2^32-1.
+                guard let index = UInt32(value), index > 0 else { throw bad(flag, value) }
                 term = .interface(index: index, name: nil)
             } else {
                 guard !value.isEmpty, value.utf8.count <= 255 else { throw bad(flag, value) }
@@ -195,7 +196,11 @@ public enum FilterParser {
         var length: Int?
         if let slash = text.firstIndex(of: "/") {
             addressText = text[..<slash]
-            guard let n = Int(text[text.index(after: slash)...]) else { return nil }
+            // Decimal digits only (no sign), as Go's net.ParseCIDR reads them.
+            let digits = text[text.index(after: slash)...]
+            guard !digits.isEmpty, digits.count <= 3, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                let n = Int(digits)
+            else { return nil }
             length = n
         }
         guard let address = parseIP(addressText) else { return nil }
@@ -269,8 +274,10 @@ public enum FilterParser {
         guard parts.count == 4 else { return nil }
         var value: UInt32 = 0
         for part in parts {
+            // No leading zeros (`010` is octal to some readers, decimal to others): refused, as Go's
+            // net.ParseIP refuses them.
             guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }),
-                let octet = UInt8(part)
+                part.count == 1 || part.first != "0", let octet = UInt8(part)
             else { return nil }
             value = value << 8 | UInt32(octet)
         }
