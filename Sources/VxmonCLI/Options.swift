@@ -125,8 +125,21 @@ struct OutputOptions: ParsableArguments {
     }
 
     /// Adds the `--write-pcap` sink to `pipeline`; returns the file's descriptor (to close at the end).
-    func addPcapSink(to pipeline: EventPipeline) throws -> Int32? {
+    /// `inUse`: descriptors the command reads or writes (the recording replayed, standard output):
+    /// a capture file that is one of them is refused before anything is truncated.
+    func addPcapSink(to pipeline: EventPipeline, inUse: [(fd: Int32, what: String)] = [(1, "standard output")]) throws
+        -> Int32?
+    {
         guard let writePcap else { return nil }
+        var target = stat()
+        if stat(writePcap, &target) == 0 {
+            for (fd, what) in inUse {
+                var st = stat()
+                if fstat(fd, &st) == 0 && st.st_dev == target.st_dev && st.st_ino == target.st_ino {
+                    throw ValidationError("--write-pcap: \(sanitizedArgument(writePcap)) is \(what); name another file")
+                }
+            }
+        }
         let fd = open(writePcap, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 {
             throw CLIError("cannot create \(sanitizedArgument(writePcap)): \(String(cString: strerror(errno)))")

@@ -30,6 +30,9 @@ struct Record: CommandWords {
     var words: [String] = []
 
     func run() throws {
+        if let writePcap, write != "-", sameFile(write, writePcap) {
+            throw ValidationError("--write-pcap: \(sanitizedArgument(writePcap)) is the recording (-w); name another file")
+        }
         let parsed = try filters.makeFilter(words)
         let input = try live.input("record", parsed)
         var options = live.liveOptions(reading: parsed)
@@ -92,4 +95,20 @@ struct Record: CommandWords {
         if let failure = stats.failure { throw CLIError(failure) }
         if failOnLost && stats.lost > 0 { throw CLIError("\(stats.lost) samples were lost (--fail-on-lost)") }
     }
+}
+
+/// Whether two paths name one file: the same inode when both exist, else the same directory and name.
+func sameFile(_ a: String, _ b: String) -> Bool {
+    var sa = stat()
+    var sb = stat()
+    if stat(a, &sa) == 0 && stat(b, &sb) == 0 { return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino }
+    func normalized(_ path: String) -> String {
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[..<$0]) } ?? "."
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        guard let resolved = realpath(directory.isEmpty ? "/" : directory, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved) + "/" + name
+    }
+    return normalized(a) == normalized(b)
 }

@@ -68,7 +68,8 @@ struct Replay: CommandWords {
         if isatty(output) != 0 || workers <= 1 || options.count != nil || options.writePcap != nil {
             var consumer = options.makePipeline(
                 fd: output, flushEachRecord: isatty(output) != 0, filter: filter, nodeLabels: nodeLabels)
-            let pcap = try options.addPcapSink(to: consumer)
+            let pcap = try options.addPcapSink(
+                to: consumer, inUse: [(fd, "the recording being read"), (output, "standard output")])
             defer { if let pcap { close(pcap) } }
             let failure = read(fd, into: &consumer)
             consumer.flush()

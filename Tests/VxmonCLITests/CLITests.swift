@@ -115,3 +115,24 @@ struct CLITests {
         #expect(r.stderr.contains("record 1"))
     }
 }
+
+@Suite("files a command must not overwrite")
+struct OutputOverInputTests {
+    /// The bytes of the file on disk are the oracle: nothing may have been truncated.
+    @Test("--write-pcap naming the recording replayed, or the recording record writes, is refused (64) and nothing is truncated")
+    func captureOverInput() throws {
+        let dir = NSTemporaryDirectory() + "vxmon-same-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = dir + "/in.vxrec"
+        let original = CLIFixtures.bytes("\(CLIFixtures.vectors)/trace_v1_to_overlay_icmp.vxrec")
+        try Data(original).write(to: URL(fileURLWithPath: input))
+        let replay = try run(Binary.vxmon, ["replay", input, "--write-pcap", input, "-q"])
+        #expect(replay.status == 64 && replay.stderr.contains("is the recording being read"), "\(replay.stderr)")
+        #expect(CLIFixtures.bytes(input) == original)
+        // `record` checks before it needs a lab: the same file under two spellings.
+        let record = try run(Binary.vxmon, ["record", "-w", dir + "/r.vxrec", "--write-pcap", "r.vxrec"], directory: dir)
+        #expect(record.status == 64 && record.stderr.contains("is the recording (-w)"), "\(record.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/r.vxrec"))
+    }
+}
