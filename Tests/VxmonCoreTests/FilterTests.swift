@@ -286,6 +286,15 @@ struct FilterTests {
 
     // MARK: Summary
 
+    @Test("--summary's total saturates: lost counts near 2^64 from a recording never make it smaller than what was shown")
+    func summaryTotalSaturates() {
+        var stats = PipelineStats()
+        stats.events = 1_130_000
+        stats.lostSamples = UInt64.max - 1
+        let line = FlowCounters().table(stats).split(separator: "\n").first.map(String.init) ?? ""
+        #expect(line.hasPrefix("vxmon summary: \(UInt64.max) records: 1130000 shown"), "\(line)")
+    }
+
     @Test("--summary totals: records shown + filtered out + lost = every record, on replay")
     func summaryTotals() throws {
         for (path, arguments) in [

@@ -230,7 +230,8 @@ public final class FlowCounters {
     public func table(_ stats: PipelineStats, release: CiliumRelease = .v1_13) -> String {
         let r = report(release: release)
         var lines: [String] = []
-        let total = UInt64(stats.events) &+ UInt64(stats.decodeErrors) &+ stats.lostSamples
+        // Saturating: lost samples come from outside and can be near 2^64.
+        let total = UInt64(stats.events) +| UInt64(stats.decodeErrors) +| stats.lostSamples
         lines.append(
             "vxmon summary: \(total) records: \(stats.matched) shown, \(stats.filtered) filtered out, "
                 + "\(stats.decodeErrors) undecodable, \(stats.lostSamples) samples lost"
