@@ -28,7 +28,15 @@ public struct Vxmon: ParsableCommand {
     /// filters, in order). `--timestamps` takes an optional value, which ArgumentParser options cannot:
     /// a bare one (or one followed by a format name as a separate word) is rewritten to
     /// `--timestamps=FORMAT` first. Throws what ArgumentParser throws (`exit(withError:)` reports it).
+    /// The most command-line words taken (a filter of hundreds of values fits).
+    public static let maxWords = 2048
+
     public static func parse(_ arguments: [String]) throws -> ParsableCommand {
+        // ArgumentParser's parsing is quadratic in the number of words (50,000 `--ip` took minutes):
+        // a command line longer than any real one is refused at once.
+        guard arguments.count <= maxWords else {
+            throw ValidationError("\(arguments.count) command-line words; vxmon takes at most \(maxWords)")
+        }
         var words: [String] = []
         var rest = arguments[...]
         while let word = rest.popFirst() {

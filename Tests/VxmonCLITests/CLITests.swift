@@ -136,3 +136,16 @@ struct OutputOverInputTests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/r.vxrec"))
     }
 }
+
+@Suite("command lines beyond any real one")
+struct LongCommandLineTests {
+    @Test("more than 2048 words is a usage error naming the bound (ArgumentParser would take minutes on them)")
+    func tooManyWords() throws {
+        let words = ["replay", "\(CLIFixtures.vectors)/trace_v1_to_overlay_icmp.vxrec", "-q"]
+            + Array(repeating: ["--ip", "10.0.0.1"], count: 1023).flatMap { $0 }
+        let refused = try run(Binary.vxmon, words)
+        #expect(refused.status == 64 && refused.stderr.contains("2049 command-line words; vxmon takes at most 2048"), "\(refused.stderr)")
+        let taken = try run(Binary.vxmon, Array(words.dropLast(2)))
+        #expect(taken.status == 0, "\(taken.stderr)")
+    }
+}
