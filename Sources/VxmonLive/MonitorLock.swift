@@ -4,17 +4,34 @@ import Synchronization
 /// Set by SIGINT/SIGTERM (see `StopSignals.install`); live sessions check it every poll round.
 public let stopRequested = Atomic<Bool>(false)
 
+/// When the first stop signal came (CLOCK_MONOTONIC ns; 0: none yet).
+let firstStopSignal = Atomic<UInt64>(0)
+
 /// Signal handling for live commands.
 public enum StopSignals {
-    /// SIGINT and SIGTERM request a clean stop (a second one exits at once); SIGPIPE is ignored so
-    /// that a closed pipe shows up as EPIPE on write and ends the monitor cleanly.
+    /// SIGINT and SIGTERM request a clean stop; a second one exits at once, unless it comes within
+    /// half a second of the first (GNU `timeout`, and some supervisors, send the signal twice at
+    /// once: the summary must still be printed). SIGPIPE is ignored so that a closed pipe shows up as
+    /// EPIPE on write and ends the monitor cleanly.
     public static func install() {
         let handler: @convention(c) (Int32) -> Void = { signal in
-            if stopRequested.exchange(true, ordering: .relaxed) { _exit(128 + signal) }
+            var ts = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &ts)
+            let now = (UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)) | 1
+            let (_, first) = firstStopSignal.compareExchange(expected: 0, desired: now, ordering: .relaxed)
+            stopRequested.store(true, ordering: .relaxed)
+            if first != 0 && (now &- first) >= 500_000_000 { _exit(128 + signal) }
         }
         Glibc.signal(SIGINT, handler)
         Glibc.signal(SIGTERM, handler)
         Glibc.signal(SIGPIPE, SIG_IGN)
+        // A parent may have started vxmon with them blocked (Foundation's Process does): a stop
+        // request must reach it whoever started it.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 }
 

@@ -65,4 +65,32 @@ struct MonitorSocketTests {
         #expect(r.stdout == "")
         #expect(r.stderr.contains("waiting for the Cilium agent at \(path)"), "\(r.stderr)")
     }
+
+    @Test("two SIGTERMs at once (GNU timeout sends two) still end cleanly with the summary; the kernel's exit status is the oracle")
+    func doubleSignal() throws {
+        let dir = NSTemporaryDirectory() + "/vxmon-sig-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = FileManager.default.createFile(atPath: dir + "/err", contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Binary.vxmon)
+        // A socket nobody serves: vxmon waits for the agent, checking for a stop request.
+        p.arguments = ["--monitor-socket", dir + "/none.sock", "--summary", "--duration", "30"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle(forWritingAtPath: dir + "/err")
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        var waited = 0
+        while !(CLIFixtures.text(dir + "/err") ?? "").contains("waiting for the Cilium agent") && waited < 100 {
+            usleep(50_000)
+            waited += 1
+        }
+        kill(p.processIdentifier, SIGTERM)
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        let err = CLIFixtures.text(dir + "/err") ?? ""
+        #expect(p.terminationReason == .exit && p.terminationStatus == 0, "\(p.terminationStatus): \(err)")
+        #expect(err.contains("vxmon summary:"), "\(err)")
+        #expect(err.contains("; stopped"), "the signals stopped it (not its --duration): \(err)")
+    }
 }
