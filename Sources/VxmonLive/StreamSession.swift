@@ -50,6 +50,8 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
     fileprivate var connectionEnded: String?
     fileprivate var now: UInt64 = 0
     public var log: (String) -> Void = { EventPipeline.standardError($0) }
+    /// Malformed records seen in the whole session (their lines are capped across reconnects).
+    var reportedMalformed = 0
 
     public init(options: Options, sink: any LiveSink) {
         self.options = options
@@ -87,7 +89,7 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
             do {
                 fd = try Self.connect(options.path)
             } catch {
-                if !options.reconnect {
+                if !options.reconnect || error is PermissionDenied {
                     if connections == 0 { throw error }
                     counts.failure = "\(options.peer) went away and could not be reached again: \(error)"
                     endReason = "connection lost"
@@ -150,6 +152,12 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
         }
     }
 
+    /// A socket whose permissions refuse this user: waiting does not change that, so it ends the
+    /// session (with the hint of what to do) even when reconnecting.
+    public struct PermissionDenied: Error, CustomStringConvertible {
+        public var description: String
+    }
+
     /// A connected, non-blocking Unix stream socket to `path`.
     public static func connect(_ path: String) throws -> Int32 {
         var address = try unixAddress(path)
@@ -163,8 +171,8 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
         if rc != 0 {
             let code = errno
             Glibc.close(fd)
-            var message = "cannot connect to \(sanitizedForLog(path)): \(errnoString(code))"
-            if code == EACCES || code == EPERM { message += permissionHint(path) }
+            let message = "cannot connect to \(sanitizedForLog(path)): \(errnoString(code))"
+            if code == EACCES || code == EPERM { throw PermissionDenied(description: message + permissionHint(path)) }
             throw VxmonError(message)
         }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
@@ -335,13 +343,15 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
             }
         }
 
-        /// Reported one by one up to 10 per connection (a hostile peer must not flood stderr), all counted.
+        /// Reported one by one up to 10 per session, whatever the number of connections (a hostile peer
+        /// that reconnects must not flood stderr), all counted.
         func malformedRecord(index: Int, offset: Int, reason: String) {
             malformed &+= 1
-            if malformed <= 10 {
+            session.reportedMalformed &+= 1
+            if session.reportedMalformed <= 10 {
                 session.log(
                     "vxmon: skipped a malformed record at offset \(offset) of the stream from \(session.options.peer): \(reason)"
-                        + (malformed == 10 ? " (further ones are only counted)" : ""))
+                        + (session.reportedMalformed == 10 ? " (further ones are only counted)" : ""))
             }
         }
     }
