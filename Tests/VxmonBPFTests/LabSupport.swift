@@ -205,3 +205,32 @@ func icmpFrame(_ f: [UInt8]) -> (String, String, UInt8)? {
         f[14 + ihl]
     )
 }
+
+/// A TCP echo on port 8080 and a UDP echo on port 5000 in `pod`'s namespace, one exchange each: the
+/// traffic of the live filter tests. Returns once it listens; the caller terminates it.
+func startEchoServer(in pod: LabTopology.Pod, dir: String) throws -> Process {
+    let server = """
+        import socket
+        t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); t.bind(("0.0.0.0", 8080)); t.listen(1)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 5000))
+        open("\(dir)/ready", "w").close()
+        c, _ = t.accept(); c.sendall(c.recv(64).upper()); c.close()
+        m, peer = u.recvfrom(64); u.sendto(m.upper(), peer)
+        """
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["ip", "netns", "exec", pod.namespace, "python3", "-c", server]
+    try process.run()
+    _ = LabAgentTests.waitFor(5) { FileManager.default.fileExists(atPath: dir + "/ready") }
+    return process
+}
+
+/// The client side of `startEchoServer`'s exchanges, from `pod` to the server at `ip`.
+func echoExchange(from pod: LabTopology.Pod, to ip: String) throws -> CommandResult {
+    let client = """
+        import socket
+        s = socket.create_connection(("\(ip)", 8080), timeout=2); s.sendall(b"hello\\n"); s.recv(64); s.close()
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2); u.sendto(b"ping\\n", ("\(ip)", 5000)); u.recvfrom(64)
+        """
+    return try inNamespace(pod.namespace, ["python3", "-c", client])
+}

@@ -136,29 +136,12 @@ struct LiveCLIFilterTests {
         let start = rfc3339Now()
 
         // Cross-node and same-node pings, one denied by policy, a TCP exchange and a UDP exchange.
-        let server = """
-            import socket
-            t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); t.bind(("0.0.0.0", 8080)); t.listen(1)
-            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 5000))
-            open("\(dir)/ready", "w").close()
-            c, _ = t.accept(); c.sendall(c.recv(64).upper()); c.close()
-            m, peer = u.recvfrom(64); u.sendto(m.upper(), peer)
-            """
-        let client = """
-            import socket
-            s = socket.create_connection(("\(b.ip)", 8080), timeout=2); s.sendall(b"hello\\n"); s.recv(64); s.close()
-            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2); u.sendto(b"ping\\n", ("\(b.ip)", 5000)); u.recvfrom(64)
-            """
-        let serverProcess = Process()
-        serverProcess.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        serverProcess.arguments = ["ip", "netns", "exec", b.namespace, "python3", "-c", server]
-        try serverProcess.run()
+        let serverProcess = try startEchoServer(in: b, dir: dir)
         defer { if serverProcess.isRunning { serverProcess.terminate() } }
-        _ = LabAgentTests.waitFor(5) { FileManager.default.fileExists(atPath: dir + "/ready") }
         try inNamespace(a.namespace, ["ping", "-c", "2", "-i", "0.2", "-W", "1", b.ip])
         try inNamespace(a.namespace, ["ping", "-c", "1", "-W", "1", d.ip])
         try inNamespace(a.namespace, ["ping", "-c", "1", "-W", "1", c.ip])
-        let exchange = try inNamespace(a.namespace, ["python3", "-c", client])
+        let exchange = try echoExchange(from: a, to: b.ip)
         #expect(exchange.status == 0, "\(exchange.errorOutput)")
         let end = rfc3339Now()
         for p in clients { p.waitUntilExit() }
