@@ -256,6 +256,8 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
         var forwarder: Forwarder
         unowned let session: StreamSession
         private var chunk = [UInt8](repeating: 0, count: 1 << 18)
+        /// Bytes read on this connection.
+        private var received = 0
 
         init(fd: Int32, parser: any ByteStreamParser, forwarder: Forwarder, session: StreamSession) {
             self.fd = fd
@@ -280,6 +282,14 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
                     return false
                 }
                 if n == 0 {
+                    // Closed before a single byte: refused (a vxmon agent at its client limit closes
+                    // new connections at once), not a broken stream.
+                    guard received > 0 else {
+                        session.endConnection(
+                            "closed at once, before sending anything (a vxmon agent serving its most clients refuses more: "
+                                + "`vxmon lab status` lists them)")
+                        return false
+                    }
                     do {
                         try parser.finish()
                         session.endConnection("end of stream")
@@ -288,6 +298,7 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
                     }
                     return false
                 }
+                received &+= n
                 chunk.withUnsafeBytes { parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
                 do {
                     try parser.parse(into: &forwarder)

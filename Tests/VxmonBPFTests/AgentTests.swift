@@ -140,6 +140,41 @@ struct AgentSocketTests {
         }
     }
 
+    @Test("a client beyond the agent's limit is refused at once, and the client says why (not 'not a vxmon recording')")
+    func clientLimit() throws {
+        let lab = LabNames.make("lim")
+        let paths = LabPaths(lab: lab)
+        defer { try? FileManager.default.removeItem(atPath: paths.stateDirectory) }
+        var options = AgentOptions()
+        options.maxClients = 1
+        let server = try AgentServer(paths: paths, nodeNames: ["alpha"], metadata: [], options: options)
+        defer { server.close() }
+        let first = try Client(paths.agentSocket)
+        _ = server.readReady()
+        let devNull = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        defer { close(devNull) }
+        let sink = RecorderSink(fd: devNull, nodeNames: ["alpha"])
+        let session = StreamSession(
+            options: StreamSession.Options(path: paths.agentSocket, format: .vxrec, nodeNames: ["alpha"], peer: "the agent"),
+            sink: sink)
+        session.log = { _ in }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var stats: LiveStats?
+        Thread {
+            stats = try? session.run()
+            done.signal()
+        }.start()
+        var waited = 0
+        while done.wait(timeout: .now() + .milliseconds(20)) == .timedOut && waited < 250 {
+            _ = server.readReady()
+            waited += 1
+        }
+        let failure = stats?.failure ?? "no result"
+        #expect(failure.contains("closed the connection (closed at once, before sending anything"), "\(failure)")
+        #expect(!failure.contains("not a vxmon recording"))
+        _ = first
+    }
+
     @Test("a node's monitor1_2 socket: Go decodes Payloads equal to the events fed (that node's only); the lab socket holds them all")
     func goDecodesAgentStream() throws {
         let lab = LabNames.make("gob")
