@@ -149,3 +149,24 @@ struct LongCommandLineTests {
         #expect(taken.status == 0, "\(taken.stderr)")
     }
 }
+
+@Suite("diagnostics a hostile recording cannot flood")
+struct DiagnosticBoundTests {
+    @Test("5,000 undecodable events: at most 1,000 lines per rendering pipeline on stderr (parallel replay included), and the summary counts all 5,000")
+    func undecodableLinesAreBounded() throws {
+        let dir = NSTemporaryDirectory() + "vxmon-undecodable-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Trace notifications cut after their first byte: each one is reported and skipped.
+        let file = dir + "/bad.vxrec"
+        try Data(vxrec((0..<5000).map { _ in Record(kind: 1, body: [4]) })).write(to: URL(fileURLWithPath: file))
+        // Standard output to a file: the parallel renderer, one pipeline per worker.
+        let r = try run(Binary.vxmon, ["replay", file, "-o", "json"], stdoutFile: dir + "/out.json")
+        let lines = r.stderr.split(separator: "\n")
+        let skipped = lines.filter { $0.contains("; event skipped") }
+        let workers = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        #expect(r.status == 0, "\(r.stderr.suffix(300))")
+        #expect(skipped.count >= 1000 && skipped.count <= 1000 * workers, "\(skipped.count) lines")
+        #expect(lines.last?.contains("5000 skipped (undecodable)") == true, "\(lines.last ?? "")")
+    }
+}

@@ -63,7 +63,7 @@ final class FuzzHarness {
             let output = c.pipeline.out.string
             if decodes[c.release] != true {
                 // Counted always; reported one line each up to the pipeline's bound, then only counted.
-                let reported = c.pipeline.stats.decodeErrors <= EventPipeline.maxDecodeErrorLines ? 1 : 0
+                let reported = c.pipeline.decodeErrorLines <= EventPipeline.maxDecodeErrorLines ? 1 : 0
                 if !output.isEmpty || c.sink.lines.count != reported || c.pipeline.stats.decodeErrors != errorsBefore + 1 {
                     Issue.record("decode error must print nothing, be counted and report once: \(c.mode) \(hex(body))", sourceLocation: sourceLocation)
                 }

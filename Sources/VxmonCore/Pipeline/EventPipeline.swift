@@ -70,6 +70,8 @@ public final class EventPipeline: RecordConsumer {
     public var renderSink: (any EventSink)? { textSink ?? structuredSink }
     /// Undecodable events reported one line each; the rest are counted (`stats.decodeErrors`).
     public static let maxDecodeErrorLines = 1000
+    /// Undecodable events seen by this pipeline over its whole life.
+    public private(set) var decodeErrorLines = 0
 
     /// The rendering sink, typed: the per-event call goes to it directly (no existential dispatch,
     /// which copied the whole Event per call).
@@ -202,14 +204,16 @@ public final class EventPipeline: RecordConsumer {
         } catch {
             stats.decodeErrors += 1
             // One line each up to a bound (a hostile peer or recording must not flood stderr); every
-            // one is counted in the summary line.
-            guard stats.decodeErrors <= Self.maxDecodeErrorLines else { return }
+            // one is counted in the summary line. Counted apart from `stats`, which the parallel
+            // replay resets per batch.
+            decodeErrorLines &+= 1
+            guard decodeErrorLines <= Self.maxDecodeErrorLines else { return }
             var where_ = "record \(index)"
             if offset >= 0 { where_ += " (byte offset \(offset))" }
             if let node { where_ += " from node \(Self.sanitized(node))" }
             diagnostics(
                 "vxmon: \(where_), CPU \(cpu): \(error); event skipped"
-                    + (stats.decodeErrors == Self.maxDecodeErrorLines ? " (further undecodable events are only counted)" : ""))
+                    + (decodeErrorLines == Self.maxDecodeErrorLines ? " (further undecodable events are only counted)" : ""))
             return
         }
         stats.events += 1
