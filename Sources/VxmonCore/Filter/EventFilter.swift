@@ -203,11 +203,6 @@ public struct EventFilter: Sendable {
         types.isEmpty && fromEndpoints.isEmpty && toEndpoints.isEmpty && relatedEndpoints.isEmpty && clauses.isEmpty
     }
 
-    /// True when any flag names a pod.
-    public var usesPods: Bool {
-        clauses.contains { $0.terms.contains { if case .pod = $0 { true } else { false } } }
-    }
-
     /// The pods the filter names, as written.
     public var podSelectors: [PodSelector] {
         clauses.flatMap { $0.terms.compactMap { if case .pod(let s, _) = $0 { s } else { nil } } }

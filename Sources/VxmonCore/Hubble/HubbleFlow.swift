@@ -83,15 +83,14 @@ public struct HubbleFlow: Sendable {
         trafficDirection = event.flow.trafficDirection
         var sourceAddress: IPAddress?
         var destinationAddress: IPAddress?
+        // Hubble's stack; for a socket trace its one address and port: the destination before a
+        // forward translation, the source of a reply (reverse points), as its socket parser has them.
+        layers = event.flow.hubbleLayers(release)
         if case .traceSock(let s) = event.message {
-            // The one address and port: the destination before a forward translation, the source of a
-            // reply (reverse points), as Hubble's socket parser places them (`Flow.hubbleLayers`).
-            layers = event.flow.hubbleLayers(release)
             sockXlatePoint = s.xlatePoint
             socketCookie = s.socketCookie
             cgroupID = s.cgroupID
         } else {
-            layers = event.flow.hubbleLayers(release)
             ipSource = event.flow.originalIP
             sourceAddress = event.flow.originalIP ?? layers.source
             destinationAddress = layers.destination
