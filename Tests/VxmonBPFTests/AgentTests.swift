@@ -124,12 +124,17 @@ struct AgentSocketTests {
 
     /// A client socket connected to `path`, and what it has read.
     final class Client {
-        let fd: Int32
+        private(set) var fd: Int32
         var bytes: [UInt8] = []
         init(_ path: String) throws {
             fd = try StreamSession.connect(path)
         }
-        deinit { close(fd) }
+        deinit { hangUp() }
+        /// Closes the connection once (a second close could close another test's descriptor).
+        func hangUp() {
+            if fd >= 0 { close(fd) }
+            fd = -1
+        }
         func drain() {
             var chunk = [UInt8](repeating: 0, count: 1 << 16)
             while true {
@@ -228,11 +233,15 @@ struct AgentSocketTests {
         #expect(records.metadata.contains { $0 == ("lab", lab) })
 
         // Clients gone: events off again.
-        close(beta.fd)
-        close(whole.fd)
-        _ = server.readReady()
-        _ = server.readReady()
-        #expect(switched.suffix(2).allSatisfy { !$0.1 }, "\(switched)")
+        // A process another test spawns at this moment holds a copy of the descriptors until it
+        // execs, so the hang-up can reach the agent a little later: poll until it does (5 s at most).
+        beta.hangUp()
+        whole.hangUp()
+        for _ in 0..<500 where switched.count < 4 {
+            _ = server.readReady()
+            usleep(10_000)
+        }
+        #expect(switched.count == 4 && switched.suffix(2).allSatisfy { !$0.1 }, "\(switched)")
     }
 
     @Test("a client that writes to the agent is disconnected, the others are served on")
