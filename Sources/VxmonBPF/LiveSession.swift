@@ -290,7 +290,7 @@ public final class LiveSession: LiveEventSource, SourceDelegate, PollLoopDelegat
         if discarding { return }
         counts.unattributed &+= 1
         if counts.unattributed <= 3 {
-            EventPipeline.standardError("vxmon: skipped \(reason) (CPU \(cpu))")
+            EventPipeline.diagnostic("vxmon: skipped \(reason) (CPU \(cpu))")
         }
     }
 

@@ -118,7 +118,7 @@ struct OutputOptions: ParsableArguments {
             format: format, verbosity: verbosity, hex: hex, numeric: numeric, release: cilium,
             tunnelPorts: tunnelPorts, output: fd.map { FileOutput(fd: $0) }, flushEachRecord: flushEachRecord,
             names: names, decorations: decorations(fd: fd ?? -1, nodeLabels: nodeLabels), filter: filter,
-            diagnostics: EventPipeline.standardError)
+            diagnostics: EventPipeline.diagnostic)
         if summary { pipeline.counters = FlowCounters() }
         pipeline.maxEvents = count
         return pipeline

@@ -61,7 +61,7 @@ struct Record: CommandWords {
             pipeline = nil
             recorder = nil
         } else {
-            let p = EventPipeline(format: .none, filter: filter, diagnostics: EventPipeline.standardError)
+            let p = EventPipeline(format: .none, filter: filter, diagnostics: EventPipeline.diagnostic)
             for pod in input.topology?.pods ?? [] { p.learn(pod.info) }
             if summary { p.counters = FlowCounters() }
             let r = VxrecSink(output: FileOutput(fd: fd), metadata: metadata, time: wallClockNanoseconds())

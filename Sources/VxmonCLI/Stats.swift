@@ -37,7 +37,7 @@ struct Stats: CommandWords {
         if fd < 0 { throw CLIError("cannot open \(sanitizedArgument(file)): \(String(cString: strerror(errno)))") }
         defer { if fd > 0 { close(fd) } }
         var pipeline = EventPipeline(
-            format: .none, release: cilium, filter: try filters.makeFilter(words), diagnostics: EventPipeline.standardError)
+            format: .none, release: cilium, filter: try filters.makeFilter(words), diagnostics: EventPipeline.diagnostic)
         pipeline.counters = FlowCounters()
         let failure = readRecording(fd, into: &pipeline, carryOverFields: false)
         let out = OutputBuffer(capacity: 1 << 12)

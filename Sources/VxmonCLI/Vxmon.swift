@@ -70,10 +70,21 @@ public struct Vxmon: ParsableCommand {
         do {
             var command = command
             try command.run()
+            reportHeldBackDiagnostics()
         } catch {
+            reportHeldBackDiagnostics()
             // `vxmon FILE` (monitor's hidden argument) runs replay.
             exit(withError: error, in: (command as? Monitor)?.recording != nil ? Replay.self : type(of: command))
         }
+    }
+
+    /// The last line on stderr when the process's diagnostic budget held lines back: how many.
+    static func reportHeldBackDiagnostics() {
+        let held = DiagnosticBudget.process.suppressed
+        guard held > 0 else { return }
+        EventPipeline.standardError(
+            "vxmon: \(held) diagnostic lines were not shown (stderr is limited to \(DiagnosticBudget.burst) lines, "
+                + "then \(DiagnosticBudget.perSecond) a second)")
     }
 
     /// Ends with `error` thrown by the `run()` of `command`. ArgumentParser's own `main` reports a usage

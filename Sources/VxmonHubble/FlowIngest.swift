@@ -16,7 +16,7 @@ public final class FlowIngest: EventSink {
     public private(set) var flows: UInt64 = 0
     /// Events of a node this process does not serve.
     public private(set) var unrouted = 0
-    public var diagnostics: (String) -> Void = { EventPipeline.standardError($0) }
+    public var diagnostics: (String) -> Void = { EventPipeline.diagnostic($0) }
 
     /// `pods`: the pipeline's (it learns the pod records); the flows follow the latest flow API, the
     /// one `proto/` holds (`tunnel`, `trace_reason`).

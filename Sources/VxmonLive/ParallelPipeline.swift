@@ -76,7 +76,7 @@ public final class ParallelPipeline: RecordConsumer, @unchecked Sendable {
     /// and share `names`.
     public init(
         workers count: Int, output: ByteOutput, flushEachBatch: Bool = false, batchEvents: Int = 1024,
-        names: InterfaceNames, diagnostics: @escaping (String) -> Void = EventPipeline.standardError,
+        names: InterfaceNames, diagnostics: @escaping (String) -> Void = EventPipeline.diagnostic,
         makePipeline: (InterfaceNames) -> EventPipeline
     ) {
         self.output = output

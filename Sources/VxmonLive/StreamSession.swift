@@ -49,7 +49,7 @@ public final class StreamSession: LiveEventSource, PollLoopDelegate, @unchecked 
     /// Set when the connection ended (peer closed, read error, malformed stream).
     fileprivate var connectionEnded: String?
     fileprivate var now: UInt64 = 0
-    public var log: (String) -> Void = { EventPipeline.standardError($0) }
+    public var log: (String) -> Void = { EventPipeline.diagnostic($0) }
     /// Malformed records seen in the whole session (their lines are capped across reconnects).
     var reportedMalformed = 0
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VxmonLive
 import VxmonCore
 
 // End-to-end runs of the built `vxmon` executable. SwiftPM puts it in the same directory as the test
@@ -161,12 +162,41 @@ struct DiagnosticBoundTests {
         let file = dir + "/bad.vxrec"
         try Data(vxrec((0..<5000).map { _ in Record(kind: 1, body: [4]) })).write(to: URL(fileURLWithPath: file))
         // Standard output to a file: the parallel renderer, one pipeline per worker.
+        let started = Date()
         let r = try run(Binary.vxmon, ["replay", file, "-o", "json"], stdoutFile: dir + "/out.json")
+        let elapsed = Date().timeIntervalSince(started)
         let lines = r.stderr.split(separator: "\n")
         let skipped = lines.filter { $0.contains("; event skipped") }
         let workers = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        // Lines the process's stderr budget held back (1,000, then 100 a second), said at the end.
+        let heldBack = lines.last.flatMap { last -> Int? in
+            guard last.hasSuffix("then 100 a second)"), let n = last.split(separator: " ").dropFirst().first else { return nil }
+            return Int(n)
+        } ?? 0
         #expect(r.status == 0, "\(r.stderr.suffix(300))")
-        #expect(skipped.count >= 1000 && skipped.count <= 1000 * workers, "\(skipped.count) lines")
-        #expect(lines.last?.contains("5000 skipped (undecodable)") == true, "\(lines.last ?? "")")
+        #expect(skipped.count >= 1000, "\(skipped.count) lines")
+        #expect(skipped.count + heldBack <= 1000 * workers, "\(skipped.count) lines, \(heldBack) held back")
+        #expect(Double(skipped.count) <= 1000 + 100 * elapsed + 1, "\(skipped.count) lines in \(elapsed) s")
+        #expect(lines.contains { $0.contains("5000 skipped (undecodable)") }, "\(r.stderr.suffix(300))")
+    }
+
+    @Test("the process's stderr budget: 1,000 lines at once, then 100 a second; what it holds back is counted and said when lines flow again")
+    func processBudget() {
+        nonisolated(unsafe) var now: UInt64 = 0
+        let budget = DiagnosticBudget(burst: 1000, perSecond: 100, clock: { now })
+        var written: [String] = []
+        for i in 0..<1500 { budget.write("line \(i)") { written.append($0) } }
+        #expect(written.count == 1000 && written.last == "line 999")
+        #expect(budget.suppressed == 500)
+        now = 50_000_000  // 50 ms later: 5 lines' worth
+        for i in 1500..<1510 { budget.write("line \(i)") { written.append($0) } }
+        // The first line after the pause says how many were held back, then 4 more fit (5 in all).
+        #expect(written.count == 1000 + 1 + 5, "\(written.suffix(8))")
+        #expect(written[1000].hasPrefix("vxmon: 500 diagnostic lines not shown"), "\(written[1000])")
+        #expect(written[1001] == "line 1500" && written.last == "line 1504")
+        #expect(budget.suppressed == 505)
+        now = 3_600_000_000_000  // an hour later: the burst again, no more
+        for i in 0..<2000 { budget.write("again \(i)") { written.append($0) } }
+        #expect(written.count == 1006 + 1 + 1000)
     }
 }
