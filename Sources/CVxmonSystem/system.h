@@ -74,6 +74,17 @@ static inline int vxmon_shim_epoll_add(int epfd, int fd, __u32 events, __u64 tag
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+/// epoll_ctl(MOD): new events for `fd`, with its 64-bit tag. Returns 0 or -errno.
+static inline int vxmon_shim_epoll_mod(int epfd, int fd, __u32 events, __u64 tag)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = events;
+	ev.data.u64 = tag;
+	return epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
 /// epoll_wait into parallel arrays of tags and event masks. Returns the count or -errno.
 static inline int vxmon_shim_epoll_wait(int epfd, __u64 *tags, __u32 *events, int max, int timeout_ms)
 {
