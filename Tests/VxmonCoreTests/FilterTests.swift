@@ -293,6 +293,47 @@ struct FilterTests {
         stats.lostSamples = UInt64.max - 1
         let line = FlowCounters().table(stats).split(separator: "\n").first.map(String.init) ?? ""
         #expect(line.hasPrefix("vxmon summary: \(UInt64.max) records: 1130000 shown"), "\(line)")
+        // The JSON summary's total too (Foundation's parser reads it back).
+        let out = OutputBuffer(capacity: 4096)
+        FlowCounters().renderJSON(stats, into: out)
+        let json = (try? JSONSerialization.jsonObject(with: Data(out.string.utf8))) as? [String: Any]
+        #expect((json?["records"] as? NSNumber)?.uint64Value == UInt64.max, "\(out.string.prefix(200))")
+    }
+
+    @Test("parallel workers' lost counts near 2^64 merge without wrapping (lost samples by CPU and their total)")
+    func mergeSaturates() throws {
+        let a = FlowCounters(), b = FlowCounters()
+        a.count(LostSamples(cpu: 3, count: UInt64.max - 5, timeNanoseconds: 0, node: nil))
+        b.count(LostSamples(cpu: 3, count: 10, timeNanoseconds: 0, node: nil))
+        a.merge(b)
+        #expect(a.lostSamples == UInt64.max && a.lostByCPU[3] == UInt64.max)
+    }
+
+    @Test("the busiest flows: 60,000 distinct flows of one event each (all tied) give the 10 first in address order, and only those 10 get text")
+    func topFlowsCost() throws {
+        // Trace events of distinct UDP flows 10.x.y.z:1000 -> 10.0.0.1:53, in descending address order,
+        // so the winners come last; plus one flow with two events, which must come first.
+        let counters = FlowCounters()
+        let pipeline = EventPipeline(format: .none, diagnostics: { _ in })
+        pipeline.counters = counters
+        func udp(_ source: UInt32) -> [UInt8] {
+            var ip: [UInt8] = [0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0]
+            ip += withUnsafeBytes(of: source.bigEndian, Array.init) + [10, 0, 0, 1]
+            let frame: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00] + ip + [0x03, 0xe8, 0, 53, 0, 8, 0, 0]
+            var header: [UInt8] = [4, 0, 0, 0, 0, 0, 0, 0, UInt8(frame.count), 0, 0, 0, UInt8(frame.count), 0, 0, 0]
+            header += [UInt8](repeating: 0, count: 16)
+            return header + frame
+        }
+        let base: UInt32 = 0x0a00_0000
+        for i in (1...60_000).reversed() { pipeline.sample(udp(base + UInt32(i)).span.bytes, cpu: 0, timeNanoseconds: 0, index: 1, offset: 0) }
+        for _ in 0..<2 { pipeline.sample(udp(base + 99_999).span.bytes, cpu: 0, timeNanoseconds: 0, index: 1, offset: 0) }
+        let table = counters.table(pipeline.stats)
+        let section = table.split(separator: "\n").drop { !$0.contains("TOP FLOWS") }.dropFirst().prefix(10)
+        // The oracle: addresses written out by hand from the input's construction.
+        let want = ["10.1.134.159"] + (1...9).map { "10.0.0.\($0)" }
+        #expect(section.count == 10, "\(table)")
+        for (line, address) in zip(section, want) { #expect(line.contains(address + ":1000"), "\(line) / \(address)") }
+        #expect(counters.describedFlows <= 10, "\(counters.describedFlows) flow texts made")
     }
 
     @Test("--summary totals: records shown + filtered out + lost = every record, on replay")
