@@ -23,21 +23,19 @@ public struct Vxmon: ParsableCommand {
 
     public init() {}
 
+    /// The most words ArgumentParser is given: its parsing is quadratic in them (50,000 words took
+    /// minutes). Repeated filter flags do not count (see `forArgumentParser`): `FilterParser` reads all
+    /// of them in one pass, so a filter of 100,000 addresses parses in linear time.
+    public static let maxWords = 2048
+
     /// Parses `arguments` (the words after the program's name) into the command they ask for, as
     /// `vxmon` does, and hands the words to a command that reads them again (`CommandWords`: the
     /// filters, in order). `--timestamps` takes an optional value, which ArgumentParser options cannot:
     /// a bare one (or one followed by a format name as a separate word) is rewritten to
     /// `--timestamps=FORMAT` first. Throws what ArgumentParser throws (`exit(withError:)` reports it).
-    /// The most command-line words taken (a filter of hundreds of values fits).
-    public static let maxWords = 2048
-
     public static func parse(_ arguments: [String]) throws -> ParsableCommand {
-        // ArgumentParser's parsing is quadratic in the number of words (50,000 `--ip` took minutes):
-        // a command line longer than any real one is refused at once.
-        guard arguments.count <= maxWords else {
-            throw ValidationError("\(arguments.count) command-line words; vxmon takes at most \(maxWords)")
-        }
         var words: [String] = []
+        words.reserveCapacity(arguments.count)
         var rest = arguments[...]
         while let word = rest.popFirst() {
             if word == "--timestamps" {
@@ -50,10 +48,50 @@ public struct Vxmon: ParsableCommand {
                 words.append(word)
             }
         }
-        let command = try parseAsRoot(words)
+        let parsed = forArgumentParser(words)
+        guard parsed.count <= maxWords else {
+            throw ValidationError("\(parsed.count) command-line words besides repeated filter flags; vxmon takes at most \(maxWords)")
+        }
+        let command = try parseAsRoot(parsed)
         guard var reader = command as? any CommandWords else { return command }
         reader.words = words
         return reader
+    }
+
+    /// `words` with every filter flag after its first occurrence left out, with its value and a
+    /// `--not` before it: what ArgumentParser needs to check and document them. `FilterParser` reads
+    /// the filter from all of the words, in order, and checks every value. Stops at `--`.
+    /// Only for the commands that take filters (monitor, the default, record, replay and stats), and
+    /// not `--node`, which monitor, replay and stats also read as their own option.
+    static func forArgumentParser(_ words: [String]) -> [String] {
+        let others = configuration.subcommands.filter { !($0 is any CommandWords.Type) }.map { $0._commandName }
+        if let first = words.first, others.contains(first) { return words }
+        let filterFlags = Set(FilterParser.flags.map(\.name).filter { $0 != "--node" } + ["-t"])
+        var seen = Set<String>()
+        var kept: [String] = []
+        kept.reserveCapacity(min(words.count, 4 * maxWords))
+        var i = 0
+        while i < words.count {
+            let word = words[i]
+            if word == "--" {
+                kept += words[i...]
+                break
+            }
+            // A filter flag (and its value, unless given as --flag=value), perhaps negated.
+            var at = i
+            if word == "--not", i + 1 < words.count { at = i + 1 }
+            let flagWord = words[at]
+            let name = flagWord.hasPrefix("--") ? String(flagWord.prefix { $0 != "=" }) : flagWord
+            guard filterFlags.contains(name) else {
+                kept.append(word)
+                i += 1
+                continue
+            }
+            let end = min(flagWord.contains("=") && flagWord.hasPrefix("--") ? at + 1 : at + 2, words.count)
+            if seen.insert(name == "-t" ? "--type" : name).inserted { kept += words[i..<end] }
+            i = end
+        }
+        return kept
     }
 
     /// Parses the process's command line and runs the command, with ArgumentParser's exit statuses
