@@ -14,6 +14,8 @@ DEMO_BIN := .build/$(DEMO_CONFIG)/vxmon
 TEST_ARGS ?=
 BENCH_EVENTS ?= 1000000
 BENCH_FILE := .build/bench/bulk-$(BENCH_EVENTS).vxrec
+# A million events of a million distinct flows: `vxmon stats` at its worst (counters, top flows).
+DISTINCT_FILE := .build/bench/distinct-1000000.vxrec
 
 .PHONY: all build bpf setup setup-demo setup-test vxmon hubble demo test bench fuzz asan tsan soak clean
 
@@ -54,12 +56,14 @@ demo: setup-demo vxmon
 test: setup-test bpf
 	@SWIFT=$(SWIFT) scripts/test.sh $(TEST_ARGS)
 
-# Replay throughput and peak RSS per output mode on a generated 1M-event recording, and the Hubble
-# servers' ingestion rate (one thread) on the same file.
+# Replay throughput and peak RSS per output mode on a generated 1M-event recording, `vxmon stats` on
+# a million distinct flows, and the Hubble servers' ingestion rate (one thread) on the bulk file.
 bench: build
 	@mkdir -p .build/bench
 	@test -f $(BENCH_FILE) || python3 tools/gen_bulk.py $(BENCH_EVENTS) $(BENCH_FILE) --seed 1
 	.build/$(CONFIG)/vxmon-bench $(BENCH_FILE)
+	@test -f $(DISTINCT_FILE) || python3 tools/gen_distinct_flows.py 1000000 $(DISTINCT_FILE)
+	.build/$(CONFIG)/vxmon-bench $(DISTINCT_FILE) --stats
 	.build/$(CONFIG)/vxmon-hubble --bench-ingest $(BENCH_FILE) --rounds 3
 
 # libFuzzer + ASan over every parser of outside bytes, FUZZ_SECONDS (default 60) per target;

@@ -1,6 +1,9 @@
 // vxmon-bench: throughput and memory of `vxmon replay` per output mode.
 //
-//   vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages]
+//   vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats]
+//
+// `--stats` times `vxmon stats FILE` instead (the counters and the top flows: `make bench` runs it on
+// a million distinct flows, tools/gen_distinct_flows.py).
 //
 // For each mode it runs the real binary (`vxmon replay FILE <flags> > /dev/null`) N times and
 // reports the best events/s and the peak RSS (wait4's ru_maxrss), so the figures are what a user
@@ -40,6 +43,7 @@ var args = Array(CommandLine.arguments.dropFirst())
 var vxmonPath: String?
 var runs = 3
 var stages = false
+var statsOnly = false
 var file: String?
 while !args.isEmpty {
     let a = args.removeFirst()
@@ -47,13 +51,14 @@ while !args.isEmpty {
     case "--vxmon": vxmonPath = args.isEmpty ? nil : args.removeFirst()
     case "--runs": runs = Int(args.isEmpty ? "" : args.removeFirst()) ?? 3
     case "--stages": stages = true
+    case "--stats": statsOnly = true
     case "-h", "--help":
-        print("usage: vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages]")
+        print("usage: vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats]")
         exit(0)
     default: file = a
     }
 }
-guard let file else { fail("usage: vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages]") }
+guard let file else { fail("usage: vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats]") }
 
 // The vxmon binary defaults to the one built next to this benchmark.
 if vxmonPath == nil {
@@ -89,9 +94,10 @@ do { try VxrecReader(fd: fd).run(&counter) } catch { fail("\(file): \(error)") }
 close(fd)
 let events = counter.samples
 
-/// Runs `vxmon replay FILE flags` with stdout on /dev/null; returns (seconds, peak RSS KiB).
-func runReplay(_ flags: [String]) -> (Double, Int) {
-    let argv = [vxmon, "replay", file] + flags
+/// Runs `vxmon replay FILE flags` (or `vxmon stats FILE flags`) with stdout on /dev/null; returns
+/// (seconds, peak RSS KiB).
+func runReplay(_ flags: [String], command: String = "replay") -> (Double, Int) {
+    let argv = [vxmon, command, file] + flags
     var cargs = argv.map { strdup($0) } + [nil]
     defer { for p in cargs { free(p) } }
     var actions = posix_spawn_file_actions_t()
@@ -124,11 +130,12 @@ func fmt(_ v: Double) -> String {
 
 print("vxmon-bench: \(file): \(fmt(Double(events))) events, best of \(runs) runs per mode, output to /dev/null")
 print("\(pad("mode", 10)) \(lpad("events/s", 12)) \(lpad("target", 12)) \(lpad("seconds", 8)) \(lpad("peak RSS", 10))")
-for mode in modes {
+// `vxmon stats` prints its tables on stdout (to /dev/null here, as the replays' output).
+for mode in statsOnly ? [Mode(name: "stats", flags: [], target: 1_000_000)] : modes {
     var best = Double.infinity
     var rss = 0
     for _ in 0..<max(runs, 1) {
-        let (t, r) = runReplay(mode.flags)
+        let (t, r) = runReplay(mode.flags, command: statsOnly ? "stats" : "replay")
         best = min(best, t)
         rss = max(rss, r)
     }
