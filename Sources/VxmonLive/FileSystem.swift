@@ -81,6 +81,55 @@ public enum FileSystem {
         }
     }
 
+    /// What makes the directory at `path` unfit to hold what only root may change, or nil if it is
+    /// fit: a symbolic link, not a directory, not owned by root, or writable by its group or others.
+    /// nil too when it does not exist (`exists` then says false).
+    package static func rootOnlyProblem(_ path: String) -> (exists: Bool, problem: String?) {
+        var st = stat()
+        if lstat(path, &st) != 0 {
+            return errno == ENOENT ? (false, nil) : (true, "cannot be examined (\(errnoString(errno)))")
+        }
+        return (true, rootOnlyProblem(st))
+    }
+
+    /// What makes a directory with status `st` (from lstat or fstat) unfit to hold what only root
+    /// may change, or nil.
+    package static func rootOnlyProblem(_ st: stat) -> String? {
+        let type = st.st_mode & S_IFMT
+        if type == S_IFLNK { return "is a symbolic link" }
+        if type != S_IFDIR { return "is not a directory" }
+        if st.st_uid != 0 { return "is owned by uid \(st.st_uid), not by root" }
+        if st.st_mode & 0o022 != 0 { return "is writable by its group or by others (mode \(octalMode(st)))" }
+        return nil
+    }
+
+    /// A mode's permission bits as `0755`.
+    package static func octalMode(_ st: stat) -> String {
+        let digits = String(st.st_mode & 0o7777, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+
+    /// The refusal for a directory vxmon will not use, naming it, why, and how to get past it.
+    package static func rootOnlyRefusal(_ path: String, _ problem: String, what: String) -> VxmonError {
+        VxmonError(
+            "refusing to use \(path): it \(problem), and vxmon keeps \(what) only where nobody but root can move or "
+                + "replace them. vxmon makes that directory itself, owned by root and writable by no one else: "
+                + "remove it as root (`rm -r \(path)`) and run the command again")
+    }
+
+    /// mkdir -m `mode` for each of `paths` in order (each the parent of the next), then checks each is
+    /// a directory only root can change (`rootOnlyProblem`). A directory that exists is checked, not
+    /// changed. Throws the refusal for the first that fails.
+    package static func makeRootOnlyDirectories(_ paths: [String], mode: mode_t = 0o700, what: String) throws {
+        for path in paths {
+            if mkdir(path, mode) != 0 && errno != EEXIST {
+                throw VxmonError("cannot create \(path): \(errnoString(errno))")
+            }
+            let (_, problem) = rootOnlyProblem(path)
+            if let problem { throw rootOnlyRefusal(path, problem, what: what) }
+        }
+    }
+
     /// rm -rf (does not follow symlinks). Returns false if something could not be removed.
     @discardableResult
     package static func removeTree(_ path: String) -> Bool {
