@@ -43,7 +43,9 @@ if [[ $profile == test ]]; then
 	fi
 fi
 
-# libbpf pins the lab's maps and programs here.
+# libbpf pins the lab's maps and programs here. Mode 0700, as systemd mounts it: bpffs's own default is
+# 1777, where any user could make /sys/fs/bpf/vxmon before vxmon does (vxmon then refuses to use it).
+# A bpffs already mounted is left as it is.
 if ! mountpoint -q /sys/fs/bpf; then
-	mount -t bpf bpf /sys/fs/bpf
+	mount -t bpf bpf /sys/fs/bpf -o mode=0700
 fi

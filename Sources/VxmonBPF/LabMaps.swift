@@ -41,7 +41,10 @@ public final class NodeMaps {
     public let stats: BPFMap
     private let paths: LabPaths
 
-    public init(paths: LabPaths, node: String) throws(LibbpfError) {
+    /// Opens the pins after checking the directories they are in (`LabPaths.checkPinDirectories`):
+    /// a pin in a directory someone other than root could change may not be the lab's.
+    public init(paths: LabPaths, node: String) throws {
+        try paths.checkPinDirectories()
         self.paths = paths
         self.node = node
         config = try BPFMap(pinned: paths.map(node, DatapathNames.config))
@@ -52,9 +55,10 @@ public final class NodeMaps {
         stats = try BPFMap(pinned: paths.map(node, DatapathNames.stats))
     }
 
-    /// The event buffer map of `kind`, opened from its pin.
-    public func eventMap(_ kind: BufferKind) throws(LibbpfError) -> BPFMap {
-        try BPFMap(pinned: paths.map(node, kind == .perf ? DatapathNames.perfEvents : DatapathNames.ringEvents))
+    /// The event buffer map of `kind`, opened from its pin (its directories checked again).
+    public func eventMap(_ kind: BufferKind) throws -> BPFMap {
+        try paths.checkPinDirectories()
+        return try BPFMap(pinned: paths.map(node, kind == .perf ? DatapathNames.perfEvents : DatapathNames.ringEvents))
     }
 
     // MARK: config

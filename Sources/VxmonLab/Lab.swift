@@ -111,6 +111,8 @@ public final class Lab {
         let lock = try LabLock(lab: name, log: log)
         heldLock = lock
         defer { heldLock = nil }
+        // Before anything is built or cleaned: a pin directory someone else made is never used.
+        try paths.checkPinDirectories()
         switch state() {
         case .up(let topology):
             throw VxmonError(
@@ -215,8 +217,7 @@ public final class Lab {
         if let sharedRing { try object.reuseMap(DatapathNames.ringEvents, fd: sharedRing.fd) }
         try object.load()
         let ring = try BPFMap(duplicating: try object.mapFD(DatapathNames.ringEvents), name: DatapathNames.ringEvents)
-        try FileSystem.makeDirectories(paths.mapPins(node.name))
-        try FileSystem.makeDirectories(paths.programPins(node.name))
+        try paths.makePinDirectories(node: node.name)
         try object.pinMaps(in: paths.mapPins(node.name))
         try object.pinPrograms(in: paths.programPins(node.name))
 
@@ -271,7 +272,15 @@ public final class Lab {
 
     // MARK: Down
 
-    /// Removes every namespace, pin and state file of the lab (also of a stale one). Returns what
+    /// How long `lab down` waits for the kernel to free the lab's programs and maps once its
+    /// namespaces and pins are gone (a namespace is destroyed after its last user lets go, and then
+    /// asynchronously).
+    public static let releaseWaitSeconds: Double = 15
+
+    /// Removes every namespace, pin and state file of the lab (also of a stale one), then checks that
+    /// they are gone: no namespace of the lab listed, no pin directory, no state directory, and every
+    /// program and map the pins named freed by the kernel (which also means the namespaces, and the
+    /// links the programs were attached to, are destroyed). Throws what is still there. Returns what
     /// was removed.
     @discardableResult
     public func down() throws -> [String] {
@@ -284,11 +293,25 @@ public final class Lab {
         for ns in existing.sorted() where LabTopology.isOwnNamespace(ns, lab: name) && !namespaces.contains(ns) {
             namespaces.append(ns)
         }
+        // A pin directory someone other than root could change is not used, not even to remove it.
+        var pinsUsable = true
+        do { try paths.checkPinDirectories() } catch {
+            failures.append("\(error)")
+            pinsUsable = false
+        }
+        // What the kernel must have freed at the end, and which namespaces (by inode) to look for in
+        // processes if it has not.
+        let pinned = pinsUsable ? PinnedObject.collect(under: paths.pinDirectory) : []
+        let namespaceInodes = Dictionary(
+            namespaces.compactMap { ns -> (ino_t, String)? in
+                var st = stat()
+                return stat(NetworkNamespace.path(ns), &st) == 0 ? (st.st_ino, ns) : nil
+            }, uniquingKeysWith: { first, _ in first })
         // The agent first (it would switch events on for its clients), then events off, so a monitor
         // still attached sees the end cleanly.
         HubbleDaemon.stop(paths)
         AgentDaemon.stop(paths)
-        if let topology = recordedTopology() {
+        if pinsUsable, let topology = recordedTopology() {
             for node in topology.nodes {
                 try? NodeMaps(paths: paths, node: node.name).setEventsMode(UInt32(VXMON_EVENTS_OFF))
             }
@@ -296,13 +319,85 @@ public final class Lab {
         for ns in namespaces where existing.contains(ns) {
             do { try Shell.run(["ip", "netns", "del", ns]) } catch { failures.append("\(error)") }
         }
-        if !FileSystem.removeTree(paths.pinDirectory) { failures.append("cannot remove \(paths.pinDirectory)") }
-        if !FileSystem.removeTree(paths.stateDirectory) { failures.append("cannot remove \(paths.stateDirectory)") }
+        if pinsUsable { FileSystem.removeTree(paths.pinDirectory) }
+        FileSystem.removeTree(paths.stateDirectory)
+
+        // What was removed must be gone.
+        let remaining = NetworkNamespace.list().filter {
+            namespaces.contains($0) || LabTopology.isOwnNamespace($0, lab: name)
+        }
+        if !remaining.isEmpty { failures.append("namespaces still there: \(remaining.joined(separator: ", "))") }
+        for path in (pinsUsable ? [paths.pinDirectory] : []) + [paths.stateDirectory] where FileSystem.exists(path) {
+            failures.append("\(path) is still there after removing it")
+        }
+        let loaded = waitUntilFreed(pinned)
+        if !loaded.isEmpty { failures.append(stillLoadedMessage(loaded, namespaceInodes)) }
+        if let reader = MonitorLock.removeIfFree(paths: paths) {
+            failures.append("a reader\(reader > 0 ? " (pid \(reader))" : "") still holds the lab's reader lock")
+        }
+        lock?.removeFile()
         // The shared parents go when the last lab goes (rmdir fails while another lab uses them).
-        rmdir(LabPaths.pinRoot)
+        if pinsUsable { rmdir(LabPaths.pinRoot) }
+        rmdir(LabPaths.lockDirectory)
         rmdir(LabPaths.stateRoot)
         if !failures.isEmpty { throw VxmonError("lab '\(name)': \(failures.joined(separator: "; "))") }
         return items
+    }
+
+    /// Waits (up to `releaseWaitSeconds`) until the kernel has freed every one of `objects`; returns
+    /// those it still has.
+    private func waitUntilFreed(_ objects: [PinnedObject]) -> [PinnedObject] {
+        let deadline = monotonicNanoseconds() + UInt64(Lab.releaseWaitSeconds * 1e9)
+        let start = monotonicNanoseconds()
+        var said = false
+        var loaded = objects
+        while true {
+            loaded = loaded.filter { $0.isLoaded == true }
+            let now = monotonicNanoseconds()
+            if loaded.isEmpty || now >= deadline { return loaded }
+            if !said && now - start > 1_000_000_000 {
+                log("lab '\(name)': waiting for the kernel to free \(loaded.count) of the lab's programs and maps")
+                said = true
+            }
+            usleep(20_000)
+        }
+    }
+
+    /// What `lab down` says when programs or maps outlive the lab: which, who may hold them, what to do.
+    private func stillLoadedMessage(_ loaded: [PinnedObject], _ namespaces: [ino_t: String]) -> String {
+        let loaded = loaded.sorted { ($0.kind == .program ? 0 : 1, $0.id) < ($1.kind == .program ? 0 : 1, $1.id) }
+        let shown = loaded.prefix(6).map(\.description).joined(separator: ", ")
+        let more = loaded.count > 6 ? " and \(loaded.count - 6) more" : ""
+        var message =
+            "the kernel still has \(loaded.count) of the lab's programs and maps \(Int(Lab.releaseWaitSeconds)) s "
+            + "after their pins and namespaces were removed (\(shown)\(more)): something still holds them"
+        let inside = Lab.processes(inside: namespaces)
+        if !inside.isEmpty {
+            message += ": still inside the lab's namespaces, keeping them, their links and the programs attached to "
+                + "those: \(inside.joined(separator: ", ")); end those processes and the kernel frees the rest"
+        } else {
+            message += " (a process inside one of the lab's namespaces, which keeps it, its links and the programs "
+                + "attached to them; a descriptor or a mount of such a namespace; or a pin outside "
+                + "\(paths.pinDirectory)): `lsns -t net` and `bpftool prog show` find them"
+        }
+        return message
+    }
+
+    /// Processes whose network namespace is one of `namespaces` (by nsfs inode), as `pid N (comm) in
+    /// NAME`, at most 8.
+    static func processes(inside namespaces: [ino_t: String]) -> [String] {
+        guard !namespaces.isEmpty else { return [] }
+        var found: [String] = []
+        for entry in FileSystem.listDirectory("/proc") where found.count < 8 {
+            guard let pid = Int32(entry), pid > 0 else { continue }
+            var st = stat()
+            guard stat("/proc/\(entry)/ns/net", &st) == 0, let ns = namespaces[st.st_ino] else { continue }
+            // A name another user chose: printable ASCII only, and short.
+            let comm = ((try? FileSystem.read("/proc/\(entry)/comm")) ?? "").split(separator: "\n").first ?? ""
+            let printable = comm.prefix(16).map { (0x20..<0x7f).contains($0.asciiValue ?? 0) ? $0 : "?" }
+            found.append("pid \(pid) (\(String(printable))) in \(ns)")
+        }
+        return found
     }
 }
 
@@ -347,6 +442,8 @@ extension Lab {
     /// The datapath attachments of every node (`bpf_tc_query` inside each node's namespace).
     public func attachments(_ topology: LabTopology) -> [AttachmentStatus] {
         var result: [AttachmentStatus] = []
+        // Pins in a directory someone other than root could change are not read (none is the lab's).
+        let pinsUsable = (try? paths.checkPinDirectories()) != nil
         for node in topology.nodes {
             var wanted: [(String, String)] = topology.pods(on: node.name).map { ($0.lxc, DatapathNames.fromContainer) }
             wanted.append((LabTopology.vxlanDevice, DatapathNames.fromOverlay))
@@ -362,7 +459,7 @@ extension Lab {
                 result.append(
                     AttachmentStatus(
                         node: node.name, interface: interface, program: program, attachedID: attached,
-                        pinnedID: BPFMap.objectID(pinned: paths.program(node.name, program))))
+                        pinnedID: pinsUsable ? BPFMap.objectID(pinned: paths.program(node.name, program)) : nil))
             }
         }
         return result

@@ -88,7 +88,7 @@ public enum Preflight {
 
     public static func requireBPFFS() throws {
         if !hasBPFFS {
-            throw VxmonError("no BPF filesystem at \(bpffs): mount it with `mount -t bpf bpf \(bpffs)` (as root)")
+            throw VxmonError("no BPF filesystem at \(bpffs): mount it with `mount -t bpf bpf \(bpffs) -o mode=0700` (as root)")
         }
     }
 
