@@ -57,8 +57,31 @@ extension LabCommand {
         @Flag(help: "Do not start the Hubble observer servers (vxmon-hubble; they need the agent).")
         var noHubble = false
 
+        @Option(help: ArgumentHelp("TLS for the Hubble servers: their certificate (vxmon-hubble --tls-cert-file).", valueName: "file"))
+        var hubbleTlsCertFile: String?
+
+        @Option(help: ArgumentHelp("The Hubble certificate's key (vxmon-hubble --tls-key-file).", valueName: "file"))
+        var hubbleTlsKeyFile: String?
+
+        @Option(help: ArgumentHelp("The Hubble clients' CAs: mutual TLS (vxmon-hubble --tls-client-ca-files).", valueName: "files"))
+        var hubbleTlsClientCaFiles: [String] = []
+
+        @Flag(help: "Hubble TLS without client certificates (vxmon-hubble --tls-no-client-auth).")
+        var hubbleTlsNoClientAuth = false
+
+        @Flag(help: "Hubble servers in plaintext, explicitly (vxmon-hubble --disable-tls).")
+        var hubbleDisableTls = false
+
+        /// vxmon-hubble's TLS flags; none given: a restart keeps what it was started with.
+        var hubbleTLS: HubbleTLSFlags {
+            HubbleTLSFlags(
+                certFile: hubbleTlsCertFile, keyFile: hubbleTlsKeyFile, clientCAFiles: hubbleTlsClientCaFiles,
+                noClientAuth: hubbleTlsNoClientAuth, disable: hubbleDisableTls)
+        }
+
         func validate() throws {
             if !(1...200).contains(pods) { throw ValidationError("--pods must be between 1 and 200") }
+            if let problem = hubbleTLS.problem(prefix: "hubble-") { throw ValidationError(problem) }
         }
 
         /// Starts the lab's agent (the one reader, serving every client).
@@ -74,10 +97,13 @@ extension LabCommand {
                 return
             }
             do {
-                let (pid, _) = try HubbleDaemon.start(lab: lab.name, executable: exe)
+                let flags = hubbleTLS
+                let (pid, _) = try HubbleDaemon.start(
+                    lab: lab.name, executable: exe, arguments: flags.isEmpty ? nil : flags.arguments)
                 let control = topology.nodes.first { $0.name == "control-plane" } ?? topology.nodes[0]
+                let tls = HubbleDaemon.recordedArguments(lab.paths).contains("--tls-cert-file") ? " (TLS)" : ""
                 print(
-                    "hubble observers running (pid \(pid)): "
+                    "hubble observers running\(tls) (pid \(pid)): "
                         + topology.nodes.map { "\($0.name) \($0.ip):4244" }.joined(separator: ", ")
                         + "; peer service \(control.ip):4244")
             } catch {

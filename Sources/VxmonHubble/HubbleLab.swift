@@ -12,6 +12,9 @@ public final class HubbleLab: Sendable {
 
     public let nodes: [Node]
     public let version: String
+    /// Whether the servers speak TLS: Peer/Notify then gives each node its TLS server name, as
+    /// Cilium's Peer service does (a Relay checks the node's certificate against it).
+    public let tls: Bool
     /// The lab's pods, for the queries' pod filters: learned once here and only read after (the
     /// pipeline's own directory belongs to its thread).
     public let pods: PodDirectory
@@ -20,9 +23,10 @@ public final class HubbleLab: Sendable {
     private let subscribers = Mutex<[Int: AsyncStream<Peer_ChangeNotification>.Continuation]>([:])
     private let nextSubscriber = Atomic<Int>(0)
 
-    public init(nodes: [Node], version: String, pods: [PodInfo] = []) {
+    public init(nodes: [Node], version: String, pods: [PodInfo] = [], tls: Bool = false) {
         self.nodes = nodes
         self.version = version
+        self.tls = tls
         let directory = PodDirectory()
         for pod in pods { directory.learn(pod) }
         self.pods = directory
@@ -35,13 +39,13 @@ public final class HubbleLab: Sendable {
             var out: [Peer_ChangeNotification] = []
             for (name, address) in current.sorted(by: { $0.key < $1.key }) {
                 if let before = old[name] {
-                    if before != address { out.append(Self.change(name, address, .peerUpdated)) }
+                    if before != address { out.append(change(name, address, .peerUpdated)) }
                 } else {
-                    out.append(Self.change(name, address, .peerAdded))
+                    out.append(change(name, address, .peerAdded))
                 }
             }
             for (name, address) in old.sorted(by: { $0.key < $1.key }) where current[name] == nil {
-                out.append(Self.change(name, address, .peerDeleted))
+                out.append(change(name, address, .peerDeleted))
             }
             old = current
             return out
@@ -52,11 +56,12 @@ public final class HubbleLab: Sendable {
         }
     }
 
-    static func change(_ name: String, _ address: String, _ type: Peer_ChangeNotificationType) -> Peer_ChangeNotification {
+    func change(_ name: String, _ address: String, _ type: Peer_ChangeNotificationType) -> Peer_ChangeNotification {
         var c = Peer_ChangeNotification()
         c.name = name
         c.address = address
         c.type = type
+        if tls { c.tls.serverName = HubbleTLS.serverName(node: name) }
         return c
     }
 
@@ -77,7 +82,7 @@ public final class HubbleLab: Sendable {
         // Registered and primed under the peer lock, so no change falls between the two.
         peerState.withLock { peers in
             for (name, address) in peers.sorted(by: { $0.key < $1.key }) {
-                continuation.yield(Self.change(name, address, .peerAdded))
+                continuation.yield(change(name, address, .peerAdded))
             }
             subscribers.withLock { $0[id] = continuation }
         }

@@ -5,6 +5,80 @@ extension LabPaths {
     /// The observer servers' process (`vxmon-hubble`): pid (written once every node listens) and log.
     public var hubblePIDFile: String { "\(stateDirectory)/hubble.pid" }
     public var hubbleLog: String { "\(stateDirectory)/hubble.log" }
+    /// The arguments vxmon-hubble was last started with (each ended by a NUL), so that whoever restarts it
+    /// (`lab up`, the agent) starts it the same way: a restart must not drop TLS.
+    public var hubbleArguments: String { "\(stateDirectory)/hubble.args" }
+}
+
+/// The TLS flags of vxmon-hubble (`--tls-cert-file`, `--tls-key-file`, `--tls-client-ca-files`,
+/// `--tls-no-client-auth`, `--disable-tls`) and their rules, shared by vxmon-hubble and `vxmon lab up`
+/// (which passes them on as `--hubble-tls-...`, `--hubble-disable-tls`).
+public struct HubbleTLSFlags: Sendable, Equatable {
+    public var certFile: String?
+    public var keyFile: String?
+    /// As given: each may be a comma-separated list.
+    public var clientCAFiles: [String] = []
+    public var noClientAuth = false
+    public var disable = false
+
+    public init(
+        certFile: String? = nil, keyFile: String? = nil, clientCAFiles: [String] = [], noClientAuth: Bool = false,
+        disable: Bool = false
+    ) {
+        self.certFile = certFile
+        self.keyFile = keyFile
+        self.clientCAFiles = clientCAFiles
+        self.noClientAuth = noClientAuth
+        self.disable = disable
+    }
+
+    /// The client CA files, from repeated flags and comma-separated lists (Cilium's
+    /// `--hubble-tls-client-ca-files` takes both).
+    public var caFiles: [String] {
+        clientCAFiles.flatMap { $0.split(separator: ",", omittingEmptySubsequences: true).map(String.init) }
+    }
+
+    /// Whether any flag is given at all.
+    public var isEmpty: Bool { self == HubbleTLSFlags() }
+
+    /// Whether they ask for TLS.
+    public var enabled: Bool { !disable && !isEmpty }
+
+    /// What is wrong with the combination (a usage error), or nil. `prefix` is "hubble-" for `lab up`.
+    public func problem(prefix: String = "") -> String? {
+        let tlsGiven = certFile != nil || keyFile != nil || !clientCAFiles.isEmpty || noClientAuth
+        if disable { return tlsGiven ? "--\(prefix)disable-tls cannot go with --\(prefix)tls-* options" : nil }
+        guard tlsGiven else { return nil }
+        guard let certFile, let keyFile, !certFile.isEmpty, !keyFile.isEmpty else {
+            return "TLS needs both --\(prefix)tls-cert-file and --\(prefix)tls-key-file"
+        }
+        if noClientAuth && !clientCAFiles.isEmpty {
+            return "--\(prefix)tls-no-client-auth cannot go with --\(prefix)tls-client-ca-files"
+        }
+        if !noClientAuth && caFiles.isEmpty {
+            return "mutual TLS needs --\(prefix)tls-client-ca-files (the CAs of the clients' certificates); "
+                + "--\(prefix)tls-no-client-auth serves TLS without client certificates"
+        }
+        return nil
+    }
+
+    /// vxmon-hubble's arguments for them, each path made absolute (against the current directory):
+    /// they are recorded for restarts, which may run anywhere.
+    public var arguments: [String] {
+        var out: [String] = []
+        if disable { out.append("--disable-tls") }
+        if let certFile { out += ["--tls-cert-file", Self.absolute(certFile)] }
+        if let keyFile { out += ["--tls-key-file", Self.absolute(keyFile)] }
+        for file in caFiles { out += ["--tls-client-ca-files", Self.absolute(file)] }
+        if noClientAuth { out.append("--tls-no-client-auth") }
+        return out
+    }
+
+    static func absolute(_ path: String) -> String {
+        guard !path.hasPrefix("/"), let cwd = getcwd(nil, 0) else { return path }
+        defer { free(cwd) }
+        return String(cString: cwd) + "/" + path
+    }
 }
 
 /// Starting and stopping a lab's Hubble observer servers (`vxmon-hubble`, its own executable so
@@ -41,13 +115,17 @@ public enum HubbleDaemon {
     }
 
     /// Starts the servers unless they run; returns once every node listens (the pid file is written
-    /// then). Returns the pid and whether it was started now.
+    /// then). Returns the pid and whether it was started now. `arguments` nil: the ones it was last
+    /// started with in this lab (none for a new lab), so that a restart keeps its TLS; given, they are
+    /// recorded for the next restart.
     @discardableResult
-    public static func start(lab: String, executable: String, arguments: [String] = []) throws -> (pid: Int32, started: Bool) {
+    public static func start(lab: String, executable: String, arguments: [String]? = nil) throws -> (pid: Int32, started: Bool) {
         let paths = LabPaths(lab: lab)
         if let pid = running(paths) { return (pid, false) }
         unlink(paths.hubblePIDFile)
         try FileSystem.makeDirectories(paths.stateDirectory)
+        let arguments = arguments ?? recordedArguments(paths)
+        try FileSystem.writeText(paths.hubbleArguments, arguments.map { $0 + "\0" }.joined())
         let pid = try Shell.spawnDaemon([executable, "--lab", lab] + arguments, log: paths.hubbleLog, what: "vxmon-hubble")
         for _ in 0..<400 {
             var status: Int32 = 0
@@ -59,6 +137,13 @@ public enum HubbleDaemon {
         }
         kill(pid, SIGKILL)
         throw VxmonError("vxmon-hubble of lab '\(lab)' did not listen within 10 s; see \(paths.hubbleLog)")
+    }
+
+    /// The arguments of the last start in this lab (none if there was none): each ends with a NUL,
+    /// which no argument can hold.
+    public static func recordedArguments(_ paths: LabPaths) -> [String] {
+        guard let text = try? FileSystem.read(paths.hubbleArguments) else { return [] }
+        return text.split(separator: "\0", omittingEmptySubsequences: false).dropLast().map(String.init)
     }
 
     /// Stops the lab's servers (SIGTERM, then SIGKILL after `graceSeconds`). Returns the pid.

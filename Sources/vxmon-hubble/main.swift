@@ -13,10 +13,15 @@ struct HubbleCommand: AsyncParsableCommand {
         commandName: "vxmon-hubble",
         abstract: "Serve Hubble's Observer, Peer and Health APIs for every node of a vxmon lab.",
         discussion: """
-            Every node gets a gRPC server (plaintext) on its own IP, port 4244, inside its network namespace: \
+            Every node gets a gRPC server on its own IP, port 4244, inside its network namespace: \
             observer.Observer (GetFlows, ServerStatus, GetNodes), peer.Peer (Notify: every node of the lab) and \
             grpc.health.v1.Health. Flows come from the lab's agent (one client of its socket); each node keeps \
             its last --buffer-size flows.
+
+            TLS as Cilium's agent serves Hubble: --tls-cert-file and --tls-key-file, and the clients' CAs in \
+            --tls-client-ca-files (mutual TLS: a client must present a certificate one of them signed). TLS \
+            without client certificates needs --tls-no-client-auth. Without TLS flags the servers speak \
+            plaintext (they listen inside the lab's namespaces only); --disable-tls says so explicitly.
             """)
 
     @Option(help: "The lab (default $VXMON_LAB, else vxmon).")
@@ -37,10 +42,46 @@ struct HubbleCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Replays of --bench-ingest's recording.", valueName: "rounds"))
     var rounds = 5
 
+    @Option(help: ArgumentHelp("The servers' certificate (PEM, then any intermediates): TLS.", valueName: "file"))
+    var tlsCertFile: String?
+
+    @Option(help: ArgumentHelp("The certificate's private key (PEM).", valueName: "file"))
+    var tlsKeyFile: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "CA certificates (PEM) of the clients: mutual TLS. Repeat it or give a comma-separated list.",
+            valueName: "files"))
+    var tlsClientCaFiles: [String] = []
+
+    @Flag(help: "TLS without client certificates (instead of mutual TLS).")
+    var tlsNoClientAuth = false
+
+    @Flag(help: "Plaintext (the default without TLS flags; a TLS flag with it is an error).")
+    var disableTls = false
+
+    @Option(help: ArgumentHelp("Open connections per node's server (1 to 1000000); one more is closed at once.", valueName: "n"))
+    var maxConnections = HubbleConnectionLimits().maxConnections
+
+    var tlsFlags: HubbleTLSFlags {
+        HubbleTLSFlags(
+            certFile: tlsCertFile, keyFile: tlsKeyFile, clientCAFiles: tlsClientCaFiles, noClientAuth: tlsNoClientAuth,
+            disable: disableTls)
+    }
+
     func validate() throws {
         if !(1...1000).contains(rounds) { throw ValidationError("--rounds must be from 1 to 1000") }
         if !(1...65535).contains(port) { throw ValidationError("--port must be from 1 to 65535") }
         if !(1...1_048_575).contains(bufferSize) { throw ValidationError("--buffer-size must be from 1 to 1048575") }
+        if !(1...1_000_000).contains(maxConnections) { throw ValidationError("--max-connections must be from 1 to 1000000") }
+        if let problem = tlsFlags.problem() { throw ValidationError(problem) }
+    }
+
+    /// The TLS the flags ask for (validated), or nil for plaintext.
+    var tls: HubbleTLS? {
+        let flags = tlsFlags
+        guard flags.enabled, let cert = flags.certFile, let key = flags.keyFile else { return nil }
+        return HubbleTLS(certificateFile: cert, keyFile: key, clientCAFiles: flags.caFiles, clientAuth: !flags.noClientAuth)
     }
 
     func run() async throws {
@@ -55,6 +96,8 @@ struct HubbleCommand: AsyncParsableCommand {
         var options = HubbleOptions()
         options.port = UInt16(port)
         options.capacity = bufferSize
+        options.tls = tls
+        options.limits.maxConnections = maxConnections
         do {
             try await HubbleServers.run(lab: lab, options: options, log: { EventPipeline.standardError($0) })
         } catch {
