@@ -21,6 +21,10 @@ extension LabPaths {
 public struct AgentOptions: Sendable {
     /// Bytes queued per client at most; what does not fit is counted as lost for that client alone.
     public var queueBytes = 16 << 20
+    /// Bytes all client queues hold together at most (their chunks, and the few kept for reuse). When
+    /// it is reached, the client that has gone longest without taking a byte loses its queued events
+    /// first (counted, and told to it as lost records), so that clients that read keep getting theirs.
+    public var totalQueueBytes = 64 << 20
     /// Connections at once (further ones are closed at once, with a line in the log).
     public var maxClients = 64
     /// Group owning the sockets (mode 0660, owner root).
@@ -29,54 +33,212 @@ public struct AgentOptions: Sendable {
     public init() {}
 }
 
-/// One client's outgoing bytes: a fixed-size ring, written without blocking whenever the client's
-/// socket takes more. What does not fit is refused (the caller counts it lost), so a client that
-/// stops reading costs its own events and a bounded amount of memory, never the reader's time (a ring:
-/// no bytes are moved to make room, however full it runs).
-final class ClientQueue {
-    private let storage: UnsafeMutablePointer<UInt8>
-    let capacity: Int
-    /// Where the oldest queued byte is, and how many are queued.
-    private var head = 0
-    private(set) var queued = 0
+/// The memory of every client queue: fixed-size chunks mapped from the kernel (munmap gives them back at
+/// once, where malloc would keep large freed blocks and the process's RSS with them), a few kept for
+/// reuse, and one budget for all of them.
+final class QueueMemory {
+    /// A chunk's size: records never straddle chunks, so that whole chunks can be dropped.
+    static let chunkBytes = 64 << 10
+    /// Free chunks kept for reuse at most (a reading client frees one and takes one every 64 KiB).
+    static let keptChunks = 8
+    let budget: Int
+    /// Bytes mapped now (chunks in queues and kept ones); never more than `budget`.
+    private(set) var held = 0
+    private var kept: [UnsafeMutableRawPointer] = []
+    /// Bumped whenever memory is given back: a client refused memory tries again only after that.
+    private(set) var generation: UInt64 = 0
 
-    init(capacity: Int) {
-        self.capacity = capacity
-        storage = .allocate(capacity: capacity)
+    init(budget: Int) { self.budget = max(budget, 0) }
+
+    deinit { trim() }
+
+    /// A chunk of `size` bytes (a multiple of the page size), or nil when the budget has no room. The
+    /// chunks kept for reuse go only to those who may `reuse` them (clients that read: a stalled one
+    /// could otherwise take, one by one, each chunk a reading client gives back).
+    func take(_ size: Int, reuse: Bool) -> UnsafeMutableRawPointer? {
+        if reuse && size == Self.chunkBytes, let chunk = kept.popLast() { return chunk }
+        // held <= budget always, so the subtraction cannot go below zero.
+        guard size <= budget - held else { return nil }
+        let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let p, p != UnsafeMutableRawPointer(bitPattern: -1) else { return nil }
+        held += size
+        return p
     }
 
-    deinit { storage.deallocate() }
+    func give(_ chunk: UnsafeMutableRawPointer, _ size: Int) {
+        generation &+= 1
+        if size == Self.chunkBytes && kept.count < Self.keptChunks {
+            kept.append(chunk)
+            return
+        }
+        munmap(chunk, size)
+        held -= size
+    }
 
-    var room: Int { capacity - queued }
+    /// Unmaps the kept chunks too (when no client is left).
+    func trim() {
+        for chunk in kept { munmap(chunk, Self.chunkBytes) }
+        held -= kept.count * Self.chunkBytes
+        kept.removeAll()
+    }
+}
 
-    /// Appends `bytes` whole, or nothing (false) when they do not fit.
-    func append(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard bytes.count <= room, let base = bytes.baseAddress else { return bytes.isEmpty }
-        let tail = (head + queued) % capacity
-        let first = min(bytes.count, capacity - tail)
-        (storage + tail).update(from: base, count: first)
-        if first < bytes.count { storage.update(from: base + first, count: bytes.count - first) }
-        queued += bytes.count
+/// One client's outgoing bytes: a list of chunks from the shared `QueueMemory`, written without
+/// blocking whenever the client's socket takes more, each chunk given back as soon as it is sent.
+/// Every record goes whole into one chunk, and a chunk remembers what its records count for, so that the
+/// chunks nothing of which was sent can be dropped with their events counted as the client's losses.
+final class ClientQueue {
+    struct Chunk {
+        let base: UnsafeMutableRawPointer
+        let size: Int
+        /// The first unsent byte, and the end of what was written.
+        var start = 0
+        var end = 0
+        /// The stream's first records (header, metadata): never dropped.
+        var pinned = false
+        /// Holds interface names (sent again if dropped).
+        var names = false
+        /// Records counted as sent events (uncounted if dropped).
+        var events: UInt64 = 0
+        /// What dropping it adds to the client's lost events, and to the losses still to tell per slot.
+        var newLost: UInt64 = 0
+        var lost: [UInt64] = []
+    }
+
+    /// What dropping chunks took away.
+    struct Dropped {
+        var bytes = 0
+        var events: UInt64 = 0
+        var newLost: UInt64 = 0
+        var lost: [UInt64]
+        var names = false
+    }
+
+    enum Room { case ready, overLimit, needsChunk }
+
+    /// Bytes queued at most (unsent bytes, not chunk space).
+    let limit: Int
+    private let memory: QueueMemory
+    private let slots: Int
+    private var chunks: [Chunk] = []
+    private(set) var queued = 0
+    /// send() calls made for this client.
+    private(set) var sendCalls: UInt64 = 0
+
+    init(limit: Int, memory: QueueMemory, slots: Int) {
+        self.limit = limit
+        self.memory = memory
+        self.slots = slots
+    }
+
+    deinit { release() }
+
+    /// Gives every chunk back (the client is gone).
+    func release() {
+        for chunk in chunks { memory.give(chunk.base, chunk.size) }
+        chunks.removeAll()
+        queued = 0
+    }
+
+    var room: Int { limit - queued }
+
+    /// Whether `count` more bytes can go into the last chunk, or need one more chunk, or do not fit at all.
+    func room(for count: Int) -> Room {
+        guard count <= room else { return .overLimit }
+        if let last = chunks.last, last.size - last.end >= count { return .ready }
+        return .needsChunk
+    }
+
+    /// Takes a chunk for `count` bytes from the shared memory (see `QueueMemory.take` for `reuse`);
+    /// false when the budget has no room.
+    func grow(for count: Int, reuse: Bool) -> Bool {
+        let page = 4096
+        let size = count <= QueueMemory.chunkBytes ? QueueMemory.chunkBytes : (count + page - 1) / page * page
+        guard let base = memory.take(size, reuse: reuse) else { return false }
+        chunks.append(Chunk(base: base, size: size, lost: Array(repeating: 0, count: slots)))
         return true
     }
 
-    /// Writes what the socket takes. Returns 0, or the errno that ends the connection.
-    func write(to fd: Int32) -> Int32 {
-        while queued > 0 {
-            let contiguous = min(queued, capacity - head)
-            let n = Glibc.send(fd, storage + head, contiguous, Int32(MSG_NOSIGNAL))
+    /// Appends `bytes` to the last chunk (after `room(for:)` said ready, or `grow` made it so).
+    func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        let i = chunks.count - 1
+        (chunks[i].base + chunks[i].end).copyMemory(from: base, byteCount: bytes.count)
+        chunks[i].end += bytes.count
+        queued += bytes.count
+    }
+
+    /// What the last chunk's records count for (see `Chunk`).
+    func account(
+        events: UInt64 = 0, slot: Int = 0, lost: UInt64 = 0, newLost: UInt64 = 0, names: Bool = false, pinned: Bool = false
+    ) {
+        guard !chunks.isEmpty else { return }
+        let i = chunks.count - 1
+        chunks[i].events &+= events
+        if lost > 0 && slot < slots { chunks[i].lost[slot] +|= lost }
+        chunks[i].newLost +|= newLost
+        if names { chunks[i].names = true }
+        if pinned { chunks[i].pinned = true }
+    }
+
+    enum WriteResult: Equatable {
+        /// Everything was sent.
+        case drained
+        /// The socket takes no more now.
+        case blocked
+        /// The errno that ends the connection.
+        case failed(Int32)
+    }
+
+    /// Writes what the socket takes, giving back every chunk sent whole; `progress` says whether a
+    /// byte went.
+    func write(to fd: Int32) -> (result: WriteResult, progress: Bool) {
+        var progress = false
+        while let head = chunks.first {
+            if head.start == head.end {
+                chunks.removeFirst()
+                memory.give(head.base, head.size)
+                continue
+            }
+            sendCalls &+= 1
+            let n = Glibc.send(fd, head.base + head.start, head.end - head.start, Int32(MSG_NOSIGNAL))
             if n > 0 {
-                head = (head + n) % capacity
+                chunks[0].start += n
                 queued -= n
+                progress = true
                 continue
             }
             let code = errno
             if code == EINTR { continue }
-            if code == EAGAIN || code == EWOULDBLOCK { break }
-            return code
+            if code == EAGAIN || code == EWOULDBLOCK { return (.blocked, progress) }
+            return (.failed(n == 0 ? EPIPE : code), progress)
         }
-        if queued == 0 { head = 0 }
-        return 0
+        return (.drained, progress)
+    }
+
+    /// Whether some chunk could be dropped (the droppable ones are the last ones).
+    var canDrop: Bool {
+        guard let last = chunks.last else { return false }
+        return !last.pinned && last.start == 0
+    }
+
+    /// Drops every chunk of which nothing was sent, except the stream's first records: what remains
+    /// ends with a whole record. Returns what they held.
+    func dropUnsent() -> Dropped {
+        var dropped = Dropped(lost: Array(repeating: 0, count: slots))
+        var keep = 0
+        while keep < chunks.count && (chunks[keep].pinned || chunks[keep].start > 0) { keep += 1 }
+        for chunk in chunks[keep...] {
+            dropped.bytes += chunk.end - chunk.start
+            dropped.events &+= chunk.events
+            dropped.newLost +|= chunk.newLost
+            for slot in 0..<slots { dropped.lost[slot] +|= chunk.lost[slot] }
+            if chunk.names { dropped.names = true }
+            memory.give(chunk.base, chunk.size)
+        }
+        chunks.removeSubrange(keep...)
+        queued -= dropped.bytes
+        return dropped
     }
 }
 
@@ -174,18 +336,39 @@ final class AgentConnection {
     var currentNode = -1
     var sentEvents: UInt64 = 0
     var lostEvents: UInt64 = 0
-    /// Losses not yet told to the client, per node (lab stream) or in slot 0 (Cilium stream).
-    var pendingLost: [Int: UInt64] = [:]
+    /// Losses not yet told to the client, per node (lab stream) or in slot 0 (Cilium stream); while
+    /// there are any, its events are lost too (the losses are told first).
+    var pendingLost: [UInt64]
+    var hasPendingLost = false
     /// Interface names could not be queued: send them all again once there is room.
     var namesPending = false
+    /// Its socket refused bytes: nothing is written to it until epoll says it takes more (EPOLLOUT is
+    /// watched meanwhile), so a client that does not read costs no send() per event.
+    var blocked = false
+    /// Its unsent chunks were dropped to make room for others: it gets no new chunk until it takes a
+    /// byte again (or its socket takes bytes while its queue is empty).
+    var shed = false
+    /// When (monotonic ns) it last took a byte, or its empty queue got one: the client that has gone
+    /// longest without reading is the one whose queue makes room first.
+    var lastProgress: UInt64 = 0
+    /// The queue memory's generation when it was last refused a chunk (it asks again after memory came back).
+    var refusedAt = UInt64.max
+    /// The errno that ends the connection (dropped at the next round).
+    var failure: Int32 = 0
+    /// Its socket refuses bytes and it has losses to tell: it is out of the per-event loop until epoll
+    /// says it is writable, and the events it misses meanwhile are counted from the agent's per-node
+    /// counters (`parkedAt`: their values when it was parked), not one by one.
+    var parked = false
+    var parkedAt: [UInt64] = []
 
-    init(fd: Int32, kind: Kind, pid: Int32, queueBytes: Int) {
+    init(fd: Int32, kind: Kind, pid: Int32, queueBytes: Int, memory: QueueMemory, slots: Int) {
         self.fd = fd
         self.kind = kind
         self.pid = pid
         program = ClientProgram.of(pid: pid)
         since = wallClockNanoseconds()
-        queue = ClientQueue(capacity: queueBytes)
+        queue = ClientQueue(limit: queueBytes, memory: memory, slots: slots)
+        pendingLost = Array(repeating: 0, count: slots)
     }
 
     deinit { Glibc.close(fd) }
@@ -207,6 +390,7 @@ public final class AgentServer: LiveSink, PollSource {
     private var clients: [AgentConnection] = [] {
         didSet {
             clientCountValue.store(clients.count, ordering: .relaxed)
+            activeDirty = true
             // Counted once per change of clients, not scanned per event.
             labClients = 0
             for i in nodeClients.indices { nodeClients[i] = 0 }
@@ -243,6 +427,21 @@ public final class AgentServer: LiveSink, PollSource {
     private var readBuffer = [UInt8](repeating: 0, count: 256)
     private var refused = 0
     private var lastRefusalLog: UInt64 = 0
+    /// Every client queue's memory, under `options.totalQueueBytes`.
+    private let memory: QueueMemory
+    /// Events fanned out so far.
+    private var clock: UInt64 = 0
+    /// Events (lost records: their count) fanned out per node, for the losses of parked clients.
+    private var offered: [UInt64]
+    /// The clients the per-event loop visits: all but the parked ones (rebuilt when that changes).
+    private var active: [AgentConnection] = []
+    private var activeDirty = false
+    /// send() calls to clients gone.
+    private var retiredSendCalls: UInt64 = 0
+    /// Events dropped from queues to make room for other clients (counted in their clients' losses too).
+    public private(set) var reclaimedEvents: UInt64 = 0
+    private var epollTags = [UInt64](repeating: 0, count: 16)
+    private var epollEvents = [UInt32](repeating: 0, count: 16)
     /// Where diagnostics go (the agent's log).
     public var log: (String) -> Void = { EventPipeline.standardError($0) }
 
@@ -252,6 +451,8 @@ public final class AgentServer: LiveSink, PollSource {
         self.nodeNames = nodeNames
         self.options = options
         self.metadata = metadata
+        memory = QueueMemory(budget: options.totalQueueBytes)
+        offered = Array(repeating: 0, count: nodeNames.count)
         eventsOn = Array(repeating: false, count: nodeNames.count)
         nodeClients = Array(repeating: 0, count: nodeNames.count)
         interfaces = Array(repeating: [:], count: nodeNames.count)
@@ -318,8 +519,7 @@ public final class AgentServer: LiveSink, PollSource {
             var fds = waiting.map { pollfd(fd: $0.fd, events: Int16(POLLOUT), revents: 0) }
             _ = poll(&fds, nfds_t(fds.count), Int32(min((deadline - now) / 1_000_000 + 1, 50)))
             waiting = waiting.filter { client in
-                let code = client.queue.write(to: client.fd)
-                return code == 0 && client.queue.queued > 0
+                client.queue.write(to: client.fd).result == .blocked
             }
         }
         for client in waiting {
@@ -359,7 +559,10 @@ public final class AgentServer: LiveSink, PollSource {
 
     /// Clients and their counters, for the status file (polling thread, or once the loop has ended).
     public var connections:
-        [(kind: String, pid: Int32, program: ClientProgram, since: UInt64, sent: UInt64, lost: UInt64, queued: Int)]
+        [(
+            kind: String, pid: Int32, program: ClientProgram, since: UInt64, sent: UInt64, lost: UInt64, queued: Int,
+            sends: UInt64
+        )]
     {
         clients.map { c in
             let kind: String
@@ -367,24 +570,22 @@ public final class AgentServer: LiveSink, PollSource {
             case .lab: kind = "vxmon"
             case .node(let i): kind = "cilium:" + nodeNames[i]
             }
-            return (kind, c.pid, c.program, c.since, c.sentEvents, c.lostEvents, c.queue.queued)
+            let lost = parkedLosses(c).reduce(c.lostEvents) { $0 +| $1 }
+            return (kind, c.pid, c.program, c.since, c.sentEvents, lost, c.queue.queued, c.queue.sendCalls)
         }
     }
+
+    /// send() calls made to clients so far, whether they took bytes or not (polling thread).
+    public var sendCalls: UInt64 { clients.reduce(retiredSendCalls) { $0 &+ $1.queue.sendCalls } }
+
+    /// Bytes the client queues hold now, chunks kept for reuse included (never above
+    /// `AgentOptions.totalQueueBytes`; polling thread).
+    public var queueMemory: Int { memory.held }
 
     private static let clientTag: UInt64 = 1 << 32
 
     public func readReady() -> Bool {
-        var tags = [UInt64](repeating: 0, count: 16)
-        var events = [UInt32](repeating: 0, count: 16)
-        let n = vxmon_shim_epoll_wait(pollFD, &tags, &events, 16, 0)
-        for i in 0..<max(Int(n), 0) {
-            if tags[i] < Self.clientTag {
-                accept(Int(tags[i]))
-            } else {
-                let fd = Int32(truncatingIfNeeded: tags[i] - Self.clientTag)
-                if let index = clients.firstIndex(where: { $0.fd == fd }) { readClient(index) }
-            }
-        }
+        serviceEvents(all: true)
         writeAll()
         let now = monotonicNanoseconds()
         if now - lastStatus >= 1_000_000_000 {
@@ -392,6 +593,29 @@ public final class AgentServer: LiveSink, PollSource {
             writeStatus()
         }
         return false
+    }
+
+    /// Handles what epoll reports: new connections and hang-ups (with `all`), and clients whose socket
+    /// takes bytes again. Inside a batch of events only the latter (`clients` must not change then).
+    private func serviceEvents(all: Bool) {
+        // Level-triggered: what is left for later is reported again.
+        for _ in 0..<4 {
+            let n = Int(vxmon_shim_epoll_wait(pollFD, &epollTags, &epollEvents, 16, 0))
+            guard n > 0 else { return }
+            for i in 0..<n {
+                let tag = epollTags[i]
+                if tag < Self.clientTag {
+                    if all { accept(Int(tag)) }
+                    continue
+                }
+                let fd = Int32(truncatingIfNeeded: tag - Self.clientTag)
+                guard let index = clients.firstIndex(where: { $0.fd == fd }) else { continue }
+                let client = clients[index]
+                if all && epollEvents[i] & ~UInt32(EPOLLOUT.rawValue) != 0 && readClient(index) { continue }
+                if epollEvents[i] & UInt32(EPOLLOUT.rawValue) != 0 && client.blocked { writable(client) }
+            }
+            if n < 16 { return }
+        }
     }
 
     private func accept(_ listener: Int) {
@@ -403,22 +627,37 @@ public final class AgentServer: LiveSink, PollSource {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             if clients.count >= options.maxClients {
-                refused &+= 1
-                let now = monotonicNanoseconds()
-                if now &- lastRefusalLog >= 10_000_000_000 {
-                    lastRefusalLog = now
-                    log("vxmon agent: refused \(refused) clients so far: \(options.maxClients) are connected")
-                }
-                Glibc.close(fd)
+                refuse(fd, "\(options.maxClients) are connected")
                 continue
             }
-            let client = AgentConnection(fd: fd, kind: kind, pid: Self.peerPID(fd), queueBytes: options.queueBytes)
+            let slots: Int
+            switch kind {
+            case .lab: slots = nodeNames.count
+            case .node: slots = 1
+            }
+            let client = AgentConnection(
+                fd: fd, kind: kind, pid: Self.peerPID(fd), queueBytes: options.queueBytes, memory: memory, slots: slots)
+            guard greet(client) else {
+                client.queue.release()
+                refuse(-1, "no queue memory left for its first records (--queue-total-mib)")
+                continue
+            }
             // The client sends nothing; readability means it hung up.
             _ = vxmon_shim_epoll_add(pollFD, fd, UInt32(EPOLLIN.rawValue), Self.clientTag + UInt64(UInt32(bitPattern: fd)))
-            greet(client)
             clients.append(client)
             log("vxmon agent: client connected (\(describe(client)))")
             updateEvents()
+        }
+    }
+
+    /// Closes `fd` (if any) and logs the refusal, once per 10 s at most.
+    private func refuse(_ fd: Int32, _ why: String) {
+        if fd >= 0 { Glibc.close(fd) }
+        refused &+= 1
+        let now = monotonicNanoseconds()
+        if now &- lastRefusalLog >= 10_000_000_000 {
+            lastRefusalLog = now
+            log("vxmon agent: refused \(refused) clients so far: \(why)")
         }
     }
 
@@ -429,20 +668,23 @@ public final class AgentServer: LiveSink, PollSource {
         }
     }
 
-    /// What a connection starts with: the stream header and what a reader needs to know first.
-    private func greet(_ client: AgentConnection) {
+    /// What a connection starts with: the stream header and what a reader needs to know first (false:
+    /// no memory for it, the client is refused).
+    private func greet(_ client: AgentConnection) -> Bool {
         scratch.removeAll()
         switch client.kind {
         case .lab:
             VxrecEncoder.appendFileHeader(to: scratch)
             let now = wallClockNanoseconds()
             for (key, value) in metadata { VxrecEncoder.appendMetadata(key, value, time: now, to: scratch) }
-            _ = client.queue.append(scratch.bytes)
-            queueNames(client)
         case .node:
             AgentPayloadEncoder.appendTypeDefinition(to: scratch)
-            _ = client.queue.append(scratch.bytes)
         }
+        guard fit(client, scratch.count) else { return false }
+        client.queue.append(scratch.bytes)
+        client.queue.account(pinned: true)
+        if client.kind == .lab { queueNames(client) }
+        return true
     }
 
     /// Every known interface name, per node (lab stream).
@@ -455,58 +697,206 @@ public final class AgentServer: LiveSink, PollSource {
                 VxrecEncoder.appendInterfaceName(ifindex, name, time: now, to: scratch)
             }
         }
-        client.namesPending = !client.queue.append(scratch.bytes)
+        client.namesPending = !fit(client, scratch.count)
+        if !client.namesPending {
+            client.queue.append(scratch.bytes)
+            client.queue.account(names: true)
+        }
         client.currentNode = client.namesPending ? -1 : interfaces.count - 1
     }
 
     /// Clients only read: readability means a hang-up, an error, or bytes the protocol does not have,
     /// which end the connection (a client writing without end would otherwise keep the loop busy).
-    private func readClient(_ index: Int) {
+    /// Returns whether the client was dropped.
+    private func readClient(_ index: Int) -> Bool {
         let client = clients[index]
         let n = readBuffer.withUnsafeMutableBytes { Glibc.read(client.fd, $0.baseAddress, $0.count) }
-        if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
+        if n < 0 && (errno == EAGAIN || errno == EINTR) { return false }
         drop(index, n > 0 ? "it sent data; the protocol is one-way" : n == 0 ? "hung up" : errnoString(errno))
+        return true
     }
 
     private func drop(_ index: Int, _ why: String) {
         let client = clients.remove(at: index)
+        unpark(client)
+        retiredSendCalls &+= client.queue.sendCalls
+        // Its memory goes back now (and, with no client left, the chunks kept for reuse too).
+        client.queue.release()
+        if clients.isEmpty { memory.trim() }
         log("vxmon agent: client gone (\(describe(client)); \(why); \(client.sentEvents) events sent, \(client.lostEvents) lost)")
         updateEvents()
     }
 
+    /// Writes every client that takes bytes (those waiting for EPOLLOUT are left alone), drops the
+    /// connections that failed, and tells clients their losses where there is room.
     private func writeAll() {
         var i = 0
         while i < clients.count {
-            let code = clients[i].queue.write(to: clients[i].fd)
-            if code != 0 {
-                drop(i, errnoString(code))
-            } else {
-                settle(clients[i])
-                i += 1
+            let client = clients[i]
+            if client.failure == 0 && !client.blocked && (client.queue.queued > 0 || client.shed) { send(client) }
+            if client.failure != 0 {
+                drop(i, errnoString(client.failure))
+                continue
             }
+            if !client.blocked { settle(client) }
+            i += 1
         }
+    }
+
+    /// Writes what `client`'s socket takes: EPOLLOUT is watched while it refuses bytes, and no more
+    /// once its queue is empty.
+    private func send(_ client: AgentConnection) {
+        let (result, progress) = client.queue.write(to: client.fd)
+        if progress {
+            client.lastProgress = monotonicNanoseconds()
+            client.shed = false
+        }
+        switch result {
+        case .drained:
+            // It took everything (or its queue was emptied for others): it may have chunks again.
+            client.shed = false
+            setBlocked(client, false)
+        case .blocked: setBlocked(client, true)
+        case .failed(let code): client.failure = code
+        }
+    }
+
+    /// Epoll says `client`'s socket takes bytes again.
+    private func writable(_ client: AgentConnection) {
+        guard client.failure == 0 else { return }
+        unpark(client)
+        send(client)
+        if !client.blocked { settle(client) }
+    }
+
+    /// Takes a client that refuses bytes and has losses to tell out of the per-event loop.
+    private func park(_ client: AgentConnection) {
+        client.parked = true
+        client.parkedAt = offered
+        activeDirty = true
+    }
+
+    /// Back into the per-event loop, with the events it missed meanwhile counted as its losses.
+    private func unpark(_ client: AgentConnection) {
+        guard client.parked else { return }
+        let missed = parkedLosses(client)
+        for slot in missed.indices where missed[slot] > 0 {
+            client.pendingLost[slot] +|= missed[slot]
+            client.lostEvents +|= missed[slot]
+            client.hasPendingLost = true
+        }
+        client.parked = false
+        activeDirty = true
+    }
+
+    /// The events a parked client missed since it was parked, per slot (none if it is not parked).
+    private func parkedLosses(_ client: AgentConnection) -> [UInt64] {
+        guard client.parked else { return [] }
+        // `offered` only grows (saturating), so the differences are never negative.
+        func since(_ node: Int) -> UInt64 {
+            offered[node] >= client.parkedAt[node] ? offered[node] - client.parkedAt[node] : 0
+        }
+        switch client.kind {
+        case .lab: return offered.indices.map(since)
+        case .node(let n): return [since(n)]
+        }
+    }
+
+    private func setBlocked(_ client: AgentConnection, _ blocked: Bool) {
+        guard client.blocked != blocked else { return }
+        client.blocked = blocked
+        let events = UInt32(EPOLLIN.rawValue) | (blocked ? UInt32(EPOLLOUT.rawValue) : 0)
+        _ = vxmon_shim_epoll_mod(pollFD, client.fd, events, Self.clientTag + UInt64(UInt32(bitPattern: client.fd)))
+    }
+
+    /// Room for `count` more bytes at the end of `client`'s queue (one record, or a node record and its
+    /// record): within its own limit, and within the budget of all queues, made by dropping the unsent
+    /// chunks of a client that has gone longer without reading if need be. False: it does not fit
+    /// (the caller counts the loss).
+    private func fit(_ client: AgentConnection, _ count: Int) -> Bool {
+        if client.queue.queued == 0 { client.lastProgress = monotonicNanoseconds() }
+        switch client.queue.room(for: count) {
+        case .ready: return true
+        case .overLimit: return false
+        case .needsChunk:
+            if client.shed { return false }
+            // Once a chunk (64 KiB) at most: the clock is read here, not per event.
+            let now = monotonicNanoseconds()
+            let stalled = isStalled(client, now)
+            if client.queue.grow(for: count, reuse: !stalled) { return true }
+            // A stalled client takes nothing from others; one refused before, with no memory given
+            // back since, is refused again without a search.
+            guard !stalled, client.refusedAt != memory.generation else { return false }
+            if reclaim(for: client, now: now) && client.queue.grow(for: count, reuse: true) { return true }
+            client.refusedAt = memory.generation
+            return false
+        }
+    }
+
+    /// A client whose socket refuses bytes and that has taken none for this long is stalled: it gets no
+    /// chunk kept for reuse, takes no room from others, and its unsent chunks may be dropped for a client
+    /// that reads (100 ms: a reading client takes bytes far more often; a momentary lag is not a stall).
+    static let stalledAfterNanoseconds: UInt64 = 100_000_000
+
+    private func isStalled(_ client: AgentConnection, _ now: UInt64) -> Bool {
+        client.blocked && now > client.lastProgress && now - client.lastProgress >= Self.stalledAfterNanoseconds
+    }
+
+    /// Makes room in the budget for `requester`: drops the chunks nothing of which was sent from the
+    /// queue of the stalled client that has gone longest without taking a byte, counts their events as
+    /// that client's losses (told to it once it reads again), and gives it no new chunk until it takes
+    /// a byte. False if there is no such client.
+    private func reclaim(for requester: AgentConnection, now: UInt64) -> Bool {
+        var victim: AgentConnection?
+        for c in clients
+        where c !== requester && c.lastProgress < requester.lastProgress && c.queue.canDrop && isStalled(c, now) {
+            // The oldest; of two as old, the one with more queued.
+            if let v = victim,
+                v.lastProgress < c.lastProgress || (v.lastProgress == c.lastProgress && v.queue.queued >= c.queue.queued)
+            {
+                continue
+            }
+            victim = c
+        }
+        guard let victim else { return false }
+        let dropped = victim.queue.dropUnsent()
+        victim.shed = true
+        victim.currentNode = -1
+        victim.sentEvents = victim.sentEvents >= dropped.events ? victim.sentEvents - dropped.events : 0
+        victim.lostEvents +|= dropped.newLost
+        reclaimedEvents +|= dropped.newLost
+        for slot in dropped.lost.indices where dropped.lost[slot] > 0 {
+            victim.pendingLost[slot] +|= dropped.lost[slot]
+            victim.hasPendingLost = true
+        }
+        if dropped.names { victim.namesPending = true }
+        return true
     }
 
     /// Tells a client about its losses (and resends names) once its queue has room again.
     private func settle(_ client: AgentConnection) {
-        if client.namesPending && client.queue.room > client.queue.capacity / 2 { queueNames(client) }
-        guard !client.pendingLost.isEmpty, client.queue.room > client.queue.capacity / 4 else { return }
+        if client.namesPending && client.queue.room > client.queue.limit / 2 { queueNames(client) }
+        guard client.hasPendingLost, client.queue.room > client.queue.limit / 4 else { return }
         let now = wallClockNanoseconds()
-        for (node, count) in client.pendingLost.sorted(by: { $0.key < $1.key }) {
+        for slot in client.pendingLost.indices where client.pendingLost[slot] > 0 {
+            let count = client.pendingLost[slot]
             scratch.removeAll()
             switch client.kind {
             case .lab:
-                scratch.append(nodeRecords[node])
+                scratch.append(nodeRecords[slot])
                 VxrecEncoder.appendLost(cpu: 0, count: count, time: now, to: scratch)
             case .node:
                 AgentPayloadEncoder.appendPayload(
                     data: UnsafeRawBufferPointer(start: nil, count: 0), cpu: 0, lost: count,
                     type: AgentPayloadEncoder.lostType, to: scratch)
             }
-            guard client.queue.append(scratch.bytes) else { return }
-            client.currentNode = client.kind == .lab ? node : -1
-            client.pendingLost[node] = nil
+            guard fit(client, scratch.count) else { return }
+            client.queue.append(scratch.bytes)
+            client.queue.account(slot: slot, lost: count)
+            client.currentNode = client.kind == .lab ? slot : -1
+            client.pendingLost[slot] = 0
         }
+        client.hasPendingLost = false
     }
 
     /// Events on for the nodes some client reads, off for the others.
@@ -533,9 +923,20 @@ public final class AgentServer: LiveSink, PollSource {
     // MARK: LiveSink (polling thread)
 
     /// Queues `encoded` (plus, on the lab stream, the node's record when the node changes) for every
-    /// client that wants node `node`'s events; a client without room loses it, counted.
+    /// client that wants node `node`'s events; a client without room loses it, counted. A client whose
+    /// socket refused bytes costs a few comparisons per event here, no system call.
     private func fanOut(node: Int, lab: OutputBuffer?, cilium: OutputBuffer?, countsAsEvent: UInt64) {
-        for client in clients {
+        clock &+= 1
+        offered[node] +|= countsAsEvent
+        // The ring source hands over thousands of events at a time: now and then, one epoll_wait for
+        // every client gives those whose socket drained more, instead of waiting for the next tick.
+        if clock & 255 == 0 { serviceEvents(all: false) }
+        if activeDirty {
+            active = clients.filter { !$0.parked }
+            activeDirty = false
+        }
+        // Parked clients are not visited: their losses are the counters' growth (see `park`).
+        for client in active {
             let bytes: OutputBuffer
             switch client.kind {
             case .lab:
@@ -545,22 +946,30 @@ public final class AgentServer: LiveSink, PollSource {
                 guard n == node, let cilium else { continue }
                 bytes = cilium
             }
-            if !client.pendingLost.isEmpty || client.namesPending { settle(client) }
-            var fits = client.pendingLost.isEmpty
-            if fits && client.kind == .lab && client.currentNode != node {
-                fits = client.queue.room >= nodeRecords[node].count + bytes.count
-                    && client.queue.append(nodeRecords[node].bytes)
-                if fits { client.currentNode = node }
+            let slot = client.kind == .lab ? node : 0
+            if (client.hasPendingLost || client.namesPending) && !client.blocked { settle(client) }
+            var fits = !client.hasPendingLost && client.failure == 0
+            if fits {
+                let nodeRecord = client.kind == .lab && client.currentNode != node
+                fits = fit(client, bytes.count + (nodeRecord ? nodeRecords[node].count : 0))
+                if fits {
+                    if nodeRecord {
+                        client.queue.append(nodeRecords[node].bytes)
+                        client.currentNode = node
+                    }
+                    client.queue.append(bytes.bytes)
+                    client.queue.account(events: 1, slot: slot, lost: countsAsEvent, newLost: countsAsEvent)
+                    client.sentEvents &+= 1
+                }
             }
-            if fits && client.queue.append(bytes.bytes) {
-                client.sentEvents &+= 1
-            } else {
-                let slot = client.kind == .lab ? node : 0
-                client.pendingLost[slot, default: 0] +|= countsAsEvent
+            if !fits {
+                client.pendingLost[slot] +|= countsAsEvent
+                client.hasPendingLost = true
                 client.lostEvents +|= countsAsEvent
+                if client.blocked { park(client) }
             }
-            // Past half full: give the socket what it takes now rather than at the next tick.
-            if client.queue.queued > client.queue.capacity / 2 { _ = client.queue.write(to: client.fd) }
+            // A client that reads gets its bytes a chunk at a time, not only at the next tick.
+            if !client.blocked && client.failure == 0 && client.queue.queued >= QueueMemory.chunkBytes { send(client) }
         }
     }
 
@@ -575,11 +984,23 @@ public final class AgentServer: LiveSink, PollSource {
         guard hasLabClients else { return }
         record.removeAll()
         VxrecEncoder.appendInterfaceName(ifindex, name, time: time, to: record)
-        for client in clients where client.kind == .lab {
-            if client.currentNode != node {
-                if client.queue.append(nodeRecords[node].bytes) { client.currentNode = node } else { client.namesPending = true }
+        // A client whose names are pending gets them all again later.
+        for client in clients where client.kind == .lab && !client.namesPending {
+            if client.parked {
+                client.namesPending = true
+                continue
             }
-            if !client.namesPending && !client.queue.append(record.bytes) { client.namesPending = true }
+            let nodeRecord = client.currentNode != node
+            guard fit(client, record.count + (nodeRecord ? nodeRecords[node].count : 0)) else {
+                client.namesPending = true
+                continue
+            }
+            if nodeRecord {
+                client.queue.append(nodeRecords[node].bytes)
+                client.currentNode = node
+            }
+            client.queue.append(record.bytes)
+            client.queue.account(names: true)
         }
     }
 
@@ -614,6 +1035,7 @@ public final class AgentServer: LiveSink, PollSource {
     }
 
     public func flush() -> Bool {
+        serviceEvents(all: false)
         writeAll()
         return true
     }
@@ -623,6 +1045,8 @@ public final class AgentServer: LiveSink, PollSource {
     /// Writes the status file `vxmon lab status` shows.
     public func writeStatus() {
         var text = "pid \(getpid())\nstarted \(started)\nevents \(samples)\nlost \(lost)\n"
+        // Queue memory held now, its budget, and the events dropped from stalled clients' queues for others.
+        text += "queues \(memory.held) budget \(options.totalQueueBytes) reclaimed \(reclaimedEvents)\n"
         for c in connections {
             text +=
                 "client \(c.kind) pid \(c.pid) since \(c.since) sent \(c.sent) lost \(c.lost) queued \(c.queued) "
