@@ -497,7 +497,9 @@ public final class AgentServer: LiveSink, PollSource {
             registered = false
         }
         drain(seconds: 1)
+        for client in clients { client.queue.release() }
         clients.removeAll()
+        memory.trim()
         for l in listeners {
             Glibc.close(l.fd)
             unlink(l.path)
