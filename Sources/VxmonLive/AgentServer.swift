@@ -443,7 +443,7 @@ public final class AgentServer: LiveSink, PollSource {
     private var epollTags = [UInt64](repeating: 0, count: 16)
     private var epollEvents = [UInt32](repeating: 0, count: 16)
     /// Where diagnostics go (the agent's log).
-    public var log: (String) -> Void = { EventPipeline.standardError($0) }
+    public var log: (String) -> Void = { EventPipeline.diagnostic($0) }
 
     /// Creates the sockets under the lab's state directory (replacing stale ones).
     public init(paths: LabPaths, nodeNames: [String], metadata: [(String, String)], options: AgentOptions) throws {
