@@ -383,6 +383,8 @@ final class AgentConnection {
 /// client of that node's Cilium socket), and off otherwise.
 public final class AgentServer: LiveSink, PollSource {
     public private(set) var pollFD: Int32
+    /// A descriptor held back for one accept when the process has no other (see `accept`).
+    private var reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
     public let nodeNames: [String]
     private let options: AgentOptions
     private let paths: LabPaths
@@ -491,6 +493,10 @@ public final class AgentServer: LiveSink, PollSource {
     /// Closes every socket and removes the listening sockets' files, and the pid and status files if
     /// `register` wrote them (idempotent).
     public func close() {
+        if reserveFD >= 0 {
+            Glibc.close(reserveFD)
+            reserveFD = -1
+        }
         if registered {
             unlink(paths.agentPIDFile)
             unlink(paths.agentStatus)
@@ -625,7 +631,18 @@ public final class AgentServer: LiveSink, PollSource {
         let (lfd, kind, _) = listeners[listener]
         while true {
             let fd = Glibc.accept(lfd, nil, nil)
-            if fd < 0 { return }
+            if fd < 0 {
+                // Out of descriptors: the pending connection would keep the listener readable and the
+                // loop busy. The reserve descriptor makes room to accept it and close it at once.
+                if errno == EMFILE || errno == ENFILE, reserveFD >= 0 {
+                    Glibc.close(reserveFD)
+                    let extra = Glibc.accept(lfd, nil, nil)
+                    if extra >= 0 { refuse(extra, "the agent is out of descriptors") }
+                    reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                    if extra >= 0 { continue }
+                }
+                return
+            }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             if clients.count >= options.maxClients {
@@ -721,6 +738,9 @@ public final class AgentServer: LiveSink, PollSource {
     private func drop(_ index: Int, _ why: String) {
         let client = clients.remove(at: index)
         unpark(client)
+        // Out of the fan-out list too, so the connection is closed (deinit) now, and leaves the epoll
+        // set: a hung-up socket kept there stays readable and would spin the loop until an event came.
+        active.removeAll { $0 === client }
         retiredSendCalls &+= client.queue.sendCalls
         // Its memory goes back now (and, with no client left, the chunks kept for reuse too).
         client.queue.release()

@@ -43,10 +43,11 @@ public final class DiagnosticBudget: Sendable {
     /// Whether a line may be written now; if it may, also how many were held back just before it.
     /// Counts the line as held back when it may not.
     public func take() -> (allowed: Bool, heldBack: UInt64) {
-        let now = clock()
-        return state.withLock { s in
-            let elapsed = Double(now &- s.last) / 1e9
-            s.last = now
+        state.withLock { s in
+            // Read under the lock, and never backwards: a time older than the last one refills nothing.
+            let now = clock()
+            let elapsed = now > s.last ? Double(now - s.last) / 1e9 : 0
+            s.last = max(s.last, now)
             s.tokens = min(burstLines, s.tokens + elapsed * rate)
             guard s.tokens >= 1 else {
                 s.suppressed &+= 1
