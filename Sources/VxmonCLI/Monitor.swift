@@ -219,8 +219,9 @@ struct Monitor: CommandWords {
     /// would parse them; nil when no recording was given.
     func replay() throws -> Replay? {
         guard recording != nil else { return nil }
-        let words = self.words.filter { $0 != "monitor" }
-        var replay = try Replay.parse(words)
+        // Only a leading `monitor` is the subcommand's name (a filter value may be "monitor").
+        let words = self.words.first == "monitor" ? Array(self.words.dropFirst()) : self.words
+        var replay = try Replay.parse(Vxmon.forArgumentParser(["replay"] + words).dropFirst().map { $0 })
         replay.words = words
         return replay
     }

@@ -70,6 +70,10 @@ public struct Vxmon: ParsableCommand {
         var seen = Set<String>()
         var kept: [String] = []
         kept.reserveCapacity(min(words.count, 4 * maxWords))
+        // Whether the last word kept is an option that may still wait for its value (`-w`, `--lab`):
+        // a repeated filter flag right after it is kept, or leaving it out would hand the option the
+        // word after it (`-w --ip B keep.vxrec` must stay a usage error, not write keep.vxrec).
+        var afterOption = false
         var i = 0
         while i < words.count {
             let word = words[i]
@@ -84,11 +88,13 @@ public struct Vxmon: ParsableCommand {
             let name = flagWord.hasPrefix("--") ? String(flagWord.prefix { $0 != "=" }) : flagWord
             guard filterFlags.contains(name) else {
                 kept.append(word)
+                afterOption = word.hasPrefix("-") && word.count > 1 && !word.contains("=") && word != "--not"
                 i += 1
                 continue
             }
             let end = min(flagWord.contains("=") && flagWord.hasPrefix("--") ? at + 1 : at + 2, words.count)
-            if seen.insert(name == "-t" ? "--type" : name).inserted { kept += words[i..<end] }
+            if seen.insert(name == "-t" ? "--type" : name).inserted || afterOption { kept += words[i..<end] }
+            afterOption = false
             i = end
         }
         return kept

@@ -175,10 +175,42 @@ struct LongCommandLineTests {
         let filtered = try run(Binary.vxmon, words)
         #expect(filtered.status == 0, "\(filtered.stderr.prefix(300))")
         #expect(filtered.stdout.split(separator: "\n") == wanted)
+        // `vxmon FILE` (replay's old form) parses them the same way.
+        let short = try run(Binary.vxmon, Array(words.dropFirst()))
+        #expect(short.status == 0 && short.stdout.split(separator: "\n") == wanted, "\(short.stderr.prefix(300))")
         // A bad value among them is still found, and named.
         words[words.count - 301] = "10.0.1.300"
         let bad = try run(Binary.vxmon, words)
         #expect(bad.status == 64 && bad.stderr.contains("--ip: '10.0.1.300' is not valid"), "\(bad.stderr.prefix(300))")
+    }
+
+    @Test("leaving repeated filter flags out of ArgumentParser's words never changes a command line's meaning: an option missing its value stays a usage error, -t in a group is refused, a value 'monitor' stays a value")
+    func meaningKept() throws {
+        let dir = NSTemporaryDirectory() + "vxmon-words-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = dir + "/in.vxrec", keep = dir + "/keep.vxrec"
+        let original = CLIFixtures.bytes(CLIFixtures.packageRoot + "/samples/tcp_udp.vxrec")
+        try Data(original).write(to: URL(fileURLWithPath: input))
+        try Data(original).write(to: URL(fileURLWithPath: keep))
+        // `--write-pcap` has no value here: dropping the second --ip must not hand it keep.vxrec.
+        for words in [
+            ["replay", input, "-q", "--ip", "10.0.1.10", "--write-pcap", "--ip", "10.0.1.20", keep],
+            [input, "-q", "--ip", "10.0.1.10", "--write-pcap", "--ip", "10.0.1.20", keep],
+        ] {
+            let r = try run(Binary.vxmon, words)
+            #expect(r.status == 64 && r.stderr.contains("Missing value for '--write-pcap <file>'"), "\(r.stderr)")
+            #expect(CLIFixtures.bytes(keep) == original, "keep.vxrec was written")
+        }
+        // -t in a group of short options, or with =, is refused (it was accepted and not applied).
+        for t in [["-qt", "drop"], ["-t=drop"]] {
+            let r = try run(Binary.vxmon, ["replay", input] + t)
+            #expect(r.status == 64 && r.stderr.contains("takes its value as the next word (-t drop)"), "\(r.stderr)")
+        }
+        // A filter value that is the word "monitor": `vxmon FILE` keeps it (only a leading one is the
+        // subcommand); the recording has no such pod, and says so.
+        let pod = try run(Binary.vxmon, [input, "-q", "--pod", "monitor"])
+        #expect(pod.stderr.contains("--pod monitor: no such pod in the recording"), "\(pod.stderr)")
     }
 }
 

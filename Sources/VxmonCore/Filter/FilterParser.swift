@@ -71,6 +71,14 @@ public enum FilterParser {
                 flag = String(word[..<eq])
                 value = String(word[word.index(after: eq)...])
             }
+            // ArgumentParser also reads -t in a group of short options (-qt drop) or as -t=drop; this
+            // parser does not, so neither may pass silently unfiltered.
+            if word.hasPrefix("-t=")
+                || (word.count > 2 && word.hasPrefix("-") && !word.hasPrefix("--") && word.contains("t")
+                    && word.dropFirst().allSatisfy { $0.isASCII && $0.isLetter })
+            {
+                throw FilterError(flag: "-t", "takes its value as the next word (-t drop), not in \(sanitized(word))")
+            }
             if let long = shortNames[flag] { flag = long }
             guard known.contains(flag) else {
                 if negateNext && word.hasPrefix("-") {
