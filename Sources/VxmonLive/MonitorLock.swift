@@ -65,21 +65,10 @@ public final class MonitorLock {
 
     /// The pid of the process holding the lock (0 if it wrote none), or nil if nobody does. A user
     /// who may not open the lock (anyone but root) is answered from /proc/locks.
+    /// Asked from /proc/locks for root too: a shared lock taken to ask, however briefly, would make a
+    /// reader starting at that moment find the lock busy and be refused.
     public static func holder(paths: LabPaths) -> Int32? {
-        let found: (directory: Int32, file: Int32)?
-        do {
-            found = try LockFiles.open(paths.monitorLockName, create: false, writable: false)
-        } catch {
-            return LockFiles.exclusiveHolder(paths.monitorLock)
-        }
-        guard let opened = found else { return nil }
-        close(opened.directory)
-        defer { close(opened.file) }
-        if flock(opened.file, LOCK_SH | LOCK_NB) == 0 {
-            flock(opened.file, LOCK_UN)
-            return nil
-        }
-        return LockFiles.readPID(opened.file) ?? 0
+        LockFiles.exclusiveHolder(paths.monitorLock)
     }
 
     /// Removes the lock's file unless a reader holds it (`lab down`, once the lab is gone). Returns
@@ -252,6 +241,11 @@ package enum LockFiles {
         if fd < 0 {
             let code = errno
             if code == ENOENT { return nil }
+            // Not allowed: this user is not root; removing the directory is not the fix (and, done
+            // while a lab command holds a lock in it, would let a second one take the same lock).
+            if code == EACCES || code == EPERM {
+                throw VxmonError("cannot open \(path): \(errnoString(code)); lab commands that take its locks run as root")
+            }
             // ELOOP or ENOTDIR: a link or a file in its place; say which.
             let problem = FileSystem.rootOnlyProblem(path).problem ?? "cannot be opened (\(errnoString(code)))"
             throw FileSystem.rootOnlyRefusal(path, problem, what: "its locks")
