@@ -93,10 +93,10 @@ public enum HubbleServers {
         let names = InterfaceNames()
         // Latest's reading throughout, as the flows follow latest's API (the lab's trace and drop v1
         // records read the same in both releases).
-        let pipeline = EventPipeline(format: .none, release: .latest, names: names, diagnostics: { log($0) })
+        let pipeline = EventPipeline(format: .none, release: .latest, names: names, diagnostics: { DiagnosticBudget.process.write($0, log) })
         for pod in topology.pods { pipeline.pods.learn(pod.info) }
         let ingest = FlowIngest(rings: rings, pods: pipeline.pods, names: names)
-        ingest.diagnostics = { log($0) }
+        ingest.diagnostics = { DiagnosticBudget.process.write($0, log) }
         pipeline.add(ingest)
         let sink = PipelineSink(pipeline: pipeline, nodeNames: topology.nodes.map(\.name))
         var streamOptions = StreamSession.Options(
@@ -106,7 +106,8 @@ public enum HubbleServers {
         // Followers are woken when the ring is flushed: every 10 ms, not the monitors' 100.
         streamOptions.flushMilliseconds = 10
         let session = StreamSession(options: streamOptions, sink: sink)
-        session.log = { log($0) }
+        // What comes from outside (undecodable events, the agent's stream) draws on the stderr budget.
+        session.log = { DiagnosticBudget.process.write($0, log) }
         let reader = try BackgroundThread { _ = try session.run() }
 
         try FileSystem.writeText(lab.paths.hubblePIDFile, "\(getpid())\n")
@@ -132,7 +133,9 @@ public enum HubbleServers {
         for line in gates.compactMap({ $0.flush() }) { log(line) }
         log(
             "vxmon-hubble: stopped; \(ingest.flows) flows"
-                + (ingest.unrouted > 0 ? ", \(ingest.unrouted) of no node served here" : ""))
+                + (ingest.unrouted > 0 ? ", \(ingest.unrouted) of no node served here" : "")
+                + (DiagnosticBudget.process.suppressed > 0
+                    ? ", \(DiagnosticBudget.process.suppressed) diagnostic lines not shown (stderr limit)" : ""))
     }
 
     static func serve(
