@@ -100,6 +100,13 @@ struct AgentCommand: ParsableCommand {
         EventPipeline.standardError(
             "vxmon agent: lab '\(lab.name)', pid \(getpid()), buffer \(buffer.rawValue); serving \(lab.paths.agentSocket) "
                 + "and \(nodes.map { lab.paths.ciliumSocket($0) }.joined(separator: ", "))")
+        // The lab's Hubble observers, started again if they stop (killed, crashed) while the lab is up.
+        let keeper = HubbleKeeper(lab: lab.name, log: { EventPipeline.standardError($0) })
+        let keeperThread = try BackgroundThread { keeper.run() }
+        defer {
+            keeper.stop()
+            try? keeperThread.join()
+        }
         let stats = try DedicatedThread.run { try session.run() }
         // Sockets first, then the reader lock: whoever sees the lock free finds no socket of ours.
         server.close()

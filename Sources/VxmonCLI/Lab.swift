@@ -214,15 +214,7 @@ extension LabCommand {
             let monitor = agent != nil ? "the agent" : reader.map { "attached (pid \($0))" } ?? "none"
             print("lab '\(lab.name)': up; state \(paths.stateFile); pins \(paths.pinDirectory); reader: \(monitor)")
             showAgent(paths, running: agent)
-            if let hubble = HubbleDaemon.running(paths) {
-                print("hubble: pid \(hubble), observers on <node ip>:4244 (log \(paths.hubbleLog))")
-            } else if HubbleDaemon.executable == nil {
-                print("hubble: not built (make hubble)")
-            } else if access(paths.hubblePIDFile, F_OK) == 0 {
-                print("hubble: DEAD (pid file \(paths.hubblePIDFile) left; `vxmon lab up` restarts it)")
-            } else {
-                print("hubble: not running (`vxmon lab up` starts it)")
-            }
+            for line in LabCommand.hubbleLines(paths, topology, agent: agent) { print(line) }
             print("")
             var nodes = Table(["NODE", "NETNS", "ETH0", "POD CIDR", "VXLAN", "EVENTS", "CAPTURE"])
             for node in topology.nodes {
@@ -267,6 +259,92 @@ extension LabCommand {
                 attachments.add([a.node, a.interface, a.program, status])
             }
             print(attachments.render(), terminator: "")
+        }
+    }
+
+    /// The Hubble observers' line, from what they do rather than what was said of them: the process
+    /// (its pid file, checked against the process), whether every node's server answers (a TCP
+    /// connection to it inside the node's namespace, and in plaintext the server's HTTP/2 SETTINGS,
+    /// which it sends first: a stopped or wedged process accepts connections but says nothing), and
+    /// whether it is a client of the agent (else it serves no new flows).
+    static func hubbleLines(_ paths: LabPaths, _ topology: LabTopology, agent: Int32?) -> [String] {
+        guard let pid = HubbleDaemon.running(paths) else {
+            if HubbleDaemon.executable == nil { return ["hubble: not built (make hubble)"] }
+            // Every start records its arguments: the observers were started and are gone.
+            if access(paths.hubbleArguments, F_OK) == 0 {
+                if agent != nil {
+                    return [
+                        "hubble: not running; restarting (the agent starts it again \(HubbleKeeper.graceSeconds) s after it "
+                            + "stopped; log \(paths.hubbleLog))"
+                    ]
+                }
+                return ["hubble: DEAD (no agent to restart it; `vxmon lab up` restarts both; log \(paths.hubbleLog))"]
+            }
+            return ["hubble: not running (`vxmon lab up` starts it)"]
+        }
+        let words = ((try? FileSystem.read("/proc/\(pid)/cmdline")) ?? "").split(separator: "\0").map(String.init)
+        let port = words.firstIndex(of: "--port").flatMap { $0 + 1 < words.count ? UInt16(words[$0 + 1]) : nil } ?? 4244
+        let tls = words.contains("--tls-cert-file")
+        var silent: [String] = []
+        for node in topology.nodes {
+            let problem = probeObserver(namespace: node.namespace, ip: node.ip, port: port, greeting: !tls)
+            if let problem { silent.append("\(node.name) \(node.ip):\(port) \(problem)") }
+        }
+        let fed = AgentStatus.read(paths)?.clients.contains { $0.pid == pid } == true
+        let served = "\(topology.nodes.count) nodes on <node ip>:\(port)\(tls ? " (TLS)" : "")"
+        var line = "hubble: pid \(pid), "
+        if silent.isEmpty {
+            line += "serving \(served)"
+        } else {
+            line += "NOT SERVING: \(silent.joined(separator: "; "))"
+        }
+        line += fed ? "; fed by the agent" : agent == nil ? "; NO AGENT: no new flows" : "; NOT a client of the agent: no new flows"
+        return [line + " (log \(paths.hubbleLog))"]
+    }
+
+    /// nil when the observer at `ip:port` in `namespace` answers: accepts a TCP connection within a
+    /// second and, with `greeting` (plaintext), sends its HTTP/2 SETTINGS frame within another; else
+    /// what it did.
+    static func probeObserver(namespace: String, ip: String, port: UInt16, greeting: Bool) -> String? {
+        do {
+            return try NetworkNamespace.run(in: namespace) { () -> String? in
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = port.bigEndian
+                guard inet_pton(AF_INET, ip, &address.sin_addr) == 1 else { return "(not an IPv4 address)" }
+                // SOCK_STREAM (1) | SOCK_CLOEXEC | SOCK_NONBLOCK, by number as elsewhere.
+                let fd = socket(AF_INET, 1 | Int32(O_CLOEXEC) | Int32(O_NONBLOCK), 0)
+                if fd < 0 { return "(socket: \(errnoString(errno)))" }
+                defer { close(fd) }
+                let rc = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+                if rc != 0 && errno != EINPROGRESS { return "(connect: \(errnoString(errno)))" }
+                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                if poll(&p, 1, 1000) != 1 { return "(no connection within 1 s)" }
+                var code: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length)
+                if code != 0 { return "(connect: \(errnoString(code)))" }
+                guard greeting else { return nil }
+                // The server's connection preface: a frame header whose type (byte 3) is SETTINGS (4).
+                var header = [UInt8](repeating: 0, count: 9)
+                var got = 0
+                let deadline = monotonicNanoseconds() &+ 1_000_000_000
+                while got < 9 {
+                    let left = Int32(clamping: (deadline &- min(deadline, monotonicNanoseconds())) / 1_000_000)
+                    var r = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    if left <= 0 || poll(&r, 1, left) != 1 { return "(connected, but no HTTP/2 answer within 1 s)" }
+                    let n = header.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, 9 - got) }
+                    if n <= 0 { return "(connected, then closed without an HTTP/2 answer)" }
+                    got += n
+                }
+                return header[3] == 4 ? nil : "(answered, but not with HTTP/2 SETTINGS)"
+            }
+        } catch {
+            return "(\(error))"
         }
     }
 

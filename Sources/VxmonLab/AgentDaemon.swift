@@ -1,4 +1,6 @@
 import Glibc
+import Synchronization
+import VxmonCore
 import VxmonLive
 
 /// Starting and stopping a lab's agent process (`vxmon agent --foreground` in its own session, its
@@ -62,5 +64,108 @@ public enum AgentDaemon {
             for _ in 0..<100 where MonitorLock.holder(paths: paths) == pid { usleep(10_000) }
         }
         return pid
+    }
+}
+
+/// Keeps a lab's Hubble observers running: the lab's agent checks every second that the
+/// `vxmon-hubble` that `lab up` started (`hubble.args` is written by every start) still runs, and
+/// starts it again, with the arguments it was started with, once it has been gone for `graceSeconds`
+/// (so that a `lab up` run at once after it died restarts it first, as it always did). A failed start
+/// is tried again after 2, 4, ... 60 s. Nothing is started while another lab command holds the lab's
+/// lock (`lab down` stops the observers under it), nor for a lab whose observers were never started
+/// (`--no-hubble`, or vxmon-hubble not built).
+public final class HubbleKeeper: @unchecked Sendable {
+    /// Seconds the observers stay gone before the agent starts them again: a `lab up` run right after
+    /// they died (it restarts them itself, and refuses a lab whose observers run) goes first.
+    public static let graceSeconds: UInt64 = 5
+    /// Longest wait between two failed starts, in seconds.
+    public static let maxBackoffSeconds: UInt64 = 60
+
+    let lab: String
+    let paths: LabPaths
+    let executable: String?
+    private let log: (String) -> Void
+    private let stopped = Atomic<Bool>(false)
+    // Used by the keeper's own thread only (`run`), or by `check` in tests.
+    private var goneSince: UInt64?
+    private var backoff: UInt64 = 2
+    private var nextAttempt: UInt64 = 0
+    private var saidNotBuilt = false
+    /// The servers this agent started: its children, to reap when they end.
+    private var children: [pid_t] = []
+
+    public init(lab: String, executable: String? = HubbleDaemon.executable, log: @escaping (String) -> Void) {
+        self.lab = lab
+        paths = LabPaths(lab: lab)
+        self.executable = executable
+        self.log = log
+    }
+
+    /// Checks every second until `stop()` or a stop signal.
+    public func run() {
+        while !stopped.load(ordering: .relaxed) && !stopRequested.load(ordering: .relaxed) {
+            for _ in 0..<10 where !stopped.load(ordering: .relaxed) { usleep(100_000) }
+            check(now: monotonicNanoseconds())
+        }
+    }
+
+    public func stop() { stopped.store(true, ordering: .relaxed) }
+
+    /// One check: restarts the servers if they should run, do not, and have been gone long enough.
+    public func check(now: UInt64) {
+        children.removeAll { waitpid($0, nil, WNOHANG) != 0 }
+        guard access(paths.hubbleArguments, F_OK) == 0, HubbleDaemon.running(paths) == nil else {
+            goneSince = nil
+            backoff = 2
+            return
+        }
+        guard let since = goneSince else {
+            goneSince = now
+            log("vxmon agent: vxmon-hubble of lab '\(lab)' is not running; starting it again in \(Self.graceSeconds) s")
+            return
+        }
+        guard now &- since >= Self.graceSeconds * 1_000_000_000, now >= nextAttempt else { return }
+        guard let executable else {
+            if !saidNotBuilt { log("vxmon agent: \(HubbleDaemon.notBuiltMessage)") }
+            saidNotBuilt = true
+            return
+        }
+        // A lab command is changing the lab (`lab down` stops the observers under this lock): not now.
+        guard let lock = try? LabLock(lab: lab, waitSeconds: 0) else { return }
+        defer { withExtendedLifetime(lock) {} }
+        // Checked again under the lock: `lab down` may have removed the lab meanwhile. One that is
+        // starting (a `lab up` started it: no pid file until it listens) is left to finish.
+        guard access(paths.hubbleArguments, F_OK) == 0, HubbleDaemon.running(paths) == nil, !Self.starting(lab)
+        else { return }
+        do {
+            let (pid, started) = try HubbleDaemon.start(lab: lab, executable: executable)
+            if started { children.append(pid) }
+            log("vxmon agent: vxmon-hubble of lab '\(lab)' started again (pid \(pid))")
+            goneSince = nil
+            backoff = 2
+        } catch {
+            log("vxmon agent: \(EventPipeline.sanitized(String(describing: error))); trying again in \(backoff) s")
+            nextAttempt = now &+ backoff * 1_000_000_000
+            backoff = min(backoff * 2, Self.maxBackoffSeconds)
+        }
+    }
+
+    /// Whether a `vxmon-hubble --lab <lab>` process exists (alive, not a zombie): one `lab up` is
+    /// starting has not written its pid file yet.
+    static func starting(_ lab: String) -> Bool {
+        for entry in FileSystem.listDirectory("/proc") {
+            guard let pid = Int32(entry), pid != getpid(),
+                let stat = try? FileSystem.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")"),
+                stat[stat.index(after: close)...].split(separator: " ").first != "Z",
+                let cmdline = try? FileSystem.read("/proc/\(pid)/cmdline")
+            else { continue }
+            let words = cmdline.split(separator: "\0").map(String.init)
+            if words.first?.hasSuffix("vxmon-hubble") == true, let i = words.firstIndex(of: "--lab"), i + 1 < words.count,
+                words[i + 1] == lab
+            {
+                return true
+            }
+        }
+        return false
     }
 }
