@@ -10,14 +10,20 @@ import VxmonLive
 public struct HubbleConnectionLimits: Sendable {
     /// Open connections per node's server; one more is closed as soon as it is accepted.
     public var maxConnections = 1000
+    /// Open connections from one address per node's server (one client cannot take every slot).
+    public var maxConnectionsPerPeer = 100
+    /// A connection with no stream for this long is closed (GOAWAY): grpc-go's MaxConnectionIdle, so
+    /// idle connections cannot hold slots for good. Clients reconnect when they need to.
+    public var maxIdleSeconds: Int64 = 300
     /// Streams at once per connection, advertised in SETTINGS_MAX_CONCURRENT_STREAMS; one more is
     /// refused alone (RST_STREAM REFUSED_STREAM). 99: one under the 100 that swift-nio-http2 itself
     /// enforces before the client has acknowledged the settings, so that even then a stream over the
     /// limit is refused by us, alone, and never ends the connection.
     public var maxConcurrentStreams = 99
     /// A connection that has not sent HTTP/2's client preface (after the TLS handshake, if any) this
-    /// long after it was accepted is closed: grpc-go's ConnectionTimeout, which Hubble's servers keep.
-    public var prefaceTimeoutSeconds: Int64 = 120
+    /// long after it was accepted is closed (grpc-go waits 120 s; a silent connection then held a slot
+    /// that long, and could be opened again at once).
+    public var prefaceTimeoutSeconds: Int64 = 20
     /// Refusals and accept errors are logged at most once per this many seconds (with counts).
     public var logIntervalSeconds = 10.0
 
@@ -73,6 +79,7 @@ struct HubbleListener: HTTP2ServerTransport.ListenerFactory {
     {
         var config = HTTP2ServerTransport.Custom<HubbleListener>.Config.defaults
         config.http2.maxConcurrentStreams = limits.maxConcurrentStreams + 1
+        config.connection.maxIdleTime = .seconds(limits.maxIdleSeconds)
         config.channelDebuggingCallbacks.onAcceptHTTP2Stream = { stream in
             stream.eventLoop.makeCompletedFuture { HTTP2ConnectionGuard.admit(stream, gate: gate) }
         }
@@ -87,6 +94,8 @@ final class ConnectionGate: Sendable {
     let name: String
     private let log: @Sendable (String) -> Void
     let open = Atomic<Int>(0)
+    /// Open connections per peer address (only addresses with one or more).
+    private let byPeer = Mutex<[String: Int]>([:])
     let refusedConnections = Atomic<Int>(0)
     let refusedStreams = Atomic<Int>(0)
     let acceptErrors = Atomic<Int>(0)
@@ -107,18 +116,34 @@ final class ConnectionGate: Sendable {
         self.log = log
     }
 
-    /// Takes a slot for a new connection, or says there is none.
-    func admit() -> Bool {
+    /// Takes a slot for a new connection from `peer` (its address, nil if unknown), or says there is
+    /// none: the server's limit, or the peer's.
+    func admit(peer: String?) -> Bool {
         // A bounded count (at most maxConnections + the acceptor threads) cannot overflow.
         let now = open.add(1, ordering: .relaxed).newValue
-        if now <= limits.maxConnections { return true }
+        let peerFits: Bool =
+            now <= limits.maxConnections
+            && byPeer.withLock { counts in
+                guard let peer else { return true }
+                let n = counts[peer, default: 0]
+                guard n < limits.maxConnectionsPerPeer else { return false }
+                counts[peer] = n + 1
+                return true
+            }
+        if peerFits { return true }
         open.subtract(1, ordering: .relaxed)
         refusedConnections.add(1, ordering: .relaxed)
         note { $0.connections += 1 }
         return false
     }
 
-    func release() { open.subtract(1, ordering: .relaxed) }
+    func release(peer: String?) {
+        open.subtract(1, ordering: .relaxed)
+        guard let peer else { return }
+        byPeer.withLock { counts in
+            if let n = counts[peer] { counts[peer] = n > 1 ? n - 1 : nil }
+        }
+    }
 
     func refusedStream() {
         refusedStreams.add(1, ordering: .relaxed)
@@ -161,7 +186,9 @@ final class ConnectionGate: Sendable {
     private static func line(_ name: String, _ p: Pending, _ limits: HubbleConnectionLimits) -> String {
         var parts: [String] = []
         if p.connections > 0 {
-            parts.append("connections refused: \(p.connections) (at most \(limits.maxConnections) open)")
+            parts.append(
+                "connections refused: \(p.connections) (at most \(limits.maxConnections) open, "
+                    + "\(limits.maxConnectionsPerPeer) from one address)")
         }
         if p.streams > 0 {
             parts.append("streams refused: \(p.streams) (over \(limits.maxConcurrentStreams) on one connection)")
@@ -193,12 +220,13 @@ final class AcceptGate: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let accepted = Self.unwrapInboundIn(data)
-        guard gate.admit() else {
+        let peer = accepted.remoteAddress?.ipAddress
+        guard gate.admit(peer: peer) else {
             accepted.close(promise: nil)
             return
         }
         let gate = self.gate
-        accepted.closeFuture.whenComplete { _ in gate.release() }
+        accepted.closeFuture.whenComplete { _ in gate.release(peer: peer) }
         context.fireChannelRead(data)
     }
 

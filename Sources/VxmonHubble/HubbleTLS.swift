@@ -32,7 +32,7 @@ public struct HubbleTLS: Sendable {
         return "\(label(node)).\(label(cluster)).hubble-grpc.cilium.io"
     }
 
-    /// The TLS context every node's server uses: TLS 1.2 or later, ALPN h2 (gRPC over HTTP/2; the
+    /// The TLS context every node's server uses: TLS 1.3 or later, ALPN h2 (gRPC over HTTP/2; the
     /// server then requires it, as grpc-go does), and with `clientAuth` a client certificate that
     /// chains to one of the client CAs (its name is not checked: `noHostnameVerification`, as gRPC's
     /// own mTLS servers do). Each file is read once, here; an unreadable or malformed one is an error
@@ -55,7 +55,8 @@ public struct HubbleTLS: Sendable {
         }
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
-        configuration.minimumTLSVersion = .tlsv12
+        // TLS 1.3 at least, as Cilium's Hubble server requires (serveroption.MinTLSVersion).
+        configuration.minimumTLSVersion = .tlsv13
         configuration.applicationProtocols = ["grpc-exp", "h2"]
         if clientAuth {
             var roots: [NIOSSLCertificate] = []

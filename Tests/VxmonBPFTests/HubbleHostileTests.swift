@@ -190,9 +190,31 @@ struct HubbleHostileTests {
         }
     }
 
+    @Test("one address cannot take every slot: its connections beyond 100 are closed as they are accepted (end of file), while a client from another address is served")
+    func perPeerLimit() throws {
+        try Self.withHubbleLab("hpp") { lab, _, _, dir in
+            let flood = try Shell.spawn(
+                [
+                    "ip", "netns", "exec", "\(lab)-control-plane", "python3", Self.scripts + "/hubble_conn_flood.py",
+                    Self.worker, "4244", "150", dir + "/ready", dir + "/release", dir + "/flood.json", "60",
+                ], quiet: true, errorFile: dir + "/flood.err")
+            defer { _ = flood.stop() }
+            try #require(LabAgentTests.waitFor(20) { access(dir + "/ready", F_OK) == 0 }, "\(LabAgentTests.text(dir + "/flood.err"))")
+            let held = try Self.json(dir + "/flood.json")
+            // The kernel's word, read by the flood: 100 held, 50 closed by the server.
+            #expect(held["connected"] as? Int == 150, "\(held)")
+            #expect(held["open"] as? Int == 100 && held["closed_by_server"] as? Int == 50, "\(held)")
+            // worker2's node address is another peer: grpcio from there gets ServerStatus meanwhile.
+            let other = try inNamespace("\(lab)-worker2", ["python3", Self.scripts + "/hubble_status.py", Self.proto, "\(Self.worker):4244"])
+            #expect(other.status == 0, "\(other.output)")
+            _ = FileManager.default.createFile(atPath: dir + "/release", contents: nil)
+            #expect(flood.wait() == 0)
+        }
+    }
+
     // MARK: TLS
 
-    @Test("mutual TLS as Cilium serves Hubble (lab up --hubble-tls-*): grpcio with a certificate of the client CA gets ServerStatus on every node, Peer/Notify names each node's TLS server name; no certificate, another CA's certificate or plaintext are refused; a restart keeps TLS")
+    @Test("mutual TLS as Cilium serves Hubble (lab up --hubble-tls-*): grpcio with a certificate of the client CA gets ServerStatus on every node, Peer/Notify names each node's TLS server name; no certificate, another CA's certificate, TLS 1.2 (openssl s_client) or plaintext are refused; a restart keeps TLS")
     func mutualTLS() throws {
         try LabGate.check()
         let certs = NSTemporaryDirectory() + "vxmon-certs-\(UUID().uuidString)"
@@ -209,6 +231,21 @@ struct HubbleHostileTests {
             #expect(check.status == 0, "\(check.output) \(check.errorOutput)")
             #expect(check.output.contains("all checks passed"))
             #expect(LabAgentTests.text(paths.hubbleLog).contains("observers (mutual TLS)"))
+            // openssl's own client: TLS 1.3 with the client certificate is accepted, TLS 1.2 refused
+            // (Cilium's Hubble server requires 1.3).
+            func handshake(_ version: String) throws -> CommandResult {
+                try inNamespace(
+                    "\(lab)-control-plane",
+                    [
+                        "sh", "-c",
+                        "openssl s_client -connect \(Self.worker):4244 \(version) -alpn h2 -cert \(certs)/client.pem "
+                            + "-key \(certs)/client.key -CAfile \(certs)/ca.pem -verify_return_error </dev/null 2>&1",
+                    ])
+            }
+            let v13 = try handshake("-tls1_3")
+            #expect(v13.output.contains("TLSv1.3") && v13.output.contains("ALPN protocol: h2"), "\(v13.output.suffix(600))")
+            let v12 = try handshake("-tls1_2")
+            #expect(v12.status != 0 && !v12.output.contains("ALPN protocol: h2"), "\(v12.output.suffix(600))")
 
             // Killed, it is restarted by `lab up` without the flags: with the TLS it had.
             let pid = try #require(HubbleDaemon.running(paths))
