@@ -19,7 +19,10 @@ public struct HubbleConnectionLimits: Sendable {
     /// refused alone (RST_STREAM REFUSED_STREAM). 99: one under the 100 that swift-nio-http2 itself
     /// enforces before the client has acknowledged the settings, so that even then a stream over the
     /// limit is refused by us, alone, and never ends the connection.
-    public var maxConcurrentStreams = 99
+    public var maxConcurrentStreams = 99 {
+        // More would bring back the connection error for a burst before the client's ACK.
+        didSet { maxConcurrentStreams = min(max(maxConcurrentStreams, 1), 99) }
+    }
     /// A connection that has not sent HTTP/2's client preface (after the TLS handshake, if any) this
     /// long after it was accepted is closed (grpc-go waits 120 s; a silent connection then held a slot
     /// that long, and could be opened again at once).

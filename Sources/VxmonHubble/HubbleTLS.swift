@@ -72,9 +72,14 @@ public struct HubbleTLS: Sendable {
     }
 
     /// A clear error for a file that cannot be read (NIOSSL's own says only "failed to load").
+    /// A readable regular file (a FIFO or a device would hang the start, or read without end).
     static func requireReadable(_ path: String, _ what: String) throws {
         if access(path, R_OK) != 0 {
             throw VxmonError("\(what) \(path): \(errnoString(errno))")
+        }
+        var st = stat()
+        guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            throw VxmonError("\(what) \(path): not a regular file")
         }
     }
 }
