@@ -82,6 +82,10 @@ extension LabCommand {
         func validate() throws {
             if !(1...200).contains(pods) { throw ValidationError("--pods must be between 1 and 200") }
             if let problem = hubbleTLS.problem(prefix: "hubble-") { throw ValidationError(problem) }
+            if !hubbleTLS.isEmpty && (noHubble || noAgent) {
+                throw ValidationError("--hubble-tls-* and --hubble-disable-tls are for the Hubble servers, which "
+                    + (noHubble ? "--no-hubble" : "--no-agent") + " does not start")
+            }
         }
 
         /// Starts the lab's agent (the one reader, serving every client).
@@ -98,8 +102,13 @@ extension LabCommand {
             }
             do {
                 let flags = hubbleTLS
-                let (pid, _) = try HubbleDaemon.start(
+                let (pid, started) = try HubbleDaemon.start(
                     lab: lab.name, executable: exe, arguments: flags.isEmpty ? nil : flags.arguments)
+                if !started && !flags.isEmpty && flags.arguments != HubbleDaemon.recordedArguments(lab.paths) {
+                    EventPipeline.standardError(
+                        "vxmon: the Hubble observers already run (pid \(pid)) with other settings; the TLS flags given "
+                            + "apply when they start: `vxmon lab down` and `vxmon lab up` with them")
+                }
                 let control = topology.nodes.first { $0.name == "control-plane" } ?? topology.nodes[0]
                 let tls = HubbleDaemon.recordedArguments(lab.paths).contains("--tls-cert-file") ? " (TLS)" : ""
                 print(

@@ -124,19 +124,31 @@ public enum HubbleDaemon {
         if let pid = running(paths) { return (pid, false) }
         unlink(paths.hubblePIDFile)
         try FileSystem.makeDirectories(paths.stateDirectory)
+        let previous = try? FileSystem.read(paths.hubbleArguments)
         let arguments = arguments ?? recordedArguments(paths)
         try FileSystem.writeText(paths.hubbleArguments, arguments.map { $0 + "\0" }.joined())
-        let pid = try Shell.spawnDaemon([executable, "--lab", lab] + arguments, log: paths.hubbleLog, what: "vxmon-hubble")
+        // A start that fails leaves the arguments of the last good one for restarts (a mistyped
+        // certificate path would otherwise fail every restart after it).
+        func failed(_ message: String) -> VxmonError {
+            if let previous { try? FileSystem.writeText(paths.hubbleArguments, previous) } else { unlink(paths.hubbleArguments) }
+            return VxmonError(message)
+        }
+        let pid: Int32
+        do {
+            pid = try Shell.spawnDaemon([executable, "--lab", lab] + arguments, log: paths.hubbleLog, what: "vxmon-hubble")
+        } catch {
+            throw failed("\(error)")
+        }
         for _ in 0..<400 {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
-                throw VxmonError("vxmon-hubble of lab '\(lab)' exited at start; see \(paths.hubbleLog)")
+                throw failed("vxmon-hubble of lab '\(lab)' exited at start; see \(paths.hubbleLog)")
             }
             if running(paths) == pid { return (pid, true) }
             usleep(25_000)
         }
         kill(pid, SIGKILL)
-        throw VxmonError("vxmon-hubble of lab '\(lab)' did not listen within 10 s; see \(paths.hubbleLog)")
+        throw failed("vxmon-hubble of lab '\(lab)' did not listen within 10 s; see \(paths.hubbleLog)")
     }
 
     /// The arguments of the last start in this lab (none if there was none): each ends with a NUL,

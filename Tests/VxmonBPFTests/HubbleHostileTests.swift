@@ -276,6 +276,15 @@ struct HubbleHostileTests {
         }
         let up = try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", "nolab", "--hubble-tls-key-file", "/k.pem"], check: false)
         #expect(up.status == 64 && up.errorOutput.contains("--hubble-tls-cert-file"), "\(up.status) \(up.errorOutput)")
+        // TLS flags for servers the same command does not start are refused, not ignored.
+        let unused = try Shell.run([FaultTests.vxmon, "lab", "up", "--lab", "nolab", "--no-hubble", "--hubble-disable-tls"], check: false)
+        #expect(unused.status == 64 && unused.errorOutput.contains("--no-hubble does not start"), "\(unused.errorOutput)")
+        // A FIFO as the key would block the start: refused as not a regular file.
+        let fifo = NSTemporaryDirectory() + "vxmon-fifo-\(UUID().uuidString)"
+        try #require(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        let hang = try Shell.run([exe, "--lab", "nolab", "--tls-cert-file", fifo, "--tls-key-file", fifo, "--tls-no-client-auth"], check: false)
+        #expect(hang.status == 1 && hang.errorOutput.contains("not a regular file"), "\(hang.errorOutput)")
         let missing = "/nonexistent-\(UUID().uuidString)/server.pem"
         let bad = try Shell.run(
             [exe, "--lab", "nolab", "--tls-cert-file", missing, "--tls-key-file", "/k", "--tls-no-client-auth"], check: false)
