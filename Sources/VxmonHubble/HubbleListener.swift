@@ -277,6 +277,12 @@ final class HTTP2ConnectionGuard: ChannelDuplexHandler {
     private var prefaceBytes = 0
     private var prefaceDeadline: Scheduled<Void>?
 
+    /// Refusals in `refusalWindow` a connection may cause before it is ended.
+    static let maxRefusals = 200
+    static let refusalWindow = TimeAmount.seconds(10)
+    var refusals = 0
+    var windowStart = NIODeadline.now()
+
     /// "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" (RFC 9113, 3.4).
     static let clientPrefaceLength = 24
 
@@ -300,6 +306,21 @@ final class HTTP2ConnectionGuard: ChannelDuplexHandler {
         gate.refusedStream()
         guard let id = try? stream.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID) else {
             stream.close(promise: nil)
+            return
+        }
+        // A client that goes on opening streams over the limit makes us work for each refusal: past
+        // `maxRefusals` in `refusalWindow`, the connection ends (GOAWAY ENHANCE_YOUR_CALM), as NIO does
+        // for a flood of resets.
+        let now = NIODeadline.now()
+        if now - guardHandler.windowStart > Self.refusalWindow {
+            guardHandler.windowStart = now
+            guardHandler.refusals = 0
+        }
+        guardHandler.refusals += 1
+        if guardHandler.refusals > Self.maxRefusals {
+            let goAway = HTTP2Frame(
+                streamID: .rootStream, payload: .goAway(lastStreamID: id, errorCode: .enhanceYourCalm, opaqueData: nil))
+            parent.writeAndFlush(goAway).whenComplete { _ in parent.close(promise: nil) }
             return
         }
         // Through the connection: NIO marks the stream closed as the frame passes, and closes its

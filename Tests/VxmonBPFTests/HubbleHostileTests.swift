@@ -87,7 +87,7 @@ struct HubbleHostileTests {
         }
     }
 
-    @Test("a raw HTTP/2 client (Python h2) that ignores the advertised limit gets RST_STREAM REFUSED_STREAM on stream 100 alone; the 99 streams go on receiving flows and the connection stays up")
+    @Test("a raw HTTP/2 client (Python h2) that ignores the advertised limit gets RST_STREAM REFUSED_STREAM on stream 100 alone; the 99 streams go on receiving flows and the connection stays up; past 200 refusals in 10 s it ends with GOAWAY ENHANCE_YOUR_CALM")
     func streamOverTheLimitRefusedAlone() throws {
         try Self.withHubbleLab("hh2") { lab, _, topology, _ in
             try Self.ping(topology)

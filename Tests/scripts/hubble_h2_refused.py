@@ -9,8 +9,10 @@ them, opens that many GetFlows follow streams (number=1, follow=true) and waits 
 received a flow, then opens one more stream, which the server must refuse alone: RST_STREAM with
 REFUSED_STREAM on that stream, no GOAWAY. The first streams then go on: each receives another flow
 (something must make flows on the node meanwhile), a PING is answered, and after one of them is
-cancelled a new stream is served in its place. Prints one line per check; exits 1 on the first
-failure."""
+cancelled a new stream is served in its place. Last, a client that goes on opening streams over the
+limit: the server refuses them one by one, and past 200 refusals in 10 s ends the connection with
+GOAWAY ENHANCE_YOUR_CALM instead of working for each. Prints one line per check; exits 1 on the
+first failure."""
 import socket
 import struct
 import sys
@@ -79,6 +81,8 @@ def main():
             except socket.timeout:
                 continue
             if not chunk:
+                if state.get("expect_goaway") and state["goaway"] is not None:
+                    return True
                 fail("the server closed the connection")
             for e in conn.receive_data(chunk):
                 if isinstance(e, events.RemoteSettingsChanged):
@@ -93,7 +97,9 @@ def main():
                     resets[e.stream_id] = e.error_code
                 elif isinstance(e, events.ConnectionTerminated):
                     state["goaway"] = e.error_code
-                    fail(f"GOAWAY {e.error_code!r} (last stream {e.last_stream_id})")
+                    if not state.get("expect_goaway"):
+                        fail(f"GOAWAY {e.error_code!r} (last stream {e.last_stream_id})")
+                    return True
                 elif isinstance(e, events.PingAckReceived):
                     state["pong"] = True
             out = conn.data_to_send()
@@ -154,8 +160,29 @@ def main():
     if again in resets:
         fail(f"stream {again}, opened after one was cancelled, was reset with {resets[again]!r}")
     ok(f"after one stream was cancelled, stream {again} was served in its place")
-    conn.close_connection()
-    sock.sendall(conn.data_to_send())
+
+    # A flood of streams over the limit: refused one by one, then the connection ends.
+    state["expect_goaway"] = True
+    refused_before = sum(1 for c in resets.values() if c == ErrorCodes.REFUSED_STREAM)
+    conn.rude = True
+    try:
+        for _ in range(400):
+            if state["goaway"] is not None:
+                break
+            open_stream()
+            pump(lambda: state["goaway"] is not None, 0.01)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    conn.rude = False
+    if state["goaway"] is None:
+        pump(lambda: state["goaway"] is not None, 10)
+    refused = sum(1 for c in resets.values() if c == ErrorCodes.REFUSED_STREAM) - refused_before
+    if state["goaway"] != ErrorCodes.ENHANCE_YOUR_CALM:
+        fail(f"a flood of streams over the limit: GOAWAY {state['goaway']!r} after {refused} refusals, "
+             "not ENHANCE_YOUR_CALM")
+    if not 150 <= refused <= 201:
+        fail(f"GOAWAY ENHANCE_YOUR_CALM after {refused} refused streams, not about 200")
+    ok(f"a flood of streams over the limit: {refused} refused, then GOAWAY ENHANCE_YOUR_CALM")
     sock.close()
     print("hubble_h2_refused: all checks passed", flush=True)
 
