@@ -55,6 +55,20 @@ struct HubbleHostileTests {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
     }
 
+    /// `pid`'s descriptors once their number has not changed for a second (at most 10 s): a server
+    /// just started still opens some (its client of the agent connects from a thread of its own).
+    static func settledDescriptors(_ pid: Int32) -> Int {
+        var last = openDescriptors(pid)
+        var steady = 0
+        for _ in 0..<100 where steady < 10 {
+            usleep(100_000)
+            let now = openDescriptors(pid)
+            steady = now == last ? steady + 1 : 0
+            last = now
+        }
+        return last
+    }
+
     /// utime + stime of `pid`, in clock ticks (/proc/PID/stat fields 14 and 15).
     static func cpuTicks(_ pid: Int32) -> Int? {
         let stat = LabAgentTests.text("/proc/\(pid)/stat")
@@ -109,7 +123,7 @@ struct HubbleHostileTests {
     func descriptorExhaustion() throws {
         try Self.withHubbleLab("hfd") { lab, paths, _, dir in
             let pid = try #require(HubbleDaemon.running(paths))
-            let limit = Self.openDescriptors(pid) + 40
+            let limit = Self.settledDescriptors(pid) + 40
             let prlimit = try Shell.run(["prlimit", "--pid", "\(pid)", "--nofile=\(limit):\(limit)"], check: false)
             try #require(prlimit.status == 0, "\(prlimit.errorOutput)")
             let flood = try Shell.spawn(
@@ -151,7 +165,7 @@ struct HubbleHostileTests {
             let exe = try #require(Self.hubbleExecutable)
             HubbleDaemon.stop(paths)
             let (pid, _) = try HubbleDaemon.start(lab: lab, executable: exe, arguments: ["--max-connections", "20"])
-            let base = Self.openDescriptors(pid)
+            let base = Self.settledDescriptors(pid)
             let flood = try Shell.spawn(
                 [
                     "ip", "netns", "exec", "\(lab)-control-plane", "python3", Self.scripts + "/hubble_conn_flood.py",
