@@ -55,6 +55,22 @@ struct HubbleHostileTests {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
     }
 
+    /// `count` silent connections from the control-plane node to worker's observer
+    /// (hubble_conn_flood.py), held until `dir/release` exists; the flood's own count of those the
+    /// server closed and those it holds.
+    static func connectionFlood(_ lab: String, count: Int, dir: String) throws -> (ChildProcess, [String: Any]) {
+        let flood = try Shell.spawn(
+            [
+                "ip", "netns", "exec", "\(lab)-control-plane", "python3", scripts + "/hubble_conn_flood.py",
+                worker, "4244", "\(count)", dir + "/ready", dir + "/release", dir + "/flood.json", "60",
+            ], quiet: true, errorFile: dir + "/flood.err")
+        guard LabAgentTests.waitFor(20, { access(dir + "/ready", F_OK) == 0 }) else {
+            _ = flood.stop()
+            throw VxmonError("the connection flood did not start: \(LabAgentTests.text(dir + "/flood.err"))")
+        }
+        return (flood, try json(dir + "/flood.json"))
+    }
+
     /// `pid`'s descriptors once their number has not changed for a second (at most 10 s): a server
     /// just started still opens some (its client of the agent connects from a thread of its own).
     static func settledDescriptors(_ pid: Int32) -> Int {
@@ -166,14 +182,8 @@ struct HubbleHostileTests {
             HubbleDaemon.stop(paths)
             let (pid, _) = try HubbleDaemon.start(lab: lab, executable: exe, arguments: ["--max-connections", "20"])
             let base = Self.settledDescriptors(pid)
-            let flood = try Shell.spawn(
-                [
-                    "ip", "netns", "exec", "\(lab)-control-plane", "python3", Self.scripts + "/hubble_conn_flood.py",
-                    Self.worker, "4244", "60", dir + "/ready", dir + "/release", dir + "/flood.json", "60",
-                ], quiet: true, errorFile: dir + "/flood.err")
+            let (flood, held) = try Self.connectionFlood(lab, count: 60, dir: dir)
             defer { _ = flood.stop() }
-            try #require(LabAgentTests.waitFor(20) { access(dir + "/ready", F_OK) == 0 }, "\(LabAgentTests.text(dir + "/flood.err"))")
-            let held = try Self.json(dir + "/flood.json")
             #expect(held["connected"] as? Int == 60, "\(held)")
             #expect(held["open"] as? Int == 20 && held["closed_by_server"] as? Int == 40, "\(held)")
             // The kernel's count: 20 connections' descriptors, not 60.
@@ -207,14 +217,8 @@ struct HubbleHostileTests {
     @Test("one address cannot take every slot: its connections beyond 100 are closed as they are accepted (end of file), while a client from another address is served")
     func perPeerLimit() throws {
         try Self.withHubbleLab("hpp") { lab, _, _, dir in
-            let flood = try Shell.spawn(
-                [
-                    "ip", "netns", "exec", "\(lab)-control-plane", "python3", Self.scripts + "/hubble_conn_flood.py",
-                    Self.worker, "4244", "150", dir + "/ready", dir + "/release", dir + "/flood.json", "60",
-                ], quiet: true, errorFile: dir + "/flood.err")
+            let (flood, held) = try Self.connectionFlood(lab, count: 150, dir: dir)
             defer { _ = flood.stop() }
-            try #require(LabAgentTests.waitFor(20) { access(dir + "/ready", F_OK) == 0 }, "\(LabAgentTests.text(dir + "/flood.err"))")
-            let held = try Self.json(dir + "/flood.json")
             // The kernel's word, read by the flood: 100 held, 50 closed by the server.
             #expect(held["connected"] as? Int == 150, "\(held)")
             #expect(held["open"] as? Int == 100 && held["closed_by_server"] as? Int == 50, "\(held)")
