@@ -141,8 +141,11 @@ public struct ObserverService: Observer_Observer.SimpleServiceProtocol {
             while cursor < end {
                 let (entries, missed) = ring.entries(from: cursor, limit: min(Self.batch, Int(end - cursor)))
                 if missed > 0 {
-                    cursor += missed
-                    try await writer.write(CollectionOfOne(Self.lostNotice(missed, node: node.name)))
+                    // Only what the history covers: entries overwritten past `end` are the follow's to
+                    // tell (it reads on from `end`), so they are not counted twice.
+                    let lost = min(missed, end - cursor)
+                    cursor += lost
+                    try await writer.write(CollectionOfOne(Self.lostNotice(lost, node: node.name)))
                 }
                 // After a miss the read starts at the oldest held: what it got past `end` is the follow's.
                 let held = entries.prefix { $0.0 < end }

@@ -91,6 +91,8 @@ public final class HubbleKeeper: @unchecked Sendable {
     private var backoff: UInt64 = 2
     private var nextAttempt: UInt64 = 0
     private var saidNotBuilt = false
+    /// When this keeper last started the servers (nil once they have run a minute).
+    private var startedAt: UInt64?
     /// The servers this agent started: its children, to reap when they end.
     private var children: [pid_t] = []
 
@@ -105,6 +107,8 @@ public final class HubbleKeeper: @unchecked Sendable {
     public func run() {
         while !stopped.load(ordering: .relaxed) && !stopRequested.load(ordering: .relaxed) {
             for _ in 0..<10 where !stopped.load(ordering: .relaxed) { usleep(100_000) }
+            // Not as the agent stops: it would start servers for a lab going down.
+            if stopped.load(ordering: .relaxed) || stopRequested.load(ordering: .relaxed) { break }
             check(now: monotonicNanoseconds())
         }
     }
@@ -116,7 +120,12 @@ public final class HubbleKeeper: @unchecked Sendable {
         children.removeAll { waitpid($0, nil, WNOHANG) != 0 }
         guard access(paths.hubbleArguments, F_OK) == 0, HubbleDaemon.running(paths) == nil else {
             goneSince = nil
-            backoff = 2
+            // The wait between restarts goes back to its start once a server has run a minute: one
+            // that dies right after each start is restarted less and less often, not every 6 s.
+            if let started = startedAt, now &- started >= 60_000_000_000 {
+                backoff = 2
+                startedAt = nil
+            }
             return
         }
         guard let since = goneSince else {
@@ -125,7 +134,8 @@ public final class HubbleKeeper: @unchecked Sendable {
             return
         }
         guard now &- since >= Self.graceSeconds * 1_000_000_000, now >= nextAttempt else { return }
-        guard let executable else {
+        // Looked up each time: `make hubble` may have built it since the agent started.
+        guard let executable = executable ?? HubbleDaemon.executable else {
             if !saidNotBuilt { log("vxmon agent: \(HubbleDaemon.notBuiltMessage)") }
             saidNotBuilt = true
             return
@@ -142,7 +152,9 @@ public final class HubbleKeeper: @unchecked Sendable {
             if started { children.append(pid) }
             log("vxmon agent: vxmon-hubble of lab '\(lab)' started again (pid \(pid))")
             goneSince = nil
-            backoff = 2
+            startedAt = now
+            nextAttempt = now &+ backoff * 1_000_000_000
+            backoff = min(backoff * 2, Self.maxBackoffSeconds)
         } catch {
             log("vxmon agent: \(EventPipeline.sanitized(String(describing: error))); trying again in \(backoff) s")
             nextAttempt = now &+ backoff * 1_000_000_000
@@ -159,12 +171,7 @@ public final class HubbleKeeper: @unchecked Sendable {
                 stat[stat.index(after: close)...].split(separator: " ").first != "Z",
                 let cmdline = try? FileSystem.read("/proc/\(pid)/cmdline")
             else { continue }
-            let words = cmdline.split(separator: "\0").map(String.init)
-            if words.first?.hasSuffix("vxmon-hubble") == true, let i = words.firstIndex(of: "--lab"), i + 1 < words.count,
-                words[i + 1] == lab
-            {
-                return true
-            }
+            if HubbleDaemon.isServer(pid, cmdline: cmdline, lab: lab) { return true }
         }
         return false
     }

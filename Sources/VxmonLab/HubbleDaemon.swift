@@ -107,11 +107,23 @@ public enum HubbleDaemon {
             let pid = Int32(text.split(separator: "\n").first ?? ""), pid > 0, kill(pid, 0) == 0,
             let cmdline = try? FileSystem.read("/proc/\(pid)/cmdline")
         else { return nil }
+        return isServer(pid, cmdline: cmdline, lab: paths.lab) ? pid : nil
+    }
+
+    /// Whether `pid` is a lab's vxmon-hubble: root's process, running a vxmon-hubble executable (its
+    /// /proc exe link, which another user cannot fake as a command line can), with `--lab <lab>`.
+    static func isServer(_ pid: Int32, cmdline: String, lab: String) -> Bool {
+        var st = stat()
+        guard lstat("/proc/\(pid)", &st) == 0, st.st_uid == 0 else { return false }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return false }
+        var exe = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // A rebuilt executable's link reads "<path> (deleted)".
+        if exe.hasSuffix(" (deleted)") { exe.removeLast(" (deleted)".count) }
         let words = cmdline.split(separator: "\0").map(String.init)
-        guard words.first?.hasSuffix("vxmon-hubble") == true,
-            let i = words.firstIndex(of: "--lab"), i + 1 < words.count, words[i + 1] == paths.lab
-        else { return nil }
-        return pid
+        guard exe.hasSuffix("/vxmon-hubble"), let i = words.firstIndex(of: "--lab"), i + 1 < words.count else { return false }
+        return words[i + 1] == lab
     }
 
     /// Starts the servers unless they run; returns once every node listens (the pid file is written
@@ -122,6 +134,16 @@ public enum HubbleDaemon {
     public static func start(lab: String, executable: String, arguments: [String]? = nil) throws -> (pid: Int32, started: Bool) {
         let paths = LabPaths(lab: lab)
         if let pid = running(paths) { return (pid, false) }
+        // One being started (by `lab up` or the agent) has no pid file until it listens: wait for it
+        // rather than start a second that cannot bind.
+        if HubbleKeeper.starting(lab) {
+            for _ in 0..<400 {
+                if let pid = running(paths) { return (pid, false) }
+                if !HubbleKeeper.starting(lab) { break }
+                usleep(25_000)
+            }
+            if let pid = running(paths) { return (pid, false) }
+        }
         unlink(paths.hubblePIDFile)
         try FileSystem.makeDirectories(paths.stateDirectory)
         let previous = try? FileSystem.read(paths.hubbleArguments)
@@ -148,6 +170,7 @@ public enum HubbleDaemon {
             usleep(25_000)
         }
         kill(pid, SIGKILL)
+        _ = waitpid(pid, nil, 0)
         throw failed("vxmon-hubble of lab '\(lab)' did not listen within 10 s; see \(paths.hubbleLog)")
     }
 
