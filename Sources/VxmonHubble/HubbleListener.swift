@@ -276,6 +276,8 @@ final class HTTP2ConnectionGuard: ChannelDuplexHandler {
     private var heldFlush = false
     private var prefaceBytes = 0
     private var prefaceDeadline: Scheduled<Void>?
+    /// Set while the connection's socket takes no more bytes: when it fires, the connection ends.
+    private var unwritableDeadline: Scheduled<Void>?
 
     /// Refusals in `refusalWindow` a connection may cause before it is ended.
     static let maxRefusals = 200
@@ -337,7 +339,24 @@ final class HTTP2ConnectionGuard: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         prefaceDeadline?.cancel()
         prefaceDeadline = nil
+        unwritableDeadline?.cancel()
+        unwritableDeadline = nil
         context.fireChannelInactive()
+    }
+
+    /// A client that reads nothing at all fills its socket: its streams' requests end after the stall
+    /// limit, but their statuses and buffered bytes wait behind what it does not read, and so do its
+    /// streams' places and memory. Unwritable for the stall limit and 10 s more, the connection ends.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            unwritableDeadline?.cancel()
+            unwritableDeadline = nil
+        } else if unwritableDeadline == nil {
+            let channel = context.channel
+            let seconds = ObserverService.stallLimit.components.seconds + 10
+            unwritableDeadline = context.eventLoop.scheduleTask(in: .seconds(seconds)) { channel.close(promise: nil) }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
