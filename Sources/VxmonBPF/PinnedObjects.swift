@@ -43,10 +43,7 @@ public struct PinnedObject: Sendable, Hashable, CustomStringConvertible {
     /// The object pinned at `path` (bpf_obj_get; the kernel's file type says program or map), or nil.
     init?(pinned path: String, name: String) {
         guard let object = try? BPFMap(pinned: path), let id = object.objectID else { return nil }
-        var target = [CChar](repeating: 0, count: 64)
-        let n = readlink("/proc/self/fd/\(object.fd)", &target, target.count - 1)
-        guard n > 0 else { return nil }
-        switch String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) {
+        switch FileSystem.readLink("/proc/self/fd/\(object.fd)") {
         case "anon_inode:bpf-prog": kind = .program
         case "anon_inode:bpf-map": kind = .map
         default: return nil

@@ -93,10 +93,12 @@ public enum HubbleServers {
         let names = InterfaceNames()
         // Latest's reading throughout, as the flows follow latest's API (the lab's trace and drop v1
         // records read the same in both releases).
-        let pipeline = EventPipeline(format: .none, release: .latest, names: names, diagnostics: { DiagnosticBudget.process.write($0, log) })
+        // What comes from outside (undecodable events, the agent's stream) draws on the stderr budget.
+        let bounded: (String) -> Void = { DiagnosticBudget.process.write($0, log) }
+        let pipeline = EventPipeline(format: .none, release: .latest, names: names, diagnostics: bounded)
         for pod in topology.pods { pipeline.pods.learn(pod.info) }
         let ingest = FlowIngest(rings: rings, pods: pipeline.pods, names: names)
-        ingest.diagnostics = { DiagnosticBudget.process.write($0, log) }
+        ingest.diagnostics = bounded
         pipeline.add(ingest)
         let sink = PipelineSink(pipeline: pipeline, nodeNames: topology.nodes.map(\.name))
         var streamOptions = StreamSession.Options(
@@ -106,8 +108,7 @@ public enum HubbleServers {
         // Followers are woken when the ring is flushed: every 10 ms, not the monitors' 100.
         streamOptions.flushMilliseconds = 10
         let session = StreamSession(options: streamOptions, sink: sink)
-        // What comes from outside (undecodable events, the agent's stream) draws on the stderr budget.
-        session.log = { DiagnosticBudget.process.write($0, log) }
+        session.log = bounded
         let reader = try BackgroundThread { _ = try session.run() }
 
         try FileSystem.writeText(lab.paths.hubblePIDFile, "\(getpid())\n")

@@ -115,10 +115,7 @@ public enum HubbleDaemon {
     static func isServer(_ pid: Int32, cmdline: String, lab: String) -> Bool {
         var st = stat()
         guard lstat("/proc/\(pid)", &st) == 0, st.st_uid == 0 else { return false }
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return false }
-        var exe = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard var exe = FileSystem.readLink("/proc/\(pid)/exe") else { return false }
         // A rebuilt executable's link reads "<path> (deleted)".
         if exe.hasSuffix(" (deleted)") { exe.removeLast(" (deleted)".count) }
         let words = cmdline.split(separator: "\0").map(String.init)

@@ -146,9 +146,12 @@ public enum FileSystem {
     }
 
     /// The absolute path of the running executable.
-    package static func executablePath() -> String? {
+    package static func executablePath() -> String? { readLink("/proc/self/exe") }
+
+    /// Where the symbolic link at `path` points (at most PATH_MAX bytes), or nil.
+    package static func readLink(_ path: String) -> String? {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let n = readlink(path, &buffer, buffer.count - 1)
         guard n > 0 else { return nil }
         return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }

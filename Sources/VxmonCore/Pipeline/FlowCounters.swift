@@ -90,16 +90,17 @@ public final class FlowCounters {
     /// Counts one event that passed the filter.
     public func count(_ event: borrowing Event) {
         let flow = event.flow
-        events +|= 1
-        byType[Int(flow.type.rawValue)] +|= 1
-        byVerdict[Int(flow.verdict.rawValue & 7)] +|= 1
-        if let point = flow.observationPoint { byObservationPoint[Int(point.rawValue)] +|= 1 }
-        if let reason = flow.dropReason { byDropReason[Int(reason)] +|= 1 }
+        // One per event: these cannot reach 2^64. Counts from outside (lost samples, merges) saturate.
+        events &+= 1
+        byType[Int(flow.type.rawValue)] &+= 1
+        byVerdict[Int(flow.verdict.rawValue & 7)] &+= 1
+        if let point = flow.observationPoint { byObservationPoint[Int(point.rawValue)] &+= 1 }
+        if let reason = flow.dropReason { byDropReason[Int(reason)] &+= 1 }
         var fits = true
         if let node = flow.node {
             // Runs of one node are counted without hashing its name per event.
             if node == lastNode {
-                lastNodeCount +|= 1
+                lastNodeCount &+= 1
             } else {
                 flushNode()
                 lastNode = node
@@ -111,7 +112,7 @@ public final class FlowCounters {
         if flow.type == .trace || flow.type == .drop || flow.type == .policyVerdict || flow.type == .capture {
             fits = Self.bump(&flows, FlowKey(flow)) && fits
         }
-        if !fits { other +|= 1 }
+        if !fits { other &+= 1 }
     }
 
     private func flushNode() {
