@@ -52,10 +52,10 @@ struct LiveCommandOptions: ParsableArguments {
 
     /// The options of a live session that reads the nodes whose events `filter` can pass (its `--node`
     /// flags are a filter, as on replay: `--not --node worker` reads the other nodes).
-    func liveOptions(reading filter: EventFilter) -> LiveOptions {
+    func liveOptions(reading filter: EventFilter, allNodes: Bool = false) -> LiveOptions {
         var o = LiveOptions()
         o.buffer = buffer
-        o.nodes = filter.nodesToRead
+        o.nodes = allNodes ? nil : filter.nodesToRead
         o.duration = duration
         o.perfPagesPerCPU = perfPages ?? LiveOptions.defaultPerfPages
         o.perfWakeupEvents = perfWakeup ?? 0
@@ -83,7 +83,9 @@ struct LiveCommandOptions: ParsableArguments {
 
     /// Where a live command reads: a Cilium agent's socket, the lab's agent (when it runs), or the
     /// lab's buffers directly (checking the machine and the capabilities that needs).
-    func input(_ command: String, _ filter: EventFilter) throws -> LiveInput {
+    /// `allNodes`: read every node whatever the filter's `--node` says (journeys cross nodes: the
+    /// filter selects whole journeys).
+    func input(_ command: String, _ filter: EventFilter, allNodes: Bool = false) throws -> LiveInput {
         if let socket = ciliumSocket {
             // A Cilium agent's stream names no node and no pod: such filters match nothing there.
             for (flag, names) in [("--node", filter.nodeNames), ("--pod", filter.podNames)] where !names.isEmpty {
@@ -99,7 +101,7 @@ struct LiveCommandOptions: ParsableArguments {
             // Through the agent, the socket's permissions are all a client needs.
             StopSignals.install()
             try check(filter, topology, lab)
-            let nodes = try LiveSession.selectedNodes(topology, liveOptions(reading: filter)).map(\.name)
+            let nodes = try LiveSession.selectedNodes(topology, liveOptions(reading: filter, allNodes: allNodes)).map(\.name)
             return LiveInput(topology: topology, nodes: nodes, agent: lab.paths.agentSocket, socket: nil)
         }
         try Preflight.requirePrivileged(command)
@@ -107,7 +109,7 @@ struct LiveCommandOptions: ParsableArguments {
         Libbpf.routeLogs()
         StopSignals.install()
         try check(filter, topology, lab)
-        let nodes = try LiveSession.selectedNodes(topology, liveOptions(reading: filter)).map(\.name)
+        let nodes = try LiveSession.selectedNodes(topology, liveOptions(reading: filter, allNodes: allNodes)).map(\.name)
         return LiveInput(topology: topology, nodes: nodes, agent: nil, socket: nil)
     }
 

@@ -16,7 +16,7 @@ public struct Vxmon: ParsableCommand {
             Exit status: 0 success, 1 runtime failure, 64 usage error.
             """,
         subcommands: [
-            Monitor.self, Record.self, Replay.self, Stats.self, LabCommand.self, AgentCommand.self, Tunnel.self, EndpointCommand.self,
+            Monitor.self, Record.self, Replay.self, Stats.self, JourneyCommand.self, LabCommand.self, AgentCommand.self, Tunnel.self, EndpointCommand.self,
             IdentityCommand.self, Policy.self, Flood.self,
         ],
         defaultSubcommand: Monitor.self)
