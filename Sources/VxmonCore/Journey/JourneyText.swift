@@ -36,7 +36,7 @@ public final class JourneyTextOutput: JourneyOutput {
         out.append("#")
         out.unsignedDecimal(j.id)
         out.append(byte: 32)
-        out.append(j.role.name)
+        out.append(j.role == .single && j.key.isEchoRequest ? "request (no reply)" : j.role == .single ? "packet" : j.role.name)
         if j.role == .reply, let p = j.pairedWith {
             out.append(" to #")
             out.unsignedDecimal(p)
@@ -46,13 +46,12 @@ public final class JourneyTextOutput: JourneyOutput {
         out.append(": ")
         out.append(j.outcome.name)
         if j.outcome == .dropped, let last = j.hops.last {
-            if let code = last.dropReason {
-                out.append(" (")
-                JourneyDescription.dropReason(code, into: out)
-                out.append(")")
-            }
             out.append(" at ")
             JourneyDescription.place(last, b, into: out)
+            if let code = last.dropReason {
+                out.append(": ")
+                JourneyDescription.dropReason(code, into: out)
+            }
         } else if j.outcome != .delivered, let last = j.hops.last {
             out.append(" after ")
             JourneyDescription.place(last, b, into: out)
