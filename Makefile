@@ -16,6 +16,8 @@ BENCH_EVENTS ?= 1000000
 BENCH_FILE := .build/bench/bulk-$(BENCH_EVENTS).vxrec
 # A million events of a million distinct flows: `vxmon stats` at its worst (counters, top flows).
 DISTINCT_FILE := .build/bench/distinct-1000000.vxrec
+# A million events of cross-node pings (five traces per packet, 64 in flight): `vxmon journey`.
+JOURNEY_FILE := .build/bench/journeys-1000000.vxrec
 
 .PHONY: all build bpf setup setup-demo setup-test vxmon hubble demo test bench fuzz asan tsan soak clean
 
@@ -57,13 +59,16 @@ test: setup-test bpf
 	@SWIFT=$(SWIFT) scripts/test.sh $(TEST_ARGS)
 
 # Replay throughput and peak RSS per output mode on a generated 1M-event recording, `vxmon stats` on
-# a million distinct flows, and the Hubble servers' ingestion rate (one thread) on the bulk file.
+# a million distinct flows, `vxmon journey` on a million events of pings, and the Hubble servers'
+# ingestion rate (one thread) on the bulk file.
 bench: build
 	@mkdir -p .build/bench
 	@test -f $(BENCH_FILE) || python3 tools/gen_bulk.py $(BENCH_EVENTS) $(BENCH_FILE) --seed 1
 	.build/$(CONFIG)/vxmon-bench $(BENCH_FILE)
 	@test -f $(DISTINCT_FILE) || python3 tools/gen_distinct_flows.py 1000000 $(DISTINCT_FILE)
 	.build/$(CONFIG)/vxmon-bench $(DISTINCT_FILE) --stats
+	@test -f $(JOURNEY_FILE) || python3 tools/gen_journeys.py 1000000 $(JOURNEY_FILE)
+	.build/$(CONFIG)/vxmon-bench $(JOURNEY_FILE) --journey
 	.build/$(CONFIG)/vxmon-hubble --bench-ingest $(BENCH_FILE) --rounds 3
 
 # libFuzzer + ASan over every parser of outside bytes, FUZZ_SECONDS (default 60) per target;

@@ -1,9 +1,11 @@
 // vxmon-bench: throughput and memory of `vxmon replay` per output mode.
 //
-//   vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats]
+//   vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats] [--journey]
 //
 // `--stats` times `vxmon stats FILE` instead (the counters and the top flows: `make bench` runs it on
-// a million distinct flows, tools/gen_distinct_flows.py).
+// a million distinct flows, tools/gen_distinct_flows.py). `--journey` times `vxmon journey FILE -o none
+// --summary` (journey building, one thread: `make bench` runs it on a million events of cross-node
+// pings, tools/gen_journeys.py).
 //
 // For each mode it runs the real binary (`vxmon replay FILE <flags> > /dev/null`) N times and
 // reports the best events/s and the peak RSS (wait4's ru_maxrss), so the figures are what a user
@@ -44,6 +46,7 @@ var vxmonPath: String?
 var runs = 3
 var stages = false
 var statsOnly = false
+var journeyOnly = false
 var file: String?
 while !args.isEmpty {
     let a = args.removeFirst()
@@ -52,13 +55,14 @@ while !args.isEmpty {
     case "--runs": runs = Int(args.isEmpty ? "" : args.removeFirst()) ?? 3
     case "--stages": stages = true
     case "--stats": statsOnly = true
+    case "--journey": journeyOnly = true
     case "-h", "--help":
-        print("usage: vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats]")
+        print("usage: vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats] [--journey]")
         exit(0)
     default: file = a
     }
 }
-guard let file else { fail("usage: vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats]") }
+guard let file else { fail("usage: vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats] [--journey]") }
 
 // The vxmon binary defaults to the one built next to this benchmark.
 if vxmonPath == nil {
@@ -131,11 +135,15 @@ func fmt(_ v: Double) -> String {
 print("vxmon-bench: \(file): \(fmt(Double(events))) events, best of \(runs) runs per mode, output to /dev/null")
 print("\(pad("mode", 10)) \(lpad("events/s", 12)) \(lpad("target", 12)) \(lpad("seconds", 8)) \(lpad("peak RSS", 10))")
 // `vxmon stats` prints its tables on stdout (to /dev/null here, as the replays' output).
-for mode in statsOnly ? [Mode(name: "stats", flags: [], target: 1_000_000)] : modes {
+let chosen =
+    journeyOnly
+    ? [Mode(name: "journey", flags: ["-o", "none", "--summary"], target: 1_000_000)]
+    : statsOnly ? [Mode(name: "stats", flags: [], target: 1_000_000)] : modes
+for mode in chosen {
     var best = Double.infinity
     var rss = 0
     for _ in 0..<max(runs, 1) {
-        let (t, r) = runReplay(mode.flags, command: statsOnly ? "stats" : "replay")
+        let (t, r) = runReplay(mode.flags, command: journeyOnly ? "journey" : statsOnly ? "stats" : "replay")
         best = min(best, t)
         rss = max(rss, r)
     }

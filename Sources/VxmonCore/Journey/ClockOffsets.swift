@@ -106,7 +106,9 @@ public final class ClockOffsets {
         pair.samples.append(s)
         if pair.samples.count > Self.maxSamples { Self.thin(&pair.samples) }
         pair.sinceFit += 1
-        if pair.estimate == nil || pair.sinceFit >= 256 { fit(pair) }
+        // Fitted at 1, 2, 4, ... samples and every 65,536 (a fit reads every sample kept, a few hundred
+        // times), and by `refit()` at the end.
+        if pair.count & (pair.count - 1) == 0 || pair.sinceFit >= 65536 { fit(pair) }
     }
 
     /// Halves the samples, keeping of each neighbouring two the one with the lesser delay.
@@ -130,9 +132,7 @@ public final class ClockOffsets {
         guard x != y else { return nil }
         let a = min(x, y)
         let b = max(x, y)
-        guard let pair = pairs[UInt32(a) << 16 | UInt32(b)] else { return nil }
-        if pair.sinceFit > 0 { fit(pair) }
-        guard var e = pair.estimate else { return nil }
+        guard let pair = pairs[UInt32(a) << 16 | UInt32(b)], var e = pair.estimate else { return nil }
         if x != a {
             e.offset = -e.offset
             e.slope = -e.slope
@@ -140,6 +140,12 @@ public final class ClockOffsets {
             swap(&e.nodeA, &e.nodeB)
         }
         return e
+    }
+
+    /// Fits every pair to all of its samples (the estimates are otherwise refreshed as samples double,
+    /// then every 256).
+    public func refit() {
+        for pair in pairs.values where pair.sinceFit > 0 { fit(pair) }
     }
 
     /// Every pair's estimate (A < B), in node order.
@@ -167,7 +173,7 @@ public final class ClockOffsets {
         let limit = Self.maxDrift
         var lo = -limit
         var hi = limit
-        for _ in 0..<100 {
+        for _ in 0..<64 {
             let m1 = lo + (hi - lo) / 3
             let m2 = hi - (hi - lo) / 3
             if slack(m1) < slack(m2) { lo = m1 } else { hi = m2 }
@@ -190,7 +196,7 @@ public final class ClockOffsets {
             var i = inside
             var o = outside
             if slack(o) >= 0 { return o }
-            for _ in 0..<80 {
+            for _ in 0..<56 {
                 let m = (i + o) / 2
                 if slack(m) >= 0 { i = m } else { o = m }
             }
@@ -201,7 +207,7 @@ public final class ClockOffsets {
         // The least lower bound and the greatest upper bound of θ(tr) over the region.
         var l = bMin
         var r = bMax
-        for _ in 0..<100 {
+        for _ in 0..<64 {
             let m1 = l + (r - l) / 3
             let m2 = r - (r - l) / 3
             if lower(m1, at: tr) > lower(m2, at: tr) { l = m1 } else { r = m2 }
@@ -209,7 +215,7 @@ public final class ClockOffsets {
         let least = lower((l + r) / 2, at: tr)
         l = bMin
         r = bMax
-        for _ in 0..<100 {
+        for _ in 0..<64 {
             let m1 = l + (r - l) / 3
             let m2 = r - (r - l) / 3
             if upper(m1, at: tr) < upper(m2, at: tr) { l = m1 } else { r = m2 }

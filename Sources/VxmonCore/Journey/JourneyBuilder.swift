@@ -268,6 +268,7 @@ public final class JourneyBuilder: EventSink {
     /// Closes every journey (the run ended), hands them out, and tells the outputs.
     public func finish() {
         while head >= 0 { force(head, .endOfRun) }
+        clocks.refit()
         for output in outputs { output.finish(builder: self) }
     }
 
@@ -577,13 +578,28 @@ public final class JourneyBuilder: EventSink {
             }
             k = end + 1
         }
-        // A journey that stopped after leaving for the overlay expected the far node's traces.
-        if j.outcome == .unfinished, last.kind == .trace, last.point == .toOverlay || last.point == .toNetwork {
-            let far = j.destinationNode.flatMap { $0 != last.node ? $0 : nil }
-            if let far, tracesUnderlay(far), last.point == .toOverlay {
-                j.missing.append(MissingHop(node: far, point: .fromNetwork))
+        // A journey that stopped on its way names the hop that should have come next.
+        if j.outcome == .unfinished, last.kind == .trace, let point = last.point {
+            let home = j.destinationNode
+            switch point {
+            case .toOverlay, .toNetwork:
+                // It left for the overlay: the far node's traces.
+                let far = home.flatMap { $0 != last.node ? $0 : nil }
+                if let far, tracesUnderlay(far), point == .toOverlay {
+                    j.missing.append(MissingHop(node: far, point: .fromNetwork))
+                }
+                j.missing.append(MissingHop(node: far ?? Self.unknownNode, point: .fromOverlay))
+            case .fromNetwork:
+                j.missing.append(MissingHop(node: last.node, point: .fromOverlay))
+                if home == last.node { j.missing.append(MissingHop(node: last.node, point: .toEndpoint)) }
+            case .fromOverlay:
+                if home == last.node { j.missing.append(MissingHop(node: last.node, point: .toEndpoint)) }
+            case .fromEndpoint:
+                // Left its pod: delivered on this node, or sent to the overlay.
+                if let home { j.missing.append(MissingHop(node: last.node, point: home == last.node ? .toEndpoint : .toOverlay)) }
+            default:
+                break
             }
-            j.missing.append(MissingHop(node: far ?? Self.unknownNode, point: .fromOverlay))
         }
         // The VNI: the VXLAN header's, else the identity the far node read from the tunnel key.
         j.vni = nil

@@ -58,13 +58,59 @@ public final class JourneyStats: JourneyOutput {
         public var journeys: UInt64 = 0
         public var complete: UInt64 = 0
         public var outcomes: [UInt64] = [0, 0, 0, 0]
-        /// The hop sequence of complete journeys (`from-endpoint,to-overlay,...`) and how often.
-        public var shapes: [String: UInt64] = [:]
-        /// Per step (`worker2 to-overlay -> worker from-overlay`) of complete journeys, in first-seen order.
-        public var steps: [(String, LatencyHistogram)] = []
+        /// The hop sequences of complete journeys, and how often.
+        var shapes: [Shape: UInt64] = [:]
+        /// Per step of complete journeys (from one node and point to the next), in first-seen order.
+        var steps: [(Step, LatencyHistogram)] = []
         public var endToEnd = LatencyHistogram()
-        /// Where incomplete journeys stopped (`worker2 to-overlay`), and how often.
-        public var stops: [String: UInt64] = [:]
+        /// Where incomplete journeys stopped (node and point), and how often; past `maxKeys`, `other`.
+        var stops: [UInt32: UInt64] = [:]
+        var otherStops: UInt64 = 0
+    }
+
+    /// A hop's point as a byte: a trace's observation point + 1, 0x40 a drop, 0x41 a policy verdict.
+    static func code(_ h: JourneyHop) -> UInt8 {
+        switch h.kind {
+        case .trace: (h.point?.rawValue ?? 0x3e) &+ 1
+        case .drop: 0x40
+        case .policyVerdict: 0x41
+        }
+    }
+
+    static func name(_ code: UInt8) -> String {
+        switch code {
+        case 0x40: "drop"
+        case 0x41: "policy-verdict"
+        default:
+            CiliumNames.observationPointAny(code &- 1).map { "\($0)" } ?? "point \(code &- 1)"
+        }
+    }
+
+    /// The points of a journey, up to 16 (more are counted, not told apart).
+    struct Shape: Hashable {
+        var low: UInt64 = 0
+        var high: UInt64 = 0
+        var count = 0
+        init(_ hops: [JourneyHop]) {
+            for (i, h) in hops.enumerated() where i < 16 {
+                let c = UInt64(JourneyStats.code(h))
+                if i < 8 { low |= c << UInt64(8 * i) } else { high |= c << UInt64(8 * (i - 8)) }
+            }
+            count = hops.count
+        }
+        var names: [String] {
+            (0..<Swift.min(count, 16)).map { i in
+                JourneyStats.name(UInt8(truncatingIfNeeded: (i < 8 ? low : high) >> UInt64(8 * (i % 8))))
+            } + (count > 16 ? ["..."] : [])
+        }
+    }
+
+    /// One step: from a node and point to the next.
+    struct Step: Equatable {
+        var fromNode: UInt16
+        var from: UInt8
+        var toNode: UInt16
+        var to: UInt8
     }
 
     public static let maxPaths = 256
@@ -102,34 +148,57 @@ public final class JourneyStats: JourneyOutput {
         paths[p].outcomes[Int(j.outcome.rawValue)] &+= 1
         if j.isComplete {
             paths[p].complete &+= 1
-            let shape = j.hops.map { JourneyDescription.pointString($0) }.joined(separator: ",")
+            let shape = Shape(j.hops)
             if paths[p].shapes[shape] != nil || paths[p].shapes.count < Self.maxKeys { paths[p].shapes[shape, default: 0] &+= 1 }
             for i in j.hops.indices.dropFirst() {
-                let label = step(j.hops[i - 1], j.hops[i], b)
-                if let s = paths[p].steps.firstIndex(where: { $0.0 == label }) {
+                let a = j.hops[i - 1]
+                let c = j.hops[i]
+                let step = Step(fromNode: a.node, from: Self.code(a), toNode: c.node, to: Self.code(c))
+                if let s = paths[p].steps.firstIndex(where: { $0.0 == step }) {
                     paths[p].steps[s].1.add(b.delta(j, i))
                 } else if paths[p].steps.count < Self.maxSteps {
                     var h = LatencyHistogram()
                     h.add(b.delta(j, i))
-                    paths[p].steps.append((label, h))
+                    paths[p].steps.append((step, h))
                 }
             }
             paths[p].endToEnd.add(b.latency(j))
         } else {
-            let stop = (b.nodeName(last.node) ?? "-") + " " + JourneyDescription.pointString(last)
+            // A journey that did not arrive stopped at its last hop; one delivered with a gap is filed
+            // under its first missing hop.
+            var stop = UInt32(last.node) << 8 | UInt32(Self.code(last))
+            if j.outcome == .delivered, let m = j.missing.first {
+                stop = 1 << 31 | UInt32(m.node) << 8 | UInt32(m.point.rawValue &+ 1)
+            }
             if paths[p].stops[stop] != nil || paths[p].stops.count < Self.maxKeys {
                 paths[p].stops[stop, default: 0] &+= 1
             } else {
-                paths[p].stops["other", default: 0] &+= 1
+                paths[p].otherStops &+= 1
             }
         }
     }
 
-    func step(_ a: JourneyHop, _ c: JourneyHop, _ b: JourneyBuilder) -> String {
-        let pa = JourneyDescription.pointString(a)
-        let pc = JourneyDescription.pointString(c)
-        if a.node == c.node { return pa + " -> " + pc }
-        return (b.nodeName(a.node) ?? "-") + " " + pa + " -> " + (b.nodeName(c.node) ?? "-") + " " + pc
+    func label(_ s: Step, _ b: JourneyBuilder) -> String {
+        if s.fromNode == s.toNode { return Self.name(s.from) + " -> " + Self.name(s.to) }
+        return (b.nodeName(s.fromNode) ?? "-") + " " + Self.name(s.from) + " -> " + (b.nodeName(s.toNode) ?? "-") + " "
+            + Self.name(s.to)
+    }
+
+    /// Where incomplete journeys stopped, most first: (`worker2 to-overlay`, count).
+    func stops(_ p: Path, _ b: JourneyBuilder) -> [(String, UInt64)] {
+        var list = p.stops.map { (key, n) in
+            let node = UInt16(truncatingIfNeeded: key >> 8)
+            let where_ = (node == JourneyBuilder.unknownNode ? "the far node" : b.nodeName(node) ?? "-")
+            if key >> 31 != 0 { return ("delivered without " + Self.name(UInt8(key & 0xff)) + " on " + where_, n) }
+            return (where_ + " " + Self.name(UInt8(key & 0xff)), n)
+        }
+        if p.otherStops > 0 { list.append(("other", p.otherStops)) }
+        return list.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
+    }
+
+    /// The most frequent shape of complete journeys.
+    func shape(_ p: Path) -> [String]? {
+        p.shapes.max { $0.value < $1.value || ($0.value == $1.value && $0.key.names.joined() > $1.key.names.joined()) }?.key.names
     }
 
     func nodeLabel(_ n: UInt16, _ b: JourneyBuilder) -> String {
@@ -178,9 +247,9 @@ public final class JourneyStats: JourneyOutput {
             out.appendSanitized(nodeLabel(p.sourceNode, b))
             out.append(" -> ")
             out.appendSanitized(nodeLabel(p.destinationNode, b))
-            if let shape = p.shapes.max(by: { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) })?.key {
+            if let shape = shape(p) {
                 out.append(" (")
-                out.append(shape.split(separator: ",").joined(separator: ", "))
+                out.append(shape.joined(separator: ", "))
                 out.append(")")
             }
             out.append(": ")
@@ -192,10 +261,10 @@ public final class JourneyStats: JourneyOutput {
             out.append(" incomplete\n")
             if !p.steps.isEmpty {
                 row(out, "  hop", "p50", "p99", "max", width: 58)
-                for (label, h) in p.steps {
+                for (step, h) in p.steps {
                     let l = OutputBuffer(capacity: 64)
                     l.append("  ")
-                    l.appendSanitized(label)
+                    l.appendSanitized(label(step, b))
                     row(out, l.string, dur(h.percentile(0.5)), dur(h.percentile(0.99)), dur(Double(h.max)), width: 58)
                 }
                 let h = p.endToEnd
@@ -203,9 +272,7 @@ public final class JourneyStats: JourneyOutput {
             }
             if !p.stops.isEmpty {
                 out.append("  incomplete stopped at: ")
-                out.appendSanitized(
-                    p.stops.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }
-                        .map { "\($0.key) (\($0.value))" }.joined(separator: ", "))
+                out.appendSanitized(stops(p, b).map { "\($0.0) (\($0.1))" }.joined(separator: ", "))
                 out.append(byte: 10)
             }
         }
@@ -317,10 +384,10 @@ public final class JourneyStats: JourneyOutput {
             w.endObject()
             w.key("hops")
             w.beginArray()
-            for (label, h) in p.steps {
+            for (step, h) in p.steps {
                 w.beginObject()
                 w.key("step")
-                w.escapedString(label)
+                w.escapedString(label(step, b))
                 latencies(h, &w)
                 w.endObject()
             }
@@ -331,7 +398,7 @@ public final class JourneyStats: JourneyOutput {
             w.endObject()
             w.key("stopped_at")
             w.beginArray()
-            for (k, v) in p.stops.sorted(by: { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }) {
+            for (k, v) in stops(p, b) {
                 w.beginObject()
                 w.key("where")
                 w.escapedString(k)
