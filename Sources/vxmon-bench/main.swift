@@ -107,6 +107,8 @@ func runReplay(_ flags: [String], command: String = "replay") -> (Double, Int) {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    // `vxmon journey --summary` prints its table on stderr (the exit status still says if it failed).
+    if command == "journey" { posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0) }
     defer { posix_spawn_file_actions_destroy(&actions) }
     var pid: pid_t = 0
     let start = now()
