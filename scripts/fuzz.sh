@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of outside bytes with libFuzzer + AddressSanitizer (see Sources/vxmon-fuzz).
-#   scripts/fuzz.sh [TARGET...]        targets: decoder vxrec agent filter (default: all)
+#   scripts/fuzz.sh [TARGET...]        targets: decoder vxrec agent filter journey (default: all)
 #   FUZZ_SECONDS=N (default 60) per target; FUZZ_JOBS=N parallel jobs per target (default 1).
 # Corpora start from the test fixtures and grow in .build-fuzz/corpus/<target>/; a crash is written to
 # fuzz/crashes/ and fails the run (turn it into a regression input in fuzz/regressions/<target>/).
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-1}
 targets=("$@")
-((${#targets[@]})) || targets=(decoder vxrec agent filter)
+((${#targets[@]})) || targets=(decoder vxrec agent filter journey)
 rt=$(dirname "$(command -v swift)")/../lib/clang
 rt=$(ls -d "$rt"/*/lib/linux | head -n1)
 swift build --scratch-path .build-fuzz -c release --product vxmon-fuzz \

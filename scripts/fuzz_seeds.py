@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Seeds the fuzz corpora from the test fixtures and samples (standard library only).
 
-decoder: every sample body of every .vxrec; vxrec: the small recordings; agent: the agent-socket
+decoder: every sample body of every .vxrec; vxrec and journey: the small recordings; agent: the agent-socket
 stream; filter: NUL-separated flag lists. Usage: fuzz_seeds.py CORPUS_DIR
 """
 import glob, os, struct, sys
@@ -23,6 +23,7 @@ for path in recordings:
     base = os.path.basename(path)[:-6]
     if len(b) <= 64 << 10:
         put("vxrec", base, b)
+        put("journey", base, b)
     o = (struct.unpack_from("<H", b, 10)[0] + 7) & ~7 if len(b) >= 16 else len(b)
     n = 0
     while o + 24 <= len(b):

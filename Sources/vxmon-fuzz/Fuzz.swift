@@ -10,6 +10,8 @@
 //   vxrec    a .vxrec recording, fed to the parser in two pieces, rendered as text and JSON
 //   agent    a Cilium agent monitor-socket stream (gob), fed in two pieces, rendered as text
 //   filter   NUL-separated command-line words through the filter parser, then a match
+//   journey  a .vxrec recording through the journey builder (a few open journeys, a short timeout)
+//            and every journey output: text, JSON, YAML, the summary and the drawing
 //
 // Built with `-sanitize=fuzzer,address -D FUZZING` (`make fuzz-build`), libFuzzer provides main.
 #if canImport(Glibc)
@@ -18,7 +20,7 @@ import Glibc
 import VxmonCore
 
 enum Target: String, CaseIterable {
-    case decoder, vxrec, agent, filter
+    case decoder, vxrec, agent, filter, journey
 }
 
 /// Renders one input with a target. Any trap or memory error is a finding.
@@ -28,6 +30,7 @@ func fuzzOne(_ target: Target, _ data: UnsafeRawBufferPointer) {
     case .vxrec: fuzzVxrec(data)
     case .agent: fuzzAgent(data)
     case .filter: fuzzFilter(data)
+    case .journey: fuzzJourney(data)
     }
 }
 
@@ -109,6 +112,39 @@ func fuzzVxrec(_ data: UnsafeRawBufferPointer) {
     for format in [OutputFormat.text, .json] { drive(VxrecParser(capacity: 64), data, format) }
 }
 
+func fuzzJourney(_ data: UnsafeRawBufferPointer) {
+    var pipeline = EventPipeline(format: .none, release: data.first.map { $0 & 1 == 0 } ?? true ? .v1_13 : .latest, diagnostics: { _ in })
+    var options = JourneyBuilder.Options()
+    options.maxOpen = 8
+    options.maxHops = 6
+    options.timeout = 1_000_000
+    let filter = try! FilterParser.parse(["--not", "--node", "worker"])
+    let builder = JourneyBuilder(options: options, filter: filter, pods: pipeline.pods, names: pipeline.names)
+    builder.add(JourneyTextOutput(output: DiscardOutput(), flushEachRecord: false))
+    builder.add(JourneyStructuredOutput(syntax: .json, output: DiscardOutput(), flushEachRecord: false))
+    builder.add(JourneyStructuredOutput(syntax: .yaml, output: DiscardOutput(), flushEachRecord: true))
+    let stats = JourneyStats()
+    builder.add(stats)
+    let drawing = JourneyDrawing(limit: 4)
+    builder.add(drawing)
+    pipeline.add(builder)
+    let parser = VxrecParser(capacity: 64)
+    var failed = false
+    twoPieces(data) { piece in
+        guard !failed else { return }
+        parser.feed(piece)
+        do { try parser.parse(into: &pipeline) } catch { failed = true }
+    }
+    if !failed { _ = try? parser.finish() }
+    builder.finish()
+    pipeline.flush()
+    _ = stats.table(builder)
+    let out = OutputBuffer(capacity: 256)
+    stats.render(builder, syntax: .json, into: out)
+    _ = drawing.svg(builder)
+    _ = drawing.html(builder)
+}
+
 func fuzzAgent(_ data: UnsafeRawBufferPointer) {
     for carry in [false, true] {
         let parser = AgentStreamParser()
@@ -165,7 +201,7 @@ struct FuzzMain {
     static func main() {
         let name = getenv("VXMON_FUZZ_TARGET").map { String(cString: $0) } ?? "decoder"
         guard let target = Target(rawValue: name) else {
-            standardError("vxmon-fuzz: VXMON_FUZZ_TARGET must be one of decoder, vxrec, agent, filter")
+            standardError("vxmon-fuzz: VXMON_FUZZ_TARGET must be one of decoder, vxrec, agent, filter, journey")
             exit(64)
         }
         selectedTarget = target
@@ -184,7 +220,7 @@ struct FuzzReplay {
     static func main() {
         let args = Array(CommandLine.arguments.dropFirst())
         guard let name = args.first, let target = Target(rawValue: name) else {
-            standardError("usage: vxmon-fuzz decoder|vxrec|agent|filter FILE...")
+            standardError("usage: vxmon-fuzz decoder|vxrec|agent|filter|journey FILE...")
             exit(64)
         }
         var ran = 0

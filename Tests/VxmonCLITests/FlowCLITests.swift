@@ -168,7 +168,7 @@ struct FuzzRegressionTests {
         let root = CLIFixtures.packageRoot
         let files = try FileManager.default.contentsOfDirectory(atPath: CLIFixtures.vectors)
         let recordings = files.filter { $0.hasSuffix(".vxrec") && $0 != "bulk_2k.vxrec" }.map { CLIFixtures.vectors + "/" + $0 }
-        for target in ["decoder", "vxrec", "agent", "filter"] {
+        for target in ["decoder", "vxrec", "agent", "filter", "journey"] {
             let dir = "\(root)/fuzz/regressions/\(target)"
             let regressions = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
                 .filter { !$0.hasPrefix(".") }.map { dir + "/" + $0 }
