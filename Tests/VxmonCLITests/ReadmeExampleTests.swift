@@ -51,11 +51,12 @@ struct ReadmeExample: Sendable, CustomTestStringConvertible {
         return examples
     }
 
-    /// A command whose output comes from a recording alone: `vxmon replay` or `vxmon stats` (possibly
-    /// piped through jq, head, ...), never a lab command or a live monitor.
+    /// A command whose output comes from a recording alone: `vxmon replay`, `vxmon stats` or `vxmon
+    /// journey FILE` (possibly piped through jq, head, ...), never a lab command or a live monitor.
     static func isReplayOnly(_ command: String) -> Bool {
         let words = command.split(separator: " ", omittingEmptySubsequences: true)
         guard words.count >= 2, words[0] == "vxmon" else { return false }
+        if words[1] == "journey" { return words.count >= 3 && words[2].hasSuffix(".vxrec") }
         return words[1] == "replay" || words[1] == "stats"
     }
 

@@ -270,8 +270,10 @@ public enum JourneyDescription {
     /// `worker to-overlay (cilium_vxlan)`.
     static func place(_ h: JourneyHop, _ b: JourneyBuilder, into out: OutputBuffer) {
         out.appendSanitized(b.nodeName(h.node) ?? "-")
-        out.append(byte: 32)
-        point(h, into: out)
+        if h.kind != .drop {
+            out.append(byte: 32)
+            point(h, into: out)
+        }
         if h.ifindex != 0 {
             out.append(" (")
             interface(h, b, into: out)
