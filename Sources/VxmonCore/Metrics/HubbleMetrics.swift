@@ -1,0 +1,293 @@
+import VxmonWire
+
+/// Hubble's flow metrics (Cilium's `pkg/hubble/metrics`: `flow`, `drop`, `tcp`, `icmp`,
+/// `port-distribution`, and `hubble_lost_events_total`), counted from each event's `Flow`: the names,
+/// labels and label values are Cilium's for the release (`--cilium`), plus a `node` label on every
+/// family (one agent serves every node of the lab; a Cilium agent serves its own node and gets the
+/// label from the scrape's relabeling).
+///
+/// Which events count is Hubble's: only events Hubble makes a flow of (drops, traces, policy
+/// verdicts, debug captures, socket traces, whose packet its parser decodes), each read once by
+/// every family:
+/// - `hubble_flows_processed_total{protocol,subtype,type,verdict}`: every flow.
+/// - `hubble_drop_total{protocol,reason}`: verdict DROPPED. The reason is Cilium 1.13's monitor text
+///   (`Policy denied`; `monitorAPI.DropReason`) under 1.13, the `flow.DropReason` enum name
+///   (`POLICY_DENIED`) under latest: the switch (cilium/cilium#22408) was merged in January 2023,
+///   after 1.13 branched.
+/// - `hubble_tcp_flags_total{family,flag}`: FORWARDED or REDIRECTED TCP flows; `FIN`, `SYN`,
+///   `SYN-ACK`, `RST` (one flow can count several).
+/// - `hubble_icmp_total{family,type}`: every ICMP flow, any verdict; gopacket's type names. Under
+///   1.13 ICMPv6 is labelled `family="IPv4"`, as Cilium does until cilium/cilium#41427.
+/// - `hubble_port_distribution_total{port,protocol}`: FORWARDED or REDIRECTED flows with a
+///   transport that are known not to be replies; ICMP counts as port `0`.
+/// - `hubble_lost_events_total{source="perf_event_ring_buffer"}`: samples the kernel reported lost
+///   (Cilium adds 1 per lost-record notification, and has this family from 1.14 on).
+///
+/// Bounded: label values from traffic are capped per family (`Limits`; past a cap the value is
+/// `other`), and every table has a fixed capacity (`MetricTable`).
+///
+/// Writer thread only (`count`, `lost`); any thread may render the tables.
+public final class HubbleMetrics {
+    /// Caps on label values that come from traffic (and on nodes).
+    public struct Limits: Sendable {
+        /// Nodes with their own label value; later ones are `other`.
+        public var nodes = 16
+        /// Distinct destination ports in `hubble_port_distribution_total` (all nodes and protocols).
+        public var ports = 128
+        /// Distinct drop reasons in `hubble_drop_total`.
+        public var dropReasons = 64
+        /// Distinct ICMP type/code names in `hubble_icmp_total`.
+        public var icmpTypes = 64
+        public init() {}
+    }
+
+    /// Series per family at most (the last one is the all-`other` overflow series).
+    public enum Capacity {
+        public static let flows = 512
+        public static let drops = 512
+        public static let tcpFlags = 160
+        public static let icmp = 512
+        public static let ports = 1024
+        public static let lost = 32
+    }
+
+    public let release: CiliumRelease
+    public let limits: Limits
+    public let nodeNames: [String]
+    public let flows: MetricTable
+    public let drops: MetricTable
+    public let tcpFlags: MetricTable
+    public let icmp: MetricTable
+    public let ports: MetricTable
+    public let lostEvents: MetricTable
+    /// In exposition order.
+    public var tables: [MetricTable] { [flows, drops, tcpFlags, icmp, ports, lostEvents] }
+
+    private let portCap: ValueCap
+    private let reasonCap: ValueCap
+    private let icmpCap: ValueCap
+
+    /// `nodeNames`: the label value of each node index `count` is given (clipped to 64 bytes).
+    public init(nodeNames: [String], release: CiliumRelease = .v1_13, limits: Limits = Limits()) {
+        self.release = release
+        self.limits = limits
+        // Clipped: the exposition's size bound counts on label values of bounded length.
+        self.nodeNames = nodeNames.map { $0.utf8.count <= 64 ? $0 : String(decoding: $0.utf8.prefix(64), as: UTF8.self) }
+        flows = MetricTable(
+            name: "hubble_flows_processed_total", help: "Total number of flows processed", kind: .counter,
+            labelNames: ["node", "protocol", "subtype", "type", "verdict"], capacity: Capacity.flows)
+        drops = MetricTable(
+            name: "hubble_drop_total", help: "Number of drops", kind: .counter,
+            labelNames: ["node", "protocol", "reason"], capacity: Capacity.drops)
+        tcpFlags = MetricTable(
+            name: "hubble_tcp_flags_total", help: "TCP flag occurrences", kind: .counter,
+            labelNames: ["family", "flag", "node"], capacity: Capacity.tcpFlags)
+        icmp = MetricTable(
+            name: "hubble_icmp_total", help: "Number of ICMP messages", kind: .counter,
+            labelNames: ["family", "node", "type"], capacity: Capacity.icmp)
+        ports = MetricTable(
+            name: "hubble_port_distribution_total", help: "Numbers of packets distributed by destination port",
+            kind: .counter, labelNames: ["node", "port", "protocol"], capacity: Capacity.ports)
+        lostEvents = MetricTable(
+            name: "hubble_lost_events_total", help: "Number of lost events", kind: .counter,
+            labelNames: ["node", "source"], capacity: Capacity.lost)
+        portCap = ValueCap(values: 1 << 16, cap: limits.ports)
+        reasonCap = ValueCap(values: 256, cap: limits.dropReasons)
+        icmpCap = ValueCap(values: 1 << 17, cap: limits.icmpTypes)
+    }
+
+    // MARK: Counting (writer thread)
+
+    /// Counts the event whose flow is `flow`, seen on node `node` (an index into `nodeNames`).
+    public func count(_ flow: borrowing Flow, node: Int) {
+        guard HubbleJSONRenderer.isFlow(flow.type), !flow.hubbleUndecodable else { return }
+        let n = UInt64(nodeCode(node))
+        let layers = flow.hubbleLayers(release)
+        let proto = Self.protocolCode(flow.type, layers.transport)
+        let verdict = flow.verdict
+
+        // hubble_flows_processed_total
+        let type = flow.type.rawValue
+        var subtype: UInt64 = 0xFFFF
+        if flow.type == MessageType.trace, CiliumNames.observationPoint(flow.subType, release) != nil {
+            subtype = UInt64(flow.subType)
+        }
+        let fkey = n | UInt64(type) << 8 | subtype << 16 | UInt64(verdict.rawValue) << 32 | UInt64(proto) << 40
+        flows.add(
+            flows.slot(fkey) {
+                let (t, s) = Self.typeLabels(flow.type, subType: UInt8(truncatingIfNeeded: subtype), release: release)
+                return [nodeLabel(node), Self.protocolNames[Int(proto)], s, t, String(describing: verdict.name)]
+            })
+
+        // hubble_drop_total
+        if verdict == .dropped {
+            let code = flow.dropReason ?? 0
+            let reason: UInt64 = reasonCap.admit(Int(code)) ? UInt64(code) : 0x100
+            let dkey = n | reason << 8 | UInt64(proto) << 20
+            drops.add(
+                drops.slot(dkey) {
+                    [nodeLabel(node), Self.protocolNames[Int(proto)],
+                     reason == 0x100 ? "other" : Self.dropReasonLabel(UInt8(reason), release: release)]
+                })
+        }
+
+        let forwarded = verdict == .forwarded || verdict == .redirected
+        switch layers.transport {
+        case .tcp:
+            // hubble_tcp_flags_total
+            if forwarded, layers.source != nil {
+                let v6: UInt64 = if case .v6? = layers.source { 1 } else { 0 }
+                for flag in Self.tcpFlagCodes(layers.tcpFlags) {
+                    let tkey = n | UInt64(flag) << 8 | v6 << 12
+                    tcpFlags.add(
+                        tcpFlags.slot(tkey) {
+                            [v6 == 1 ? "IPv6" : "IPv4", String(describing: Self.tcpFlagNames[Int(flag)]), nodeLabel(node)]
+                        })
+                }
+            }
+        case .icmpv4, .icmpv6:
+            // hubble_icmp_total
+            let v6 = layers.transport == .icmpv6
+            let typeCode = (v6 ? 1 << 16 : 0) | Int(layers.icmpType) << 8 | Int(layers.icmpCode)
+            let value: UInt64 = icmpCap.admit(typeCode) ? UInt64(typeCode) : 0x20000
+            let ikey = n | value << 8
+            icmp.add(
+                icmp.slot(ikey) {
+                    [Self.icmpFamilyLabel(v6: v6, release: release), nodeLabel(node),
+                     value == 0x20000 ? "other" : Self.icmpTypeLabel(v6: v6, type: layers.icmpType, code: layers.icmpCode)]
+                })
+        default:
+            break
+        }
+
+        // hubble_port_distribution_total
+        if forwarded, flow.isReply == false, layers.transport != .none {
+            var port: UInt64 = 0
+            if layers.transport.hasPorts {
+                port = portCap.admit(Int(layers.destinationPort)) ? UInt64(layers.destinationPort) : 0x10000
+            }
+            let pkey = n | port << 8 | UInt64(proto) << 28
+            ports.add(
+                ports.slot(pkey) {
+                    [nodeLabel(node), port == 0x10000 ? "other" : String(port), Self.protocolNames[Int(proto)]]
+                })
+        }
+    }
+
+    /// Counts `count` samples lost on node `node`.
+    public func lost(node: Int, count: UInt64) {
+        lostEvents.addSaturating(
+            lostEvents.slot(UInt64(nodeCode(node))) { [nodeLabel(node), "perf_event_ring_buffer"] }, count)
+    }
+
+    @inline(__always)
+    private func nodeCode(_ node: Int) -> Int { node >= 0 && node < min(limits.nodes, nodeNames.count) ? node : 255 }
+
+    private func nodeLabel(_ node: Int) -> String {
+        node >= 0 && node < min(limits.nodes, nodeNames.count) ? nodeNames[node] : "other"
+    }
+
+    // MARK: Label values (Cilium's)
+
+    /// `v1.FlowProtocol`'s names, by `protocolCode`.
+    public static let protocolNames = ["Unknown flow", "Unknown L4", "TCP", "UDP", "ICMPv4", "ICMPv6", "SCTP"]
+
+    /// Hubble's `FlowProtocol`: the transport for drops, traces, policy verdicts and debug captures
+    /// (`Unknown L4` without one), `Unknown flow` for every other type (socket traces).
+    public static func protocolCode(_ type: MessageType, _ transport: FlowTransport) -> UInt8 {
+        switch type {
+        case MessageType.drop, MessageType.trace, MessageType.policyVerdict, MessageType.capture:
+            switch transport {
+            case .none: 1
+            case .tcp: 2
+            case .udp: 3
+            case .icmpv4: 4
+            case .icmpv6: 5
+            case .sctp: 6
+            }
+        default: 0
+        }
+    }
+
+    /// `hubble_flows_processed_total`'s `type` and `subtype`: `Trace` with the observation point's
+    /// name (empty for one the release does not name), `Drop`, `Capture` and `PolicyVerdict` with an
+    /// empty subtype, `Unknown` with the type's number as subtype.
+    public static func typeLabels(_ type: MessageType, subType: UInt8, release: CiliumRelease) -> (String, String) {
+        switch type {
+        case MessageType.drop: ("Drop", "")
+        case MessageType.capture: ("Capture", "")
+        case MessageType.trace: ("Trace", CiliumNames.observationPoint(subType, release).map { String(describing: $0) } ?? "")
+        case MessageType.policyVerdict: ("PolicyVerdict", "")
+        default: ("Unknown", String(type.rawValue))
+        }
+    }
+
+    /// `hubble_drop_total`'s `reason`: 1.13's monitor text (`Policy denied`; an unknown code as its
+    /// number), latest's `flow.DropReason` enum name (`POLICY_DENIED`; 0 is `DROP_REASON_UNKNOWN`, a
+    /// code the enum lacks its number).
+    public static func dropReasonLabel(_ code: UInt8, release: CiliumRelease) -> String {
+        switch release {
+        case .v1_13:
+            return CiliumNames.dropReason(code, .v1_13).map { String(describing: $0) } ?? String(code)
+        case .latest:
+            if code == 0 { return "DROP_REASON_UNKNOWN" }
+            return HubbleDropReason.name(code, .latest).map { String(describing: $0) } ?? String(code)
+        }
+    }
+
+    /// `hubble_tcp_flags_total`'s flags, by code.
+    public static let tcpFlagNames: [StaticString] = ["FIN", "SYN", "SYN-ACK", "RST"]
+
+    /// The `flag` values a TCP header's flags count under (codes into `tcpFlagNames`): FIN; SYN, or
+    /// SYN-ACK with ACK; RST. Other flags (ACK alone, PSH, URG, ...) count nothing.
+    public static func tcpFlagCodes(_ flags: UInt16) -> [UInt8] {
+        var codes: [UInt8] = []
+        if flags & 0x01 != 0 { codes.append(0) }
+        if flags & 0x02 != 0 { codes.append(flags & 0x10 != 0 ? 2 : 1) }
+        if flags & 0x04 != 0 { codes.append(3) }
+        return codes
+    }
+
+    /// `hubble_icmp_total`'s `type`: gopacket's `ICMPv4TypeCode`/`ICMPv6TypeCode.String()`.
+    public static func icmpTypeLabel(v6: Bool, type: UInt8, code: UInt8) -> String {
+        let out = OutputBuffer(capacity: 64)
+        out.icmpTypeCode(v6: v6, type: type, code: code)
+        return out.string
+    }
+
+    /// `hubble_icmp_total`'s `family`: `IPv4` for ICMPv6 too under 1.13 (Cilium's bug until #41427).
+    public static func icmpFamilyLabel(v6: Bool, release: CiliumRelease) -> String {
+        v6 && release == .latest ? "IPv6" : "IPv4"
+    }
+}
+
+/// Which values of one label have their own series: the first `cap` seen; the rest count as `other`.
+/// A bitmap over the value space (writer thread only).
+final class ValueCap {
+    private let bits: UnsafeMutablePointer<UInt64>
+    private let words: Int
+    private var admitted = 0
+    let cap: Int
+
+    init(values: Int, cap: Int) {
+        words = (values + 63) / 64
+        bits = .allocate(capacity: words)
+        bits.initialize(repeating: 0, count: words)
+        self.cap = cap
+    }
+
+    deinit { bits.deallocate() }
+
+    /// Whether `value` has its own series (admitting it if there is room).
+    @inline(__always)
+    func admit(_ value: Int) -> Bool {
+        let w = value >> 6
+        guard w >= 0 && w < words else { return false }
+        let bit: UInt64 = 1 << UInt64(value & 63)
+        if bits[w] & bit != 0 { return true }
+        guard admitted < cap else { return false }
+        bits[w] |= bit
+        admitted += 1
+        return true
+    }
+}
