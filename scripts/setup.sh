@@ -22,8 +22,9 @@ if [[ $profile == test ]]; then
 	# tshark (with capinfos) is the oracle of the flow and pcapng tests, Go's encoding/gob that of the
 	# agent socket tests, tcpdump captures the lab's wires in the privileged tests; they fail without
 	# them. bpftool and nc are for looking at a lab by hand. python3-h2 is the raw HTTP/2 client of the
-	# Hubble stream-limit test; openssl makes its TLS test's certificates.
-	packages+=(tcpdump tshark golang-go bpftool netcat-openbsd python3-h2 openssl)
+	# Hubble stream-limit test; openssl makes its TLS test's certificates. prometheus gives promtool,
+	# which lints the agent's /metrics exposition (and the Prometheus server the metrics tests scrape with).
+	packages+=(tcpdump tshark golang-go bpftool netcat-openbsd python3-h2 openssl prometheus)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -37,10 +38,11 @@ fi
 
 if [[ $profile == test ]]; then
 	# The structured-output tests validate with jsonschema and PyYAML; the Hubble output tests parse
-	# with Google's protobuf library, its .proto compiled by grpcio-tools.
-	if ! python3 -c 'import jsonschema, yaml, grpc_tools, google.protobuf' 2>/dev/null; then
-		echo "setup ($profile): installing python jsonschema, PyYAML, protobuf and grpcio-tools" >&2
-		python3 -m pip install -q jsonschema pyyaml protobuf grpcio grpcio-tools
+	# with Google's protobuf library, its .proto compiled by grpcio-tools; the metrics tests parse the
+	# agent's /metrics with Prometheus's own Python client library.
+	if ! python3 -c 'import jsonschema, yaml, grpc_tools, google.protobuf, prometheus_client' 2>/dev/null; then
+		echo "setup ($profile): installing python jsonschema, PyYAML, protobuf, grpcio-tools and prometheus_client" >&2
+		python3 -m pip install -q jsonschema pyyaml protobuf grpcio grpcio-tools prometheus_client
 	fi
 fi
 

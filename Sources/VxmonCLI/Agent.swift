@@ -17,6 +17,12 @@ struct AgentCommand: ParsableCommand {
             works on it). Every client has its own bounded queue, and all queues share one budget: one that stops \
             reading loses its own events (counted, and told to it as lost records), never the others', and is not \
             written to again until its socket takes bytes. Events are on while a client reads.
+
+            With --metrics, it serves Prometheus metrics on http://ADDRESS/metrics: Hubble's flow metrics \
+            (hubble_flows_processed_total, hubble_drop_total, hubble_tcp_flags_total, hubble_icmp_total, \
+            hubble_port_distribution_total, hubble_lost_events_total; Cilium's names, labels and values for \
+            --cilium, plus a node label) and its own health (vxmon_*, process_*). Every event is then decoded \
+            once, and events stay on for every node.
             """)
 
     @OptionGroup var labOptions: LabOptions
@@ -41,11 +47,23 @@ struct AgentCommand: ParsableCommand {
             """)
     var queueTotalMib = 64
 
+    @Option(
+        help: ArgumentHelp(
+            "Serve Prometheus metrics on http://ADDRESS/metrics: an IPv4 or [IPv6] address and a port, e.g. 127.0.0.1:9965 (off by default).",
+            valueName: "address"))
+    var metrics: String?
+
+    @Option(help: "Cilium release whose Hubble metric label values to give (--metrics): 1.13 or latest.")
+    var cilium: CiliumRelease = .v1_13
+
     func validate() throws {
         if !(1...1024).contains(queueMib) { throw ValidationError("--queue-mib must be from 1 to 1024") }
         if !(8...65536).contains(queueTotalMib) { throw ValidationError("--queue-total-mib must be from 8 to 65536") }
         if let socketGroup, getgrnam(socketGroup) == nil {
             throw ValidationError("--socket-group: no group \(sanitizedArgument(socketGroup))")
+        }
+        if let metrics, case .failure(let problem) = MetricsAddress.parse(metrics) {
+            throw ValidationError("--metrics \(sanitizedArgument(metrics)): \(problem)")
         }
     }
 
@@ -53,6 +71,7 @@ struct AgentCommand: ParsableCommand {
         // --queue-mib last: `lab bench` tests check that the restarted agent keeps it.
         ["--buffer", buffer.rawValue, "--queue-total-mib", "\(queueTotalMib)", "--queue-mib", "\(queueMib)"]
             + (socketGroup.map { ["--socket-group", $0] } ?? [])
+            + (metrics.map { ["--metrics", $0, "--cilium", cilium.rawValue] } ?? [])
     }
 
     func run() throws {
@@ -86,20 +105,31 @@ struct AgentCommand: ParsableCommand {
                 "lab '\(lab.name)' already has a reader (pid \(reader)\(AgentStatus.runningAgent(lab.paths) == reader ? ", its agent" : "")); "
                     + "stop it first")
         }
-        let server = try AgentServer(paths: lab.paths, nodeNames: nodes, metadata: metadata, options: agentOptions)
+        let counters = metrics != nil ? AgentMetrics(nodeNames: nodes, release: cilium) : nil
+        var metricsServer: MetricsServer?
+        if let metrics, let counters, case .success(let address) = MetricsAddress.parse(metrics) {
+            metricsServer = try MetricsServer(address: address) { format, out in counters.render(format, into: out) }
+        }
+        defer { metricsServer?.stop() }
+        let server = try AgentServer(
+            paths: lab.paths, nodeNames: nodes, metadata: metadata, options: agentOptions, metrics: counters)
         defer { server.close() }
         let session = try LiveSession(topology: topology, options: live, sink: server, extraSources: [server])
         server.switchEvents = { [unowned session] node, on in session.setEvents(node: node, on: on) }
         // Off until a client connects, whatever a killed reader left behind.
         for node in nodes.indices { session.setEvents(node: node, on: false) }
+        // With metrics, on for every node from now on.
+        server.updateEvents()
         // With how it was started, so that `lab up` and the bench start it again the same way.
         try server.register(arguments: forwardedArguments)
         startLock = nil
         session.announceInterfaces()
         server.writeStatus()
+        try metricsServer?.start()
         EventPipeline.standardError(
             "vxmon agent: lab '\(lab.name)', pid \(getpid()), buffer \(buffer.rawValue); serving \(lab.paths.agentSocket) "
-                + "and \(nodes.map { lab.paths.ciliumSocket($0) }.joined(separator: ", "))")
+                + "and \(nodes.map { lab.paths.ciliumSocket($0) }.joined(separator: ", "))"
+                + (metricsServer.map { "; metrics on http://\($0.address)/metrics (Cilium \(cilium.rawValue))" } ?? ""))
         // The lab's Hubble observers, started again if they stop (killed, crashed) while the lab is up.
         let keeper = HubbleKeeper(lab: lab.name, log: { EventPipeline.standardError($0) })
         let keeperThread = try BackgroundThread { keeper.run() }

@@ -72,6 +72,12 @@ extension LabCommand {
         @Flag(help: "Hubble servers in plaintext, explicitly (vxmon-hubble --disable-tls).")
         var hubbleDisableTls = false
 
+        @Option(
+            help: ArgumentHelp(
+                "The agent serves Prometheus metrics on http://ADDRESS/metrics, e.g. 127.0.0.1:9965 (vxmon agent --metrics; kept when the agent is started again).",
+                valueName: "address"))
+        var metrics: String?
+
         /// vxmon-hubble's TLS flags; none given: a restart keeps what it was started with.
         var hubbleTLS: HubbleTLSFlags {
             HubbleTLSFlags(
@@ -82,6 +88,10 @@ extension LabCommand {
         func validate() throws {
             if !(1...200).contains(pods) { throw ValidationError("--pods must be between 1 and 200") }
             if let problem = hubbleTLS.problem(prefix: "hubble-") { throw ValidationError(problem) }
+            if let metrics, case .failure(let problem) = MetricsAddress.parse(metrics) {
+                throw ValidationError("--metrics \(sanitizedArgument(metrics)): \(problem)")
+            }
+            if metrics != nil && noAgent { throw ValidationError("--metrics is served by the agent, which --no-agent does not start") }
             if !hubbleTLS.isEmpty && (noHubble || noAgent) {
                 throw ValidationError("--hubble-tls-* and --hubble-disable-tls are for the Hubble servers, which "
                     + (noHubble ? "--no-hubble" : "--no-agent") + " does not start")
@@ -91,7 +101,43 @@ extension LabCommand {
         /// Starts the lab's agent (the one reader, serving every client).
         func startAgent(_ lab: Lab) throws -> (pid: Int32, started: Bool) {
             guard let exe = Preflight.executablePath else { throw CLIError("cannot find the vxmon executable") }
-            return try AgentDaemon.start(lab: lab.name, executable: exe)
+            let recorded = (try? FileSystem.read(lab.paths.agentArguments))?.split(separator: "\n").map(String.init)
+            var arguments: [String]?
+            if let metrics {
+                // The options it had, with this metrics address (agent.args keeps it for restarts).
+                arguments = Self.withoutOption("--metrics", recorded ?? []) + ["--metrics", metrics]
+            }
+            let (pid, started) = try AgentDaemon.start(lab: lab.name, executable: exe, arguments: arguments)
+            if !started, let metrics, Self.optionValue("--metrics", recorded ?? []) != metrics {
+                EventPipeline.standardError(
+                    "vxmon: the agent already runs (pid \(pid)) without --metrics \(sanitizedArgument(metrics)); it applies when the "
+                        + "agent starts: `vxmon lab down` and `vxmon lab up` with it")
+            }
+            return (pid, started)
+        }
+
+        /// `arguments` without `option` and its value.
+        static func withoutOption(_ option: String, _ arguments: [String]) -> [String] {
+            var result: [String] = []
+            var skip = false
+            for a in arguments {
+                if skip {
+                    skip = false
+                    continue
+                }
+                if a == option {
+                    skip = true
+                    continue
+                }
+                result.append(a)
+            }
+            return result
+        }
+
+        /// The value given to `option` in `arguments`.
+        static func optionValue(_ option: String, _ arguments: [String]) -> String? {
+            guard let i = arguments.firstIndex(of: option), i + 1 < arguments.count else { return nil }
+            return arguments[i + 1]
         }
 
         /// Starts the lab's Hubble observer servers (a client of the agent), if vxmon-hubble was built.
@@ -153,6 +199,7 @@ extension LabCommand {
                 do {
                     let (pid, _) = try startAgent(lab)
                     print("agent of lab '\(lab.name)' running (pid \(pid)): \(lab.paths.agentSocket)")
+                    if let metrics { print("metrics: http://\(metrics)/metrics") }
                 } catch {
                     EventPipeline.standardError("vxmon: \(error); monitors read the buffers directly")
                 }

@@ -360,6 +360,12 @@ final class AgentConnection {
     /// counters (`parkedAt`: their values when it was parked), not one by one.
     var parked = false
     var parkedAt: [UInt64] = []
+    /// Its series in the agent's metrics (-1: metrics are off), the number in its name, and what its
+    /// counters there hold (they never go down, where `sentEvents` can: see `reclaim`).
+    var metricsSlot = -1
+    var metricsNumber = 0
+    var publishedSent: UInt64 = 0
+    var publishedLost: UInt64 = 0
 
     init(fd: Int32, kind: Kind, pid: Int32, queueBytes: Int, memory: QueueMemory, slots: Int) {
         self.fd = fd
@@ -392,6 +398,7 @@ public final class AgentServer: LiveSink, PollSource {
     private var clients: [AgentConnection] = [] {
         didSet {
             clientCountValue.store(clients.count, ordering: .relaxed)
+            metrics?.clients.store(clients.count, ordering: .relaxed)
             activeDirty = true
             // Counted once per change of clients, not scanned per event.
             labClients = 0
@@ -446,9 +453,17 @@ public final class AgentServer: LiveSink, PollSource {
     private var epollEvents = [UInt32](repeating: 0, count: 16)
     /// Where diagnostics go (the agent's log).
     public var log: (String) -> Void = { EventPipeline.diagnostic($0) }
+    /// What `/metrics` shows, counted here (nil: metrics are off, and no event is decoded). With
+    /// metrics, every node's events stay on, client or not.
+    public let metrics: AgentMetrics?
+    private var lastMetricsPublish: UInt64 = 0
 
     /// Creates the sockets under the lab's state directory (replacing stale ones).
-    public init(paths: LabPaths, nodeNames: [String], metadata: [(String, String)], options: AgentOptions) throws {
+    public init(
+        paths: LabPaths, nodeNames: [String], metadata: [(String, String)], options: AgentOptions,
+        metrics: AgentMetrics? = nil
+    ) throws {
+        self.metrics = metrics
         self.paths = paths
         self.nodeNames = nodeNames
         self.options = options
@@ -596,6 +611,10 @@ public final class AgentServer: LiveSink, PollSource {
         serviceEvents(all: true)
         writeAll()
         let now = monotonicNanoseconds()
+        if metrics != nil && now &- lastMetricsPublish >= 100_000_000 {
+            lastMetricsPublish = now
+            publishClientMetrics()
+        }
         if now - lastStatus >= 1_000_000_000 {
             lastStatus = now
             writeStatus()
@@ -663,6 +682,12 @@ public final class AgentServer: LiveSink, PollSource {
             }
             // The client sends nothing; readability means it hung up.
             _ = vxmon_shim_epoll_add(pollFD, fd, UInt32(EPOLLIN.rawValue), Self.clientTag + UInt64(UInt32(bitPattern: fd)))
+            if let metrics {
+                // The lowest number no connected client of its program has.
+                let taken = Set(clients.filter { $0.program == client.program }.map(\.metricsNumber))
+                client.metricsNumber = (0...).first { !taken.contains($0) } ?? 0
+                client.metricsSlot = metrics.clientSlot(program: client.program, number: client.metricsNumber)
+            }
             clients.append(client)
             log("vxmon agent: client connected (\(describe(client)))")
             updateEvents()
@@ -745,6 +770,10 @@ public final class AgentServer: LiveSink, PollSource {
         // Its memory goes back now (and, with no client left, the chunks kept for reuse too).
         client.queue.release()
         if clients.isEmpty { memory.trim() }
+        if metrics != nil {
+            publish(client)
+            publishClientMetrics()
+        }
         log("vxmon agent: client gone (\(describe(client)); \(why); \(client.sentEvents) events sent, \(client.lostEvents) lost)")
         updateEvents()
     }
@@ -921,10 +950,11 @@ public final class AgentServer: LiveSink, PollSource {
         client.hasPendingLost = false
     }
 
-    /// Events on for the nodes some client reads, off for the others.
-    private func updateEvents() {
+    /// Events on for the nodes some client reads (every node while metrics count them), off for the
+    /// others.
+    public func updateEvents() {
         for node in nodeNames.indices {
-            let wanted = hasLabClients || hasClients(of: node)
+            let wanted = metrics != nil || hasLabClients || hasClients(of: node)
             if wanted != eventsOn[node] {
                 if switchEvents(node, wanted) {
                     eventsOn[node] = wanted
@@ -1028,6 +1058,7 @@ public final class AgentServer: LiveSink, PollSource {
 
     public func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer, time: UInt64) {
         samples &+= 1
+        metrics?.sample(node: node, cpu: cpu, bytes: bytes)
         let lab = hasLabClients
         let cilium = hasClients(of: node)
         guard lab || cilium else { return }
@@ -1044,6 +1075,7 @@ public final class AgentServer: LiveSink, PollSource {
 
     public func lost(node: Int, cpu: Int, count: UInt64, time: UInt64) {
         lost +|= count
+        metrics?.lost(node: node, cpu: cpu, count: count)
         let lab = hasLabClients
         let cilium = hasClients(of: node)
         guard lab || cilium else { return }
@@ -1060,6 +1092,36 @@ public final class AgentServer: LiveSink, PollSource {
         serviceEvents(all: false)
         writeAll()
         return true
+    }
+
+    // MARK: Metrics
+
+    /// Adds what `client` sent and lost since the last time to its series' counters.
+    private func publish(_ client: AgentConnection) {
+        guard let metrics, client.metricsSlot >= 0 else { return }
+        if client.sentEvents > client.publishedSent {
+            metrics.clientSent.add(client.metricsSlot, client.sentEvents - client.publishedSent)
+            client.publishedSent = client.sentEvents
+        }
+        let lost = parkedLosses(client).reduce(client.lostEvents) { $0 +| $1 }
+        if lost > client.publishedLost {
+            metrics.clientLost.addSaturating(client.metricsSlot, lost - client.publishedLost)
+            client.publishedLost = lost
+        }
+    }
+
+    /// Every client's counters, and the queue gauges: the bytes queued for the clients of each series
+    /// (a series without a connected client is not shown).
+    private func publishClientMetrics() {
+        guard let metrics else { return }
+        var queued: [Int: UInt64] = [:]
+        for client in clients where client.metricsSlot >= 0 {
+            publish(client)
+            queued[client.metricsSlot, default: 0] += UInt64(client.queue.queued)
+        }
+        for slot in 0..<metrics.clientQueue.seriesCount {
+            metrics.clientQueue.set(slot, queued[slot] ?? MetricTable.absent)
+        }
     }
 
     // MARK: Status
