@@ -138,7 +138,9 @@ struct AgentCommand: ParsableCommand {
             try? keeperThread.join()
         }
         let stats = try DedicatedThread.run { try session.run() }
-        // Sockets first, then the reader lock: whoever sees the lock free finds no socket of ours.
+        // Sockets first, then the reader lock: whoever sees the lock free finds no socket of ours
+        // (an agent started at once after this one binds the same metrics address).
+        metricsServer?.stop()
         server.close()
         session.close()
         withExtendedLifetime(startLock) {}

@@ -160,10 +160,7 @@ public final class MetricsServer: @unchecked Sendable {
         }
     }
 
-    deinit {
-        stop()
-        if listenFD >= 0 { Glibc.close(listenFD) }
-    }
+    deinit { stop() }
 
     /// Serves on a new thread until `stop()`.
     public func start() throws {
@@ -171,7 +168,8 @@ public final class MetricsServer: @unchecked Sendable {
         thread = try BackgroundThread { [unowned self] in self.run() }
     }
 
-    /// Stops serving and joins the thread (idempotent).
+    /// Stops serving, joins the thread and closes the listening socket (idempotent): the address is
+    /// free when it returns.
     public func stop() {
         stopFlag.store(true, ordering: .relaxed)
         if let thread {
@@ -179,6 +177,10 @@ public final class MetricsServer: @unchecked Sendable {
             self.thread = nil
         }
         connections.removeAll()
+        if listenFD >= 0 {
+            Glibc.close(listenFD)
+            listenFD = -1
+        }
     }
 
     // MARK: The server's thread
