@@ -56,6 +56,10 @@ struct AgentCommand: ParsableCommand {
     @Option(help: "Cilium release whose Hubble metric label values to give (--metrics): 1.13 or latest.")
     var cilium: CiliumRelease = .v1_13
 
+    @Flag(
+        help: "With --metrics, also build every packet's journey (as vxmon journey does) for the vxmon_journey_hop_latency_seconds histograms: more CPU per event.")
+    var metricsJourneys = false
+
     func validate() throws {
         if !(1...1024).contains(queueMib) { throw ValidationError("--queue-mib must be from 1 to 1024") }
         if !(8...65536).contains(queueTotalMib) { throw ValidationError("--queue-total-mib must be from 8 to 65536") }
@@ -65,6 +69,7 @@ struct AgentCommand: ParsableCommand {
         if let metrics, case .failure(let problem) = MetricsAddress.parse(metrics) {
             throw ValidationError("--metrics \(sanitizedArgument(metrics)): \(problem)")
         }
+        if metricsJourneys && metrics == nil { throw ValidationError("--metrics-journeys needs --metrics") }
     }
 
     var forwardedArguments: [String] {
@@ -72,6 +77,7 @@ struct AgentCommand: ParsableCommand {
         ["--buffer", buffer.rawValue, "--queue-total-mib", "\(queueTotalMib)", "--queue-mib", "\(queueMib)"]
             + (socketGroup.map { ["--socket-group", $0] } ?? [])
             + (metrics.map { ["--metrics", $0, "--cilium", cilium.rawValue] } ?? [])
+            + (metricsJourneys ? ["--metrics-journeys"] : [])
     }
 
     func run() throws {
@@ -105,7 +111,7 @@ struct AgentCommand: ParsableCommand {
                 "lab '\(lab.name)' already has a reader (pid \(reader)\(AgentStatus.runningAgent(lab.paths) == reader ? ", its agent" : "")); "
                     + "stop it first")
         }
-        let counters = metrics != nil ? AgentMetrics(nodeNames: nodes, release: cilium) : nil
+        let counters = metrics != nil ? AgentMetrics(nodeNames: nodes, release: cilium, journeys: metricsJourneys) : nil
         var metricsServer: MetricsServer?
         if let metrics, let counters, case .success(let address) = MetricsAddress.parse(metrics) {
             metricsServer = try MetricsServer(address: address) { format, out in counters.render(format, into: out) }

@@ -67,8 +67,24 @@ extension LabCommand {
                 """)
         var clients = 0
 
+        @Option(
+            help: ArgumentHelp(
+                "With --clients: the agent also counts Prometheus metrics (decoding every event) and serves them on ADDRESS, as `vxmon agent --metrics`.",
+                valueName: "address"))
+        var metrics: String?
+
+        @Flag(help: "With --metrics, the agent also builds journeys for its hop latency histograms (vxmon agent --metrics-journeys).")
+        var metricsJourneys = false
+
         func validate() throws {
+            if metricsJourneys && metrics == nil { throw ValidationError("--metrics-journeys needs --metrics") }
             if !(0...16).contains(clients) { throw ValidationError("--clients: expected 0 to 16") }
+            if let metrics {
+                if clients == 0 { throw ValidationError("--metrics is the agent's: it needs --clients") }
+                if case .failure(let problem) = MetricsAddress.parse(metrics) {
+                    throw ValidationError("--metrics \(sanitizedArgument(metrics)): \(problem)")
+                }
+            }
             if clients > 0 && record { throw ValidationError("--clients and --record: the agent's clients are monitors") }
             if !(seconds.isFinite && seconds >= 0.2 && seconds <= 60) {
                 throw ValidationError("--seconds: expected 0.2 to 60")
@@ -108,7 +124,7 @@ extension LabCommand {
                     + (traceUnderlay ? "underlay traced, " : "")
                     + "\(rounds) rounds of \(Int((seconds * 1000).rounded())) ms windows, flood on CPU \(floodCPU), buffer \(bufferText), "
                     + (clients > 0
-                        ? "consumer: the agent and \(clients) text monitors reading it, to /dev/null"
+                        ? "consumer: the agent\(metrics.map { " with metrics on \($0)\(metricsJourneys ? " and journeys" : "")" } ?? "") and \(clients) text monitors reading it, to /dev/null"
                         : record
                         ? "consumer: record to /dev/null"
                         : "consumer: monitor to /dev/null, output \(output.format.rawValue)")
@@ -118,9 +134,18 @@ extension LabCommand {
             defer { close(devNull) }
             let pipeline = output.makePipeline(fd: devNull, flushEachRecord: false)
             let nodes = topology.nodes.map(\.name)
+            let counters =
+                metrics != nil ? AgentMetrics(nodeNames: nodes, release: output.cilium, journeys: metricsJourneys) : nil
+            var metricsServer: MetricsServer?
+            if let metrics, let counters, case .success(let address) = MetricsAddress.parse(metrics) {
+                metricsServer = try MetricsServer(address: address) { format, out in counters.render(format, into: out) }
+                try metricsServer?.start()
+            }
+            defer { metricsServer?.stop() }
             let agent =
                 clients > 0
-                ? try AgentServer(paths: lab.paths, nodeNames: nodes, metadata: [("lab", lab.name)], options: AgentOptions())
+                ? try AgentServer(
+                    paths: lab.paths, nodeNames: nodes, metadata: [("lab", lab.name)], options: AgentOptions(), metrics: counters)
                 : nil
             defer { agent?.close() }
             let sink: any LiveSink
@@ -198,21 +223,26 @@ extension LabCommand {
                 sleepSeconds(settle)
                 let rx0 = try Traffic.counters(namespace: destination.namespace, interface: "eth0").rxPackets
                 let t0 = monotonicSeconds()
+                let own0 = processCPUSeconds()
                 let cpu0 = consumerCPU()
                 let s0 = session.stats
                 sleepSeconds(seconds)
                 let rx1 = try Traffic.counters(namespace: destination.namespace, interface: "eth0").rxPackets
                 let t1 = monotonicSeconds()
                 let cpu1 = consumerCPU()
+                let own1 = processCPUSeconds()
                 let s1 = session.stats
                 let dt = t1 - t0
                 return PhaseResult(
                     pps: Double(rx1 - rx0) / dt, eventsPerSecond: Double(s1.samples - s0.samples) / dt,
                     lost: max(s1.lost - s0.lost, s1.perfOutputFailures - s0.perfOutputFailures),
-                    consumerCPU: (cpu1 - cpu0) / dt)
+                    consumerCPU: (cpu1 - cpu0) / dt, ownCPU: (own1 - own0) / dt)
             }
 
-            var table = Table(["ROUND", "EVENTS OFF PPS", "CONSUMING PPS", "COST", "EVENTS/S", "CONSUMER CPU", "LOST"])
+            // With the agent, its own CPU (this process: the reader thread) per event too.
+            var table = Table(
+                ["ROUND", "EVENTS OFF PPS", "CONSUMING PPS", "COST", "EVENTS/S", "CONSUMER CPU", "LOST"]
+                    + (agent != nil ? ["AGENT CPU", "AGENT NS/EVENT"] : []))
             var results: [(off: PhaseResult, on: PhaseResult)] = []
             for round in 1...rounds {
                 // Alternate which side goes first, so a drift in the host's speed does not favour one.
@@ -227,10 +257,11 @@ extension LabCommand {
                 }
                 if stopRequested.load(ordering: .relaxed) || flood.hasExited { break }
                 results.append((off, on))
-                table.add([
-                    "\(round)", grouped(off.pps), grouped(on.pps), percent(1 - on.pps / off.pps),
-                    grouped(on.eventsPerSecond), percent(on.consumerCPU), "\(on.lost)",
-                ])
+                table.add(
+                    [
+                        "\(round)", grouped(off.pps), grouped(on.pps), percent(1 - on.pps / off.pps),
+                        grouped(on.eventsPerSecond), percent(on.consumerCPU), "\(on.lost)",
+                    ] + (agent != nil ? [percent(on.ownCPU), String(format1: on.ownNanosecondsPerEvent)] : []))
             }
             try setEvents(UInt32(VXMON_EVENTS_OFF))
             sleepSeconds(0.2)
@@ -250,10 +281,14 @@ extension LabCommand {
             // Everything lost while the session ran counts, not only inside the windows.
             let lost = max(final.lost, final.perfOutputFailures)
             let events = median(results.map(\.on.eventsPerSecond))
-            table.add([
-                "median", grouped(off), grouped(on), percent(cost), grouped(events),
-                percent(median(results.map(\.on.consumerCPU))), "\(lost) (total)",
-            ])
+            table.add(
+                [
+                    "median", grouped(off), grouped(on), percent(cost), grouped(events),
+                    percent(median(results.map(\.on.consumerCPU))), "\(lost) (total)",
+                ]
+                    + (agent != nil
+                        ? [percent(median(results.map(\.on.ownCPU))), String(format1: median(results.map(\.on.ownNanosecondsPerEvent)))]
+                        : []))
             print(table.render(), terminator: "")
             var clientLost: UInt64 = 0
             if let agent {
@@ -288,6 +323,9 @@ extension LabCommand {
             var lost: UInt64
             /// CPU time of this process (the consumer thread) per second of the window.
             var consumerCPU: Double
+            /// CPU time of this process alone (with --clients, the agent without its clients).
+            var ownCPU: Double = 0
+            var ownNanosecondsPerEvent: Double { eventsPerSecond > 0 ? ownCPU / eventsPerSecond * 1e9 : 0 }
         }
     }
 }

@@ -26,8 +26,6 @@ public final class AgentMetrics: @unchecked Sendable {
     public let clientSent: MetricTable
     public let clientLost: MetricTable
     private let nodeNames: [String]
-    private var decoder: EventDecoder
-    private var event = Event()
     /// Samples the decoder refused (counted in `vxmon_events_read_total`, in no Hubble family).
     public let undecodable: MetricTable
     /// Clients connected now (stored by the reader when they change).
@@ -44,10 +42,10 @@ public final class AgentMetrics: @unchecked Sendable {
     /// Numbered clients per program (later ones are `<program>-other`).
     public static let clientsPerProgram = 16
 
-    public init(nodeNames: [String], release: CiliumRelease = .v1_13) {
+    /// `journeys`: also build every packet's journey for `vxmon_journey_hop_latency_seconds`.
+    public init(nodeNames: [String], release: CiliumRelease = .v1_13, journeys: Bool = false) {
         self.nodeNames = nodeNames
-        hubble = HubbleMetrics(nodeNames: nodeNames, release: release)
-        decoder = EventDecoder(release: release)
+        hubble = HubbleMetrics(nodeNames: nodeNames, release: release, journeys: journeys)
         eventsRead = MetricTable(
             name: "vxmon_events_read_total", help: "Samples the agent read from the datapath's event buffers.",
             kind: .counter, labelNames: ["cpu", "node"], capacity: 1024)
@@ -74,21 +72,17 @@ public final class AgentMetrics: @unchecked Sendable {
 
     /// One sample of node `node`: counted, decoded once, and its flow counted by Hubble's families.
     @inline(__always)
-    public func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer) {
+    public func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer, time: UInt64 = 0) {
         eventsRead.add(eventsRead.slot(Self.key(node, cpu)) { [self] in [cpuLabel(cpu), nodeLabel(node)] })
-        do {
-            try decoder.decode(bytes.bytes, into: &event, packetFlow: true)
-        } catch {
+        if !hubble.count(sample: bytes.bytes, node: node, time: time) {
             undecodable.add(undecodable.slot(UInt64(min(max(node, 0), 255))) { [self] in [nodeLabel(node)] })
-            return
         }
-        hubble.count(event.flow, node: node)
     }
 
     /// `count` samples lost on `cpu` of node `node`.
-    public func lost(node: Int, cpu: Int, count: UInt64) {
+    public func lost(node: Int, cpu: Int, count: UInt64, time: UInt64 = 0) {
         eventsLost.addSaturating(eventsLost.slot(Self.key(node, cpu)) { [self] in [cpuLabel(cpu), nodeLabel(node)] }, count)
-        hubble.lost(node: node, count: count)
+        hubble.lost(node: node, count: count, time: time)
     }
 
     @inline(__always)

@@ -1058,7 +1058,7 @@ public final class AgentServer: LiveSink, PollSource {
 
     public func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer, time: UInt64) {
         samples &+= 1
-        metrics?.sample(node: node, cpu: cpu, bytes: bytes)
+        metrics?.sample(node: node, cpu: cpu, bytes: bytes, time: time)
         let lab = hasLabClients
         let cilium = hasClients(of: node)
         guard lab || cilium else { return }
@@ -1075,7 +1075,7 @@ public final class AgentServer: LiveSink, PollSource {
 
     public func lost(node: Int, cpu: Int, count: UInt64, time: UInt64) {
         lost +|= count
-        metrics?.lost(node: node, cpu: cpu, count: count)
+        metrics?.lost(node: node, cpu: cpu, count: count, time: time)
         let lab = hasLabClients
         let cilium = hasClients(of: node)
         guard lab || cilium else { return }

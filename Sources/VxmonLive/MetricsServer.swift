@@ -1,3 +1,4 @@
+import CVxmonSystem
 import Glibc
 import Synchronization
 import VxmonCore

@@ -347,7 +347,20 @@ struct MetricsBoundTests {
     func everythingAtOnce() throws {
         // 20 nodes (past the 16 with their own value), names as long as a lab's could be.
         let nodes = (0..<20).map { "node-\($0)-" + String(repeating: "n", count: 48) }
-        let m = AgentMetrics(nodeNames: nodes)
+        let m = AgentMetrics(nodeNames: nodes, journeys: true)
+        // Every pair of observation points, both ways across nodes, in the hop latency histogram.
+        let latency = try #require(m.hubble.journeyLatency?.table)
+        for from in 0...13 {
+            for to in 0...13 {
+                for cross in [false, true] {
+                    let s = latency.slot(UInt64(from | to << 8 | (cross ? 1 << 16 : 0))) {
+                        [cross ? "true" : "false", String(describing: CiliumNames.observationPoint(UInt8(from), .latest)!),
+                         String(describing: CiliumNames.observationPoint(UInt8(to), .latest)!)]
+                    }
+                    latency.observe(s, 0.000_003)
+                }
+            }
+        }
         var flows: UInt64 = 0
         for node in 0..<20 {
             for port in stride(from: 0, through: 65535, by: 7) {
@@ -381,6 +394,7 @@ struct MetricsBoundTests {
         var counted: UInt64 = 0
         m.hubble.flows.forEachSeries { _, v in counted += v[0] }
         #expect(counted == flows, "past the capacity, counts go to the overflow series")
+        #expect(latency.seriesCount == latency.capacity)
         for table in m.hubble.tables + [m.eventsRead, m.eventsLost, m.clientQueue, m.clientSent, m.clientLost] {
             #expect(table.seriesCount <= table.capacity, "\(table.name)")
         }
@@ -466,5 +480,77 @@ struct MetricsServerTests {
         for s in scrapes { #expect(s["status"] as? Int == 200 && (s["families"] as? Int ?? 0) > 5, "\(s)") }
         let after = results["scrape_after"] as? [String: Any]
         #expect(after?["status"] as? Int == 200, "\(after ?? [:])")
+    }
+}
+
+@Suite("metrics: journey hop latency histograms")
+struct JourneyLatencyMetricsTests {
+    /// Feeds a recording's samples to `metrics`, with their node and time.
+    final class Feeder: RecordConsumer {
+        let metrics: HubbleMetrics
+        var node = -1
+        init(_ metrics: HubbleMetrics) { self.metrics = metrics }
+        func sample(_ body: RawSpan, cpu: Int, timeNanoseconds: UInt64, index: Int, offset: Int) {
+            _ = metrics.count(sample: body, node: node, time: timeNanoseconds)
+        }
+        func lost(cpu: Int, count: UInt64, timeNanoseconds: UInt64) {}
+        func interfaceName(ifindex: UInt32, name: String) {}
+        func metadata(key: String, value: String) {
+            if key == "node" { node = metrics.nodeNames.firstIndex(of: value) ?? -1 }
+        }
+        func malformedRecord(index: Int, offset: Int, reason: String) {}
+    }
+
+    @Test("cross_node_ping.vxrec (2 pings, underlay traced: 5 traces per packet, one packet after the other): each pair of consecutive hops counted 4 times, with the time differences the .vxrec spec reader finds")
+    func crossNodePing() throws {
+        let path = Fixtures.root + "/../../samples/cross_node_ping.vxrec"
+        let m = HubbleMetrics(nodeNames: ["control-plane", "worker", "worker2"], journeys: true)
+        let parser = VxrecParser()
+        var feeder = Feeder(m)
+        Fixtures.bytes(path).withUnsafeBytes { parser.feed($0) }
+        try parser.parse(into: &feeder)
+        m.journeys?.finish()
+
+        // The oracle: the samples in file order, 5 per packet; consecutive ones are a hop pair.
+        let python = try #require(which("python3"))
+        let r = try runProcess(python, [MetricsOracle.scripts + "/vxrec_count.py", path])
+        try #require(r.status == 0, "\(r.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let events = try #require(object["events"] as? [[Any]])
+        try #require(events.count == 20)
+        let names = [0: "to-endpoint", 4: "to-overlay", 5: "from-endpoint", 9: "from-overlay", 10: "from-network"]
+        var expected: [[String]: (count: Int, sum: Double)] = [:]
+        for packet in stride(from: 0, to: 20, by: 5) {
+            for i in packet..<(packet + 4) {
+                let (a, b) = (events[i], events[i + 1])
+                let labels = [
+                    (a[0] as? String) != (b[0] as? String) ? "true" : "false", names[a[2] as? Int ?? -1] ?? "?",
+                    names[b[2] as? Int ?? -1] ?? "?",
+                ]
+                let dt = Double(((b[3] as? NSNumber)?.uint64Value ?? 0) - ((a[3] as? NSNumber)?.uint64Value ?? 0)) / 1e9
+                expected[labels, default: (0, 0)].count += 1
+                expected[labels, default: (0, 0)].sum += dt
+            }
+        }
+        #expect(expected.count == 4)
+        let table = try #require(m.journeyLatency?.table)
+        var seen = 0
+        table.forEachSeries { labels, values in
+            seen += 1
+            guard let e = expected[labels] else {
+                Issue.record("unexpected series \(labels)")
+                return
+            }
+            let buckets = JourneyLatency.buckets.count
+            let count = (0...buckets).reduce(UInt64(0)) { $0 + values[$1] }
+            #expect(count == UInt64(e.count), "\(labels)")
+            #expect(abs(Double(bitPattern: values[buckets + 1]) - e.sum) < 1e-12, "\(labels)")
+        }
+        #expect(seen == 4)
+        let out = OutputBuffer()
+        let w = MetricsWriter(out: out, format: .text)
+        w.family(table)
+        let lint = try MetricsOracle.promtool(out.string)
+        #expect(lint.status == 0, "promtool: \(lint.stdout) \(lint.stderr)")
     }
 }

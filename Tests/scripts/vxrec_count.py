@@ -5,7 +5,8 @@ datapath emitted.
 
   vxrec_count.py FILE
 
-Prints JSON: {"samples": {node: {type_byte: count}}, "lost": {node: count}, "truncated": bool}.
+Prints JSON: {"samples": {node: {type_byte: count}}, "lost": {node: count}, "truncated": bool,
+"events": [[node, type_byte, subtype_byte, time_ns], ...] (every sample, in file order)}.
 The node of a record is the value of the last `node=` metadata record before it (the agent's stream
 says it whenever the node changes); "" before any.
 """
@@ -24,6 +25,7 @@ def main():
     offset = header_len
     node = ""
     samples = {}
+    events = []
     lost = {}
     truncated = False
     while offset < len(data):
@@ -38,6 +40,7 @@ def main():
         if kind == 1 and length > 0:
             per = samples.setdefault(node, {})
             per[body[0]] = per.get(body[0], 0) + 1
+            events.append([node, body[0], body[1] if length > 1 else 0, time_ns])
         elif kind == 2 and length >= 8:
             lost[node] = lost.get(node, 0) + struct.unpack_from("<Q", body)[0]
         elif kind == 4:
@@ -46,7 +49,7 @@ def main():
                 node = text[5:]
         offset += 24 + length
         offset = (offset + 7) // 8 * 8
-    print(json.dumps({"samples": samples, "lost": lost, "truncated": truncated}))
+    print(json.dumps({"samples": samples, "lost": lost, "truncated": truncated, "events": events}))
     return 0
 
 

@@ -61,14 +61,27 @@ public final class HubbleMetrics {
     public let ports: MetricTable
     public let lostEvents: MetricTable
     /// In exposition order.
-    public var tables: [MetricTable] { [flows, drops, tcpFlags, icmp, ports, lostEvents] }
+    public var tables: [MetricTable] { [flows, drops, tcpFlags, icmp, ports, lostEvents] + (journeyLatency.map { [$0.table] } ?? []) }
 
     private let portCap: ValueCap
     private let reasonCap: ValueCap
     private let icmpCap: ValueCap
+    private var decoder: EventDecoder
+    /// The one event every sample is decoded into (its packet storage is reused).
+    private let event: UnsafeMutablePointer<Event> = {
+        let p = UnsafeMutablePointer<Event>.allocate(capacity: 1)
+        p.initialize(to: Event())
+        return p
+    }()
+
+    /// Journeys built from the samples `count(sample:)` decodes, and their hop latencies (nil: off).
+    public let journeys: JourneyBuilder?
+    public let journeyLatency: JourneyLatency?
+    private var lastNode = -1
 
     /// `nodeNames`: the label value of each node index `count` is given (clipped to 64 bytes).
-    public init(nodeNames: [String], release: CiliumRelease = .v1_13, limits: Limits = Limits()) {
+    /// `journeys`: also build every sample's journey for `vxmon_journey_hop_latency_seconds`.
+    public init(nodeNames: [String], release: CiliumRelease = .v1_13, limits: Limits = Limits(), journeys: Bool = false) {
         self.release = release
         self.limits = limits
         // Clipped: the exposition's size bound counts on label values of bounded length.
@@ -94,35 +107,79 @@ public final class HubbleMetrics {
         portCap = ValueCap(values: 1 << 16, cap: limits.ports)
         reasonCap = ValueCap(values: 256, cap: limits.dropReasons)
         icmpCap = ValueCap(values: 1 << 17, cap: limits.icmpTypes)
+        decoder = EventDecoder(release: release)
+        if journeys {
+            let latency = JourneyLatency(release: release)
+            let builder = JourneyBuilder(pods: PodDirectory(), names: InterfaceNames())
+            builder.add(latency)
+            self.journeys = builder
+            journeyLatency = latency
+        } else {
+            self.journeys = nil
+            journeyLatency = nil
+        }
+    }
+
+    deinit {
+        event.deinitialize(count: 1)
+        event.deallocate()
     }
 
     // MARK: Counting (writer thread)
 
+    /// Decodes one raw sample (once, with the release's `EventDecoder`, into a reused `Event`) and
+    /// counts its flow; false if it is not an event (nothing counted).
+    public func count(sample: RawSpan, node: Int, time: UInt64 = 0) -> Bool {
+        do {
+            try decoder.decode(sample, into: &event.pointee, packetFlow: true)
+        } catch {
+            return false
+        }
+        // Through the pointer, the flow is borrowed in place (a class property's was copied).
+        count(event.pointee.flow, node: node)
+        if let journeys {
+            // The node's name only when it changes (a String assigned per event costs a retain).
+            if node != lastNode {
+                lastNode = node
+                event.pointee.node = node >= 0 && node < nodeNames.count ? nodeNames[node] : nil
+            }
+            event.pointee.timeNanoseconds = time
+            journeys.event(event.pointee, record: sample)
+        }
+        return true
+    }
+
     /// Counts the event whose flow is `flow`, seen on node `node` (an index into `nodeNames`).
     public func count(_ flow: borrowing Flow, node: Int) {
         guard HubbleJSONRenderer.isFlow(flow.type), !flow.hubbleUndecodable else { return }
+        // Scalars first: the label closures below capture these, not the flow (a copy per event).
         let n = UInt64(nodeCode(node))
-        let layers = flow.hubbleLayers(release)
-        let proto = Self.protocolCode(flow.type, layers.transport)
+        let type = flow.type
         let verdict = flow.verdict
-
-        // hubble_flows_processed_total
-        let type = flow.type.rawValue
+        let isReply = flow.isReply
+        let dropReason = flow.dropReason ?? 0
         var subtype: UInt64 = 0xFFFF
-        if flow.type == MessageType.trace, CiliumNames.observationPoint(flow.subType, release) != nil {
+        if type == MessageType.trace, CiliumNames.observationPoint(flow.subType, release) != nil {
             subtype = UInt64(flow.subType)
         }
-        let fkey = n | UInt64(type) << 8 | subtype << 16 | UInt64(verdict.rawValue) << 32 | UInt64(proto) << 40
+        let l = flow.hubbleLayers(release)
+        let transport = l.transport
+        let hasIP = l.source != nil
+        let v6: Bool = if case .v6? = l.source { true } else { false }
+        let (destinationPort, tcpFlagBits, icmpType, icmpCode) = (l.destinationPort, l.tcpFlags, l.icmpType, l.icmpCode)
+        let proto = Self.protocolCode(type, transport)
+
+        // hubble_flows_processed_total
+        let fkey = n | UInt64(type.rawValue) << 8 | subtype << 16 | UInt64(verdict.rawValue) << 32 | UInt64(proto) << 40
         flows.add(
             flows.slot(fkey) {
-                let (t, s) = Self.typeLabels(flow.type, subType: UInt8(truncatingIfNeeded: subtype), release: release)
+                let (t, s) = Self.typeLabels(type, subType: UInt8(truncatingIfNeeded: subtype), release: release)
                 return [nodeLabel(node), Self.protocolNames[Int(proto)], s, t, String(describing: verdict.name)]
             })
 
         // hubble_drop_total
         if verdict == .dropped {
-            let code = flow.dropReason ?? 0
-            let reason: UInt64 = reasonCap.admit(Int(code)) ? UInt64(code) : 0x100
+            let reason: UInt64 = reasonCap.admit(Int(dropReason)) ? UInt64(dropReason) : 0x100
             let dkey = n | reason << 8 | UInt64(proto) << 20
             drops.add(
                 drops.slot(dkey) {
@@ -132,50 +189,53 @@ public final class HubbleMetrics {
         }
 
         let forwarded = verdict == .forwarded || verdict == .redirected
-        switch layers.transport {
+        switch transport {
         case .tcp:
-            // hubble_tcp_flags_total
-            if forwarded, layers.source != nil {
-                let v6: UInt64 = if case .v6? = layers.source { 1 } else { 0 }
-                for flag in Self.tcpFlagCodes(layers.tcpFlags) {
-                    let tkey = n | UInt64(flag) << 8 | v6 << 12
-                    tcpFlags.add(
-                        tcpFlags.slot(tkey) {
-                            [v6 == 1 ? "IPv6" : "IPv4", String(describing: Self.tcpFlagNames[Int(flag)]), nodeLabel(node)]
-                        })
-                }
+            // hubble_tcp_flags_total: FIN; SYN or SYN-ACK; RST (codes into tcpFlagNames).
+            if forwarded && hasIP {
+                if tcpFlagBits & 0x01 != 0 { countTCP(0, v6, n, node) }
+                if tcpFlagBits & 0x02 != 0 { countTCP(tcpFlagBits & 0x10 != 0 ? 2 : 1, v6, n, node) }
+                if tcpFlagBits & 0x04 != 0 { countTCP(3, v6, n, node) }
             }
         case .icmpv4, .icmpv6:
             // hubble_icmp_total
-            let v6 = layers.transport == .icmpv6
-            let typeCode = (v6 ? 1 << 16 : 0) | Int(layers.icmpType) << 8 | Int(layers.icmpCode)
+            let icmp6 = transport == .icmpv6
+            let typeCode = (icmp6 ? 1 << 16 : 0) | Int(icmpType) << 8 | Int(icmpCode)
             let value: UInt64 = icmpCap.admit(typeCode) ? UInt64(typeCode) : 0x20000
-            let ikey = n | value << 8
             icmp.add(
-                icmp.slot(ikey) {
-                    [Self.icmpFamilyLabel(v6: v6, release: release), nodeLabel(node),
-                     value == 0x20000 ? "other" : Self.icmpTypeLabel(v6: v6, type: layers.icmpType, code: layers.icmpCode)]
+                icmp.slot(n | value << 8) {
+                    [Self.icmpFamilyLabel(v6: icmp6, release: release), nodeLabel(node),
+                     value == 0x20000 ? "other" : Self.icmpTypeLabel(v6: icmp6, type: icmpType, code: icmpCode)]
                 })
         default:
             break
         }
 
         // hubble_port_distribution_total
-        if forwarded, flow.isReply == false, layers.transport != .none {
+        if forwarded, isReply == false, transport != .none {
             var port: UInt64 = 0
-            if layers.transport.hasPorts {
-                port = portCap.admit(Int(layers.destinationPort)) ? UInt64(layers.destinationPort) : 0x10000
+            if transport.hasPorts {
+                port = portCap.admit(Int(destinationPort)) ? UInt64(destinationPort) : 0x10000
             }
-            let pkey = n | port << 8 | UInt64(proto) << 28
             ports.add(
-                ports.slot(pkey) {
+                ports.slot(n | port << 8 | UInt64(proto) << 28) {
                     [nodeLabel(node), port == 0x10000 ? "other" : String(port), Self.protocolNames[Int(proto)]]
                 })
         }
     }
 
+    @inline(__always)
+    private func countTCP(_ flag: UInt8, _ v6: Bool, _ n: UInt64, _ node: Int) {
+        tcpFlags.add(
+            tcpFlags.slot(n | UInt64(flag) << 8 | (v6 ? 1 : 0) << 12) {
+                [v6 ? "IPv6" : "IPv4", String(describing: Self.tcpFlagNames[Int(flag)]), nodeLabel(node)]
+            })
+    }
+
     /// Counts `count` samples lost on node `node`.
-    public func lost(node: Int, count: UInt64) {
+    public func lost(node: Int, count: UInt64, time: UInt64 = 0) {
+        journeys?.lost(
+            LostSamples(cpu: 0, count: count, timeNanoseconds: time, node: node >= 0 && node < nodeNames.count ? nodeNames[node] : nil))
         lostEvents.addSaturating(
             lostEvents.slot(UInt64(nodeCode(node))) { [nodeLabel(node), "perf_event_ring_buffer"] }, count)
     }
