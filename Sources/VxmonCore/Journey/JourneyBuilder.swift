@@ -510,21 +510,62 @@ public final class JourneyBuilder: EventSink {
         return total
     }
 
-    /// Sorts the hops by their time on the first hop's node (a stable sort: equal times keep the
-    /// order the events came in).
+    /// Puts the hops in the order the packet passed them: each node's hops by that node's clock (a
+    /// stable sort: equal times keep the order the events came in), and the nodes in causal order:
+    /// first the node the packet entered from a pod, the host, the stack or a proxy, last the nodes
+    /// it reached from the network or the overlay, the others between; nodes of one rank by their
+    /// first hop, on the first node's clock where the offset between the two is known. Raw times
+    /// alone would misorder nodes whose clocks differ by more than the packet's flight.
     private func order(_ j: inout Journey) {
         guard j.hops.count > 1 else { return }
-        let origin = j.hops[0].node
+        let first = j.hops[0].node
         var sorted = true
         var multiNode = false
         for k in 1..<j.hops.count {
             if j.hops[k].time < j.hops[k - 1].time { sorted = false }
-            if j.hops[k].node != origin { multiNode = true }
+            if j.hops[k].node != first { multiNode = true }
         }
         if sorted && !multiNode { return }
-        let start = j.hops[0].time
-        let times = j.hops.map { interval(from: start, on: origin, to: $0) }
-        let idx = j.hops.indices.sorted { times[$0] < times[$1] || (times[$0] == times[$1] && $0 < $1) }
+        if !multiNode {
+            let start = j.hops[0].time
+            let idx = j.hops.indices.sorted {
+                let a = Int64(bitPattern: j.hops[$0].time &- start)
+                let b = Int64(bitPattern: j.hops[$1].time &- start)
+                return a < b || (a == b && $0 < $1)
+            }
+            j.hops = idx.map { j.hops[$0] }
+            return
+        }
+        // Each node's hops, in their own clock's order.
+        var nodes: [UInt16] = []
+        var byNode: [UInt16: [Int]] = [:]
+        for (k, h) in j.hops.enumerated() {
+            if byNode[h.node] == nil { nodes.append(h.node) }
+            byNode[h.node, default: []].append(k)
+        }
+        for n in nodes {
+            let start = j.hops[byNode[n]![0]].time
+            byNode[n]!.sort {
+                let a = Int64(bitPattern: j.hops[$0].time &- start)
+                let b = Int64(bitPattern: j.hops[$1].time &- start)
+                return a < b || (a == b && $0 < $1)
+            }
+        }
+        func rank(_ n: UInt16) -> Int {
+            let hops = byNode[n]!.map { j.hops[$0] }
+            if hops.contains(where: { h in
+                h.kind == .trace && (h.point == .fromEndpoint || h.point == .fromHost || h.point == .fromStack || h.point == .fromProxy)
+            }) { return 0 }
+            let p = hops[0].point
+            return hops[0].kind == .trace && (p == .fromNetwork || p == .fromOverlay) ? 2 : 1
+        }
+        let reference = j.hops[0]
+        func firstTime(_ n: UInt16) -> Double { interval(from: reference.time, on: reference.node, to: j.hops[byNode[n]![0]]) }
+        let keyed = nodes.map { (node: $0, rank: rank($0), time: firstTime($0)) }
+        let orderNodes = keyed.enumerated().sorted { a, b in
+            (a.element.rank, a.element.time, a.offset) < (b.element.rank, b.element.time, b.offset)
+        }.map(\.element.node)
+        let idx = orderNodes.flatMap { byNode[$0]! }
         if idx.elementsEqual(j.hops.indices) { return }
         j.hops = idx.map { j.hops[$0] }
     }
@@ -534,7 +575,7 @@ public final class JourneyBuilder: EventSink {
         j.missing.removeAll(keepingCapacity: true)
         let hops = j.hops
         guard let last = hops.last else { return }
-        if let pod = pods.pod(at: j.key.destination) { j.destinationNode = nodeIndex(of: pod.node) }
+        if let pod = pods.pod(at: j.key.destination) { j.destinationNode = index(of: pod.node) }
         if last.kind == .drop {
             j.outcome = .dropped
         } else if last.isTerminal {
@@ -548,10 +589,16 @@ public final class JourneyBuilder: EventSink {
             first.point == .toOverlay || first.point == .toEndpoint
         {
             var point = ObservationPoint.fromEndpoint
-            if let pod = pods.pod(at: j.key.source), let home = nodeIndex(of: pod.node), home != first.node {
-                point = .fromOverlay
-            }
+            if let pod = pods.pod(at: j.key.source), index(of: pod.node) != first.node { point = .fromOverlay }
             j.missing.append(MissingHop(node: first.node, point: point))
+        }
+        // A packet first seen arriving from the network or the overlay, from a pod of a node that is
+        // watched (it sent events): that node's hops are missing.
+        if let first = hops.first, first.kind == .trace, first.point == .fromNetwork || first.point == .fromOverlay,
+            let pod = pods.pod(at: j.key.source), let home = nodeIndex(of: pod.node), home != first.node, home != 0
+        {
+            j.missing.append(MissingHop(node: home, point: .fromEndpoint))
+            j.missing.append(MissingHop(node: home, point: .toOverlay))
         }
         // Each crossing from node A to node B: A's last hop sends to the overlay (or the network);
         // B receives from the network (when its underlay is traced), then from the overlay.
