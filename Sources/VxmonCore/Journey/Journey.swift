@@ -109,6 +109,9 @@ public enum JourneyCloseReason: UInt8, Sendable {
     case evicted
     /// The run ended.
     case endOfRun
+    /// An event of a packet with the same key came to a node and point the journey had already
+    /// passed: another packet (IPv4 identifications wrap after 65,536 packets of one flow).
+    case superseded
 
     public var name: StaticString {
         switch self {
@@ -116,6 +119,7 @@ public enum JourneyCloseReason: UInt8, Sendable {
         case .timeout: "timeout"
         case .evicted: "evicted"
         case .endOfRun: "end-of-run"
+        case .superseded: "superseded"
         }
     }
 }

@@ -61,6 +61,8 @@ public final class JourneyBuilder: EventSink {
         /// Journeys closed by their timeout, or evicted to keep `maxOpen`.
         public var timedOut: UInt64 = 0
         public var evicted: UInt64 = 0
+        /// Journeys closed because a later packet with the same key reached one of their hops.
+        public var superseded: UInt64 = 0
         /// Request/reply pairs made.
         public var pairs: UInt64 = 0
         /// Samples reported lost, and the records that said so.
@@ -124,6 +126,10 @@ public final class JourneyBuilder: EventSink {
     public private(set) var now: UInt64 = 0
     private var nextID: UInt64 = 1
     private var emitBuffer: [Journey] = []
+    /// (time, cumulative lost samples) when the count grew, coalesced per ms; the oldest half is
+    /// dropped past 4,096 entries (`lostFloor` keeps the count as it stood before them).
+    private var lostHistory: [(time: UInt64, total: UInt64)] = []
+    private var lostFloor: UInt64 = 0
 
     public init(options: Options = Options(), filter: EventFilter = EventFilter(), pods: PodDirectory, names: InterfaceNames) {
         self.options = options
@@ -219,9 +225,15 @@ public final class JourneyBuilder: EventSink {
         if let matcher {
             hop.matched = withUnsafePointer(to: event.flow) { matcher.matches($0) }
         }
-        let s: Int32
+        var s: Int32
         if let known = open[key] {
             s = known
+            // A hop it already has is another packet with the same key: this one starts anew.
+            if slots[Int(s)].journey.hops.contains(where: { $0.node == hop.node && $0.point == hop.point && $0.kind == hop.kind }) {
+                counters.superseded &+= 1
+                force(s, .superseded)
+                s = create(key, time: time)
+            }
         } else {
             s = create(key, time: time)
         }
@@ -246,6 +258,34 @@ public final class JourneyBuilder: EventSink {
     public func lost(_ lost: LostSamples) {
         counters.lostSamples +|= lost.count
         counters.lostRecords += 1
+        // When, on the events' clock, the count grew: a journey counts the samples lost from shortly
+        // before its first hop (a lost record can be read before the events around it).
+        let t = max(lost.timeNanoseconds, now)
+        if let last = lostHistory.last, t &- last.time < 1_000_000 {
+            lostHistory[lostHistory.count - 1].total = counters.lostSamples
+        } else {
+            lostHistory.append((t, counters.lostSamples))
+            if lostHistory.count > 4096 {
+                lostFloor = lostHistory[2047].total
+                lostHistory.removeFirst(2048)
+            }
+        }
+    }
+
+    /// Samples lost before this many ns ahead of a journey's first hop are not its own.
+    public static let lostLookback: UInt64 = 1_000_000_000
+
+    /// The lost-sample count as it stood `lostLookback` before `time` (0 when earlier than kept).
+    private func lostTotal(before time: UInt64) -> UInt64 {
+        let t = time &- min(time, Self.lostLookback)
+        // The last entry at or before t.
+        var lo = 0
+        var hi = lostHistory.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if lostHistory[mid].time <= t { lo = mid + 1 } else { hi = mid }
+        }
+        return lo == 0 ? lostFloor : lostHistory[lo - 1].total
     }
 
     public func metadata(key: String, value: String, time: UInt64) {
@@ -291,7 +331,7 @@ public final class JourneyBuilder: EventSink {
         let i = Int(s)
         slots[i].state = .open
         slots[i].deadline = time &+ options.timeout
-        slots[i].lostAtStart = counters.lostSamples
+        slots[i].lostAtStart = lostTotal(before: time)
         slots[i].prev = tail
         slots[i].next = -1
         if tail >= 0 { slots[Int(tail)].next = s } else { head = s }
@@ -365,6 +405,11 @@ public final class JourneyBuilder: EventSink {
         case .done, .free: break
         }
         stopWaiting(s)
+        // A superseded journey goes out alone once closed (its partner, if any, goes on).
+        if reason == .superseded {
+            if slots[i].state == .done { release(s) }
+            return
+        }
         let p = slots[i].partner
         if p >= 0 {
             switch slots[Int(p)].state {

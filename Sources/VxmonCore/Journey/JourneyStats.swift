@@ -241,7 +241,9 @@ public final class JourneyStats: JourneyOutput {
         out.unsignedDecimal(c.timedOut)
         out.append(" timed out; ")
         out.unsignedDecimal(c.evicted)
-        out.append(" evicted\n")
+        out.append(" evicted; ")
+        out.unsignedDecimal(c.superseded)
+        out.append(" superseded\n")
         for p in paths {
             out.append("\nPath ")
             out.appendSanitized(nodeLabel(p.sourceNode, b))
@@ -362,6 +364,7 @@ public final class JourneyStats: JourneyOutput {
         w.field("missing_hops", c.missingHops)
         w.field("timed_out", c.timedOut)
         w.field("evicted", c.evicted)
+        w.field("superseded", c.superseded)
         w.field("lost_samples", c.lostSamples)
         w.field("lost_records", c.lostRecords)
         w.key("paths")
