@@ -75,7 +75,7 @@ struct JourneyCommand: CommandWords {
         guard (1...1000).contains(draw) else { throw ValidationError("--draw: \(draw) is out of range; expected 1 to 1000") }
         _ = try ports(vxlanPorts, "--vxlan-ports")
         _ = try ports(genevePorts, "--geneve-ports")
-        if file != nil && (live.monitorSocket != nil || live.duration != nil) {
+        if file != nil && (!live.monitorSocket.isEmpty || live.duration != nil) {
             throw ValidationError("a recording (FILE) is read whole: --monitor-socket and --duration are for live input")
         }
     }
