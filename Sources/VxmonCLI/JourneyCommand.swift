@@ -65,6 +65,9 @@ struct JourneyCommand: CommandWords {
 
     var words: [String] = []
 
+    /// How long an ended journey waits for late hops when events come from Cilium's sockets, ns.
+    static let socketSettle: UInt64 = 250_000_000
+
     func validate() throws {
         guard timeout.isFinite, timeout >= 0.001, timeout <= 3600 else {
             throw ValidationError("--timeout: \(timeout) is out of range; expected seconds from 0.001 to 3600")
@@ -110,6 +113,14 @@ struct JourneyCommand: CommandWords {
         var options = JourneyBuilder.Options()
         options.timeout = UInt64(timeout * 1e9)
         options.maxOpen = maxOpen
+        // Live, the builder's clock also follows the wall clock (journeys close on time when nothing
+        // comes). Cilium's sockets carry no kernel time: events are stamped when read, and a far node's
+        // can be read first, so ended journeys wait a moment for late hops.
+        let input = file == nil ? try live.input("journey", filter, allNodes: true) : nil
+        if let input {
+            options.followWallClock = true
+            if !input.sockets.isEmpty { options.settle = Self.socketSettle }
+        }
         let builder = JourneyBuilder(options: options, filter: filter, pods: pipeline.pods, names: names)
         let terminal = isatty(1) != 0
         let stdout = FileOutput(fd: 1)
@@ -143,7 +154,7 @@ struct JourneyCommand: CommandWords {
                 EventPipeline.standardError(s.summaryLine)
             }
         } else {
-            let input = try live.input("journey", filter, allNodes: true)
+            guard let input else { throw CLIError("no input") }
             _ = try live.filter(filter, input.topology)
             var liveOptions = live.liveOptions(reading: filter, allNodes: true)
             liveOptions.watchFD = 1
@@ -152,6 +163,12 @@ struct JourneyCommand: CommandWords {
                 liveOptions, sink: PipelineSink(pipeline: pipeline, nodeNames: input.nodes), reconnect: live.reconnect)
             session.announceInterfaces()
             let liveStats = try DedicatedThread.run { try session.run() }
+            // Samples the datapath could not output and no lost record reported (the kernel writes one
+            // only when a later sample fits on that CPU's ring): lost all the same, in the journeys'
+            // accounting.
+            if liveStats.perfOutputFailures > liveStats.lost {
+                pipeline.lost(cpu: -1, count: liveStats.perfOutputFailures - liveStats.lost, timeNanoseconds: 0)
+            }
             builder.finish()
             pipeline.flush()
             lost = max(liveStats.lost, pipeline.stats.lostSamples)

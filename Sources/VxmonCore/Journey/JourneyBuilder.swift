@@ -1,4 +1,7 @@
 import VxmonWire
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where finished journeys go: the text, JSON and YAML renderers, the drawing, the summary.
 public protocol JourneyOutput: AnyObject {
@@ -38,6 +41,13 @@ public final class JourneyBuilder: EventSink {
         public var maxOpen = 65536
         /// Hops kept per journey; more are counted only.
         public var maxHops = 32
+        /// A journey that reached its terminal hop waits this long (ns of the events' time) for hops
+        /// that come late: for sources whose event times are when vxmon read them (Cilium agents'
+        /// sockets carry no kernel time), where the far node's events can be read first. 0: none.
+        public var settle: UInt64 = 0
+        /// Live input: the builder's clock also follows the wall clock when no event comes (event
+        /// times are wall-clock times there), so journeys close on time in a quiet moment.
+        public var followWallClock = false
         public init() {}
     }
 
@@ -104,6 +114,8 @@ public final class JourneyBuilder: EventSink {
     private struct Slot {
         var journey: Journey
         var state = State.free
+        /// Told apart from the slot's earlier journeys (`settling` entries).
+        var generation: UInt32 = 0
         var deadline: UInt64 = 0
         var lostAtStart: UInt64 = 0
         /// The exchange under which it waits for a reply (`pending`).
@@ -126,6 +138,9 @@ public final class JourneyBuilder: EventSink {
     public private(set) var now: UInt64 = 0
     private var nextID: UInt64 = 1
     private var emitBuffer: [Journey] = []
+    /// Journeys that ended and wait `settle` for late hops: (slot, generation, until), in end order.
+    private var settling: [(slot: Int32, generation: UInt32, until: UInt64)] = []
+    private var settlingHead = 0
     /// (time, cumulative lost samples) when the count grew, coalesced per ms; the oldest half is
     /// dropped past 4,096 entries (`lostFloor` keeps the count as it stood before them).
     private var lostHistory: [(time: UInt64, total: UInt64)] = []
@@ -246,10 +261,10 @@ public final class JourneyBuilder: EventSink {
             counters.extraHops += 1
         }
         if slots[i].state == .held {
-            // A late event may fill the gap.
+            // A late event may fill the gap (a settling journey waits out its time anyway).
             order(&slots[i].journey)
             analyse(&slots[i].journey)
-            if slots[i].journey.missing.isEmpty { finalize(s, .ended) }
+            if slots[i].journey.missing.isEmpty && options.settle == 0 { finalize(s, .ended) }
         } else if hop.isTerminal {
             close(s, .ended)
         }
@@ -297,6 +312,15 @@ public final class JourneyBuilder: EventSink {
     }
 
     public func flush() -> SinkStatus {
+        if options.followWallClock {
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            let wall = UInt64(max(ts.tv_sec, 0)) &* 1_000_000_000 &+ UInt64(max(ts.tv_nsec, 0))
+            if wall > now {
+                now = wall
+                expire()
+            }
+        }
         var status = SinkStatus.ok
         for output in outputs {
             let s = output.flush()
@@ -330,6 +354,7 @@ public final class JourneyBuilder: EventSink {
         live += 1
         let i = Int(s)
         slots[i].state = .open
+        slots[i].generation &+= 1
         slots[i].deadline = time &+ options.timeout
         slots[i].lostAtStart = lostTotal(before: time)
         slots[i].prev = tail
@@ -363,6 +388,20 @@ public final class JourneyBuilder: EventSink {
     /// Closes journeys whose time ran out (the list is in creation order, which is time order
     /// unless the events' times go back).
     private func expire() {
+        // Ended journeys whose settling time is over, unless a hop is still missing (those wait for
+        // their deadline, as without settling).
+        while settlingHead < settling.count && settling[settlingHead].until <= now {
+            let e = settling[settlingHead]
+            settlingHead += 1
+            let i = Int(e.slot)
+            if slots[i].generation == e.generation && slots[i].state == .held && slots[i].journey.missing.isEmpty {
+                finalize(e.slot, .ended)
+            }
+        }
+        if settlingHead > 4096 && settlingHead * 2 > settling.count {
+            settling.removeFirst(settlingHead)
+            settlingHead = 0
+        }
         while head >= 0 && slots[Int(head)].deadline <= now {
             let s = head
             // Every journey reaching its deadline is closed and waits no longer for a reply; the
@@ -430,8 +469,11 @@ public final class JourneyBuilder: EventSink {
         let i = Int(s)
         order(&slots[i].journey)
         analyse(&slots[i].journey)
-        if reason == .ended && !slots[i].journey.missing.isEmpty && slots[i].state == .open {
+        if reason == .ended && slots[i].state == .open && (!slots[i].journey.missing.isEmpty || options.settle > 0) {
             slots[i].state = .held
+            if options.settle > 0 {
+                settling.append((s, slots[i].generation, now &+ options.settle))
+            }
             return
         }
         finalize(s, reason)
