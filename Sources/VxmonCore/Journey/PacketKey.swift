@@ -42,6 +42,24 @@ public struct PacketKey: Hashable, Sendable {
         self.checksum = checksum
     }
 
+    /// Four words into the hasher (the synthesized hash combined every field and address part alone:
+    /// a fifth of journey building's time).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(Self.word(source) &* 0x9E37_79B9_7F4A_7C15 ^ Self.word(destination))
+        hasher.combine(
+            UInt64(ipProtocol) << 56 | UInt64(fragmentOffset) << 32 | UInt64(sourcePort) << 16 | UInt64(destinationPort))
+        hasher.combine(UInt64(sequence) << 32 | UInt64(acknowledgment))
+        hasher.combine(UInt64(ipID) << 16 | UInt64(checksum))
+    }
+
+    @inline(__always)
+    static func word(_ a: IPAddress) -> UInt64 {
+        switch a {
+        case .v4(let v): UInt64(v.rawValue)
+        case .v6(let v): v.high ^ (v.low &* 0xC2B2_AE3D_27D4_EB4F) ^ 0x1_0000_0000
+        }
+    }
+
     /// An ICMPv4 or ICMPv6 echo request.
     public var isEchoRequest: Bool {
         (ipProtocol == 1 && sourcePort >> 8 == 8) || (ipProtocol == 58 && sourcePort >> 8 == 128)
