@@ -106,6 +106,9 @@ private enum Synth {
             interface(4, "lxcA"),
             interface(3, "cilium_vxlan"),
         ]
+        // Everything after the lost record comes 2 s later: samples lost up to 1 s before a journey's
+        // first hop count as its own (JourneyBuilder.lostLookback), and only p1's should.
+        let later: UInt64 = 2_000_000_000
         let p1 = ping(podA, podB, id: 7, ipID: 100)
         r += [
             sample(trace(p1, point: 5, ifindex: 4), at: 1000), sample(trace(p1, point: 4, ifindex: 3), at: 2000),
@@ -113,20 +116,27 @@ private enum Synth {
         ]
         let arp = ethernet(
             hexBytes("0001080006040001") + Array(mac.suffix(6)) + podA + [0, 0, 0, 0, 0, 0] + podB, type: 0x0806)
-        r.append(sample(trace(arp, point: 5, ifindex: 4), at: 3000))
+        r.append(sample(trace(arp, point: 5, ifindex: 4), at: later + 3000))
         let udp = ethernet(
             ipv4(podA, podB, proto: 17, id: 300, be16(5000) + be16(53) + be16(12) + [0, 0] + Array("abcd".utf8)))
-        for i in 0..<40 { r.append(sample(trace(udp, point: 8, ifindex: 4), at: 4000 + UInt64(i))) }
+        // At 40 places: 10 points that end nothing, on 4 nodes (a place seen again would be another
+        // packet: a new journey).
+        let points: [UInt8] = [4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+        for i in 0..<40 {
+            if i % 10 == 0 { r.append(meta("node=u\(i / 10)")) }
+            r.append(sample(trace(udp, point: points[i % 10], ifindex: 4), at: later + 4000 + UInt64(i)))
+        }
+        r.append(meta("node=nodeA"))
         let syn = ethernet(
             ipv4(
                 podA, podB, proto: 6, id: 400,
                 be16(40000) + be16(80) + be32(1000) + be32(0) + [0x50, 0x02] + be16(65535) + [0, 0, 0, 0]))
         r += [
-            sample(verdict(syn, verdict: -133, remote: 5487), at: 5000),
-            sample(drop(syn, reason: 133, ifindex: 4), at: 5100),
+            sample(verdict(syn, verdict: -133, remote: 5487), at: later + 5000),
+            sample(drop(syn, reason: 133, ifindex: 4), at: later + 5100),
         ]
         r.append(
-            sample(trace(ethernet(ipv4(podA, podB, proto: 47, id: 500, [0, 0, 8, 0])), point: 5, ifindex: 4), at: 6000))
+            sample(trace(ethernet(ipv4(podA, podB, proto: 47, id: 500, [0, 0, 8, 0])), point: 5, ifindex: 4), at: later + 6000))
         let v6 =
             be32(0x6000_0000) + be16(16) + [58, 64] + hexBytes("20010db8000000000000000000000001")
             + hexBytes("20010db8000000000000000000000002")
@@ -134,20 +144,20 @@ private enum Synth {
             sample(
                 trace(
                     ethernet(v6 + [128, 0, 0, 0] + be16(9) + be16(1) + Array("yyyyyyyy".utf8), type: 0x86dd), point: 0,
-                    ifindex: 4), at: 7000))
+                    ifindex: 4), at: later + 7000))
         r += [meta("node=nodeB"), interface(2, "eth0")]
         let inner = ping(podA, podB, id: 8, ipID: 700)
         let geneve =
             be16(12345) + be16(6081) + be16(UInt16(16 + inner.count)) + [0, 0] + hexBytes("00006558004d3d00") + inner
         let outer = ethernet(ipv4([172, 18, 0, 4], [172, 18, 0, 3], proto: 17, id: 9, geneve))
         r += [
-            sample(trace(outer, point: 10, ifindex: 2, source: 0, destination: 0), at: 8000),
-            sample(trace(inner, point: 9, ifindex: 3), at: 8100), sample(trace(inner, point: 0, ifindex: 5), at: 8200),
+            sample(trace(outer, point: 10, ifindex: 2, source: 0, destination: 0), at: later + 8000),
+            sample(trace(inner, point: 9, ifindex: 3), at: later + 8100), sample(trace(inner, point: 0, ifindex: 5), at: later + 8200),
         ]
         let late = ping(podB, podA, id: 9, ipID: 800)
         r += [
-            sample(trace(late, point: 5, ifindex: 5, source: 5487, destination: 19773), at: 6_000_000_000),
-            sample(trace(late, point: 4, ifindex: 3, source: 5487, destination: 19773), at: 6_000_001_000),
+            sample(trace(late, point: 5, ifindex: 5, source: 5487, destination: 19773), at: later + 6_000_000_000),
+            sample(trace(late, point: 4, ifindex: 3, source: 5487, destination: 19773), at: later + 6_000_001_000),
         ]
         return vxrec(r)
     }

@@ -306,7 +306,10 @@ public final class JourneyStats: JourneyOutput {
                 out.append(e.significant ? "; cross-node hops corrected\n" : "; not told apart from 0, hops not corrected\n")
             }
         }
-        return out.string
+        // Without its last newline: stderr's writer adds one.
+        var text = out.string
+        if text.hasSuffix("\n") { text.removeLast() }
+        return text
     }
 
     private func dur(_ ns: Double) -> String { JourneyDescription.durationString(ns) }

@@ -366,7 +366,34 @@ public enum JourneyDescription {
             out.append("-")
             v = v == .min ? .max : -v
         }
-        let u = UInt64(v)
+        var u = UInt64(v)
+        // A minute or more: hours and minutes first, as Go prints them (1h2m3.5s).
+        if u >= 60_000_000_000 {
+            let hours = u / 3_600_000_000_000
+            if hours > 0 {
+                out.unsignedDecimal(hours)
+                out.append("h")
+            }
+            out.unsignedDecimal(u / 60_000_000_000 % 60)
+            out.append("m")
+            u %= 60_000_000_000
+            if u == 0 { return out.append("0s") }
+            if u < 1_000_000_000 {
+                // Go keeps seconds as the unit here: 1m0.5s.
+                out.append("0")
+                var frac = u
+                var digits = 9
+                while frac % 10 == 0 {
+                    frac /= 10
+                    digits -= 1
+                }
+                out.append(".")
+                let text = String(frac)
+                if text.count < digits { out.append(repeating: 48, count: digits - text.count) }
+                out.append(text)
+                return out.append("s")
+            }
+        }
         let (unit, scale): (StaticString, UInt64) =
             u < 1_000 ? ("ns", 1) : u < 1_000_000 ? ("µs", 1_000) : u < 1_000_000_000 ? ("ms", 1_000_000) : ("s", 1_000_000_000)
         out.unsignedDecimal(u / scale)
