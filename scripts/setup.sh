@@ -22,8 +22,9 @@ if [[ $profile == test ]]; then
 	# tshark (with capinfos) is the oracle of the flow and pcapng tests, Go's encoding/gob that of the
 	# agent socket tests, tcpdump captures the lab's wires in the privileged tests; they fail without
 	# them. bpftool and nc are for looking at a lab by hand. python3-h2 is the raw HTTP/2 client of the
-	# Hubble stream-limit test; openssl makes its TLS test's certificates.
-	packages+=(tcpdump tshark golang-go bpftool netcat-openbsd python3-h2 openssl)
+	# Hubble stream-limit test; openssl makes its TLS test's certificates. chromium renders the journey
+	# drawing (`vxmon journey --svg/--html`) headless in the tests, to a screenshot they check.
+	packages+=(tcpdump tshark golang-go bpftool netcat-openbsd python3-h2 openssl chromium)
 fi
 missing=()
 for p in "${packages[@]}"; do
