@@ -65,9 +65,6 @@ struct JourneyCommand: CommandWords {
 
     var words: [String] = []
 
-    /// How long an ended journey waits for late hops when events come from Cilium's sockets, ns.
-    static let socketSettle: UInt64 = 250_000_000
-
     func validate() throws {
         guard timeout.isFinite, timeout >= 0.001, timeout <= 3600 else {
             throw ValidationError("--timeout: \(timeout) is out of range; expected seconds from 0.001 to 3600")
@@ -97,8 +94,16 @@ struct JourneyCommand: CommandWords {
         let filter = try filters.makeFilter(words)
         signal(SIGPIPE, SIG_IGN)
         // The drawing files are created before anything is read: a path that cannot be written fails now.
+        // Never the recording being read, or one drawing over the other (O_TRUNC would destroy it).
+        var inputStat = stat()
+        let haveInput = file.map { $0 != "-" && stat($0, &inputStat) == 0 } ?? false
+        if let svg, let html, svg == html { throw ValidationError("--svg and --html name the same file") }
         let drawings = try [(svg, false), (html, true)].compactMap { path, isHTML -> (Int32, Bool, String)? in
             guard let path else { return nil }
+            var target = stat()
+            if haveInput && stat(path, &target) == 0 && target.st_dev == inputStat.st_dev && target.st_ino == inputStat.st_ino {
+                throw ValidationError("--\(isHTML ? "html" : "svg"): \(sanitizedArgument(path)) is the recording being read; name another file")
+            }
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             if fd < 0 { throw CLIError("cannot create \(sanitizedArgument(path)): \(String(cString: strerror(errno)))") }
             return (fd, isHTML, path)
@@ -119,9 +124,9 @@ struct JourneyCommand: CommandWords {
         let input = file == nil ? try live.input("journey", filter, allNodes: true) : nil
         if let input {
             options.followWallClock = true
-            if !input.sockets.isEmpty { options.settle = Self.socketSettle }
+            if !input.sockets.isEmpty { options.settle = JourneyBuilder.socketSettle }
         }
-        let builder = JourneyBuilder(options: options, filter: filter, pods: pipeline.pods, names: names)
+        let builder = JourneyBuilder(options: options, filter: filter, pods: pipeline.pods, names: names, release: cilium)
         let terminal = isatty(1) != 0
         let stdout = FileOutput(fd: 1)
         switch output {

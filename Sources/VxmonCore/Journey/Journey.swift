@@ -126,8 +126,10 @@ public enum JourneyCloseReason: UInt8, Sendable {
 
 /// A journey's part in a request/reply exchange.
 public enum JourneyRole: UInt8, Sendable {
-    /// No pair: a packet no reply answers (TCP ACKs after the handshake, ICMP errors), or one whose
-    /// reply did not come in time.
+    /// No pair: an ICMP message other than an echo, an echo reply without its request, or a packet
+    /// nothing came back for in time. (A TCP, UDP or SCTP packet is paired with the next packet of its
+    /// conversation that comes back, an echo request with the echo reply of its identifier and
+    /// sequence.)
     case single
     case request
     case reply

@@ -41,6 +41,9 @@ public final class JourneyBuilder: EventSink {
         public var maxOpen = 65536
         /// Hops kept per journey; more are counted only.
         public var maxHops = 32
+        /// Hops kept in all open journeys together (about 100 bytes each): past it the oldest journey is
+        /// closed (evicted). Many open journeys of many hops each (a hostile recording) stay bounded.
+        public var maxHopsHeld = 262_144
         /// A journey that reached its terminal hop waits this long (ns of the events' time) for hops
         /// that come late: for sources whose event times are when vxmon read them (Cilium agents'
         /// sockets carry no kernel time), where the far node's events can be read first. 0: none.
@@ -83,6 +86,12 @@ public final class JourneyBuilder: EventSink {
     }
 
     public let options: Options
+    /// The Cilium release whose names the outputs use (drop reasons).
+    public let release: CiliumRelease
+    /// `options.settle`, or Cilium's sockets' settling time once a recording says it came from them.
+    public private(set) var settle: UInt64
+    /// How long an ended journey waits for late hops when events come from Cilium's sockets, ns.
+    public static let socketSettle: UInt64 = 250_000_000
     public let pods: PodDirectory
     public let names: InterfaceNames
     public let clocks = ClockOffsets()
@@ -138,6 +147,10 @@ public final class JourneyBuilder: EventSink {
     public private(set) var now: UInt64 = 0
     private var nextID: UInt64 = 1
     private var emitBuffer: [Journey] = []
+    /// Hops in live journeys (`maxHopsHeld`).
+    public private(set) var hopsHeld = 0
+    /// A time far ahead of the clock, waiting for a second event to confirm it (`advance`).
+    private var pendingJump: UInt64?
     /// Journeys that ended and wait `settle` for late hops: (slot, generation, until), in end order.
     private var settling: [(slot: Int32, generation: UInt32, until: UInt64)] = []
     private var settlingHead = 0
@@ -146,8 +159,13 @@ public final class JourneyBuilder: EventSink {
     private var lostHistory: [(time: UInt64, total: UInt64)] = []
     private var lostFloor: UInt64 = 0
 
-    public init(options: Options = Options(), filter: EventFilter = EventFilter(), pods: PodDirectory, names: InterfaceNames) {
+    public init(
+        options: Options = Options(), filter: EventFilter = EventFilter(), pods: PodDirectory, names: InterfaceNames,
+        release: CiliumRelease = .v1_13
+    ) {
         self.options = options
+        self.release = release
+        settle = options.settle
         self.pods = pods
         self.names = names
         var filter = filter
@@ -198,10 +216,7 @@ public final class JourneyBuilder: EventSink {
     public func event(_ event: borrowing Event, record: RawSpan) {
         counters.events += 1
         let time = event.flow.timeNanoseconds
-        if time > now {
-            now = time
-            expire()
-        }
+        advance(to: time)
         let kind: JourneyHop.Kind
         var sourceIdentity: UInt32 = 0
         var destinationIdentity: UInt32 = 0
@@ -245,7 +260,8 @@ public final class JourneyBuilder: EventSink {
             s = known
             // A hop it already has is another packet with the same key: this one starts anew.
             if slots[Int(s)].journey.hops.contains(where: { $0.node == hop.node && $0.point == hop.point && $0.kind == hop.kind }) {
-                counters.superseded &+= 1
+                // (One that ended and waits for a missing hop stays `ended`: it was delivered or dropped.)
+                if slots[Int(s)].state == .open { counters.superseded &+= 1 }
                 force(s, .superseded)
                 s = create(key, time: time)
             }
@@ -253,8 +269,12 @@ public final class JourneyBuilder: EventSink {
             s = create(key, time: time)
         }
         let i = Int(s)
-        if slots[i].journey.hops.count < options.maxHops {
+        while hopsHeld >= max(options.maxHopsHeld, 1) && head >= 0 && head != s && slots[Int(head)].partner != s {
+            force(head, .evicted)
+        }
+        if slots[i].journey.hops.count < options.maxHops && hopsHeld < max(options.maxHopsHeld, 1) {
             slots[i].journey.hops.append(hop)
+            hopsHeld += 1
             counters.hops += 1
         } else {
             slots[i].journey.extraHops += 1
@@ -264,7 +284,7 @@ public final class JourneyBuilder: EventSink {
             // A late event may fill the gap (a settling journey waits out its time anyway).
             order(&slots[i].journey)
             analyse(&slots[i].journey)
-            if slots[i].journey.missing.isEmpty && options.settle == 0 { finalize(s, .ended) }
+            if slots[i].journey.missing.isEmpty && settle == 0 { finalize(s, .ended) }
         } else if hop.isTerminal {
             close(s, .ended)
         }
@@ -275,7 +295,7 @@ public final class JourneyBuilder: EventSink {
         counters.lostRecords += 1
         // When, on the events' clock, the count grew: a journey counts the samples lost from shortly
         // before its first hop (a lost record can be read before the events around it).
-        let t = max(lost.timeNanoseconds, now)
+        let t = max(lost.timeNanoseconds, now, lostHistory.last?.time ?? 0)
         if let last = lostHistory.last, t &- last.time < 1_000_000 {
             lostHistory[lostHistory.count - 1].total = counters.lostSamples
         } else {
@@ -304,6 +324,9 @@ public final class JourneyBuilder: EventSink {
     }
 
     public func metadata(key: String, value: String, time: UInt64) {
+        // A recording of Cilium's sockets (`vxmon record` says so): its times are when events were
+        // read, as live, so ended journeys wait for late hops as they did live.
+        if key == "buffer" && value == "cilium-monitor-socket" && settle == 0 { settle = Self.socketSettle }
         // The pipeline learns pods into the shared directory; a pod the filter names changes the matcher.
         guard matcher != nil, let pod = PodInfo(metadataKey: key, value: value),
             filter.podSelectors.contains(where: { $0.matches(pod) })
@@ -336,6 +359,26 @@ public final class JourneyBuilder: EventSink {
         for output in outputs { output.finish(builder: self) }
     }
 
+    /// Moves the builder's clock to an event's time. A time more than `timeout` ahead of the clock
+    /// moves it only once a second event confirms the jump (within `timeout` of it): one record with a
+    /// wild time (a hostile or broken recording) would otherwise freeze the clock far ahead, and no
+    /// journey would time out again.
+    private func advance(to time: UInt64) {
+        guard time > now else { return }
+        if now != 0 && time &- now > options.timeout {
+            if let pending = pendingJump, time >= pending &- min(pending, options.timeout),
+                time &- min(time, options.timeout) <= pending
+            {
+                pendingJump = nil
+            } else {
+                pendingJump = time
+                return
+            }
+        }
+        now = time
+        expire()
+    }
+
     // MARK: Journeys
 
     private func create(_ key: PacketKey, time: UInt64) -> Int32 {
@@ -355,7 +398,7 @@ public final class JourneyBuilder: EventSink {
         let i = Int(s)
         slots[i].state = .open
         slots[i].generation &+= 1
-        slots[i].deadline = time &+ options.timeout
+        slots[i].deadline = time > UInt64.max - options.timeout ? .max : time + options.timeout
         slots[i].lostAtStart = lostTotal(before: time)
         slots[i].prev = tail
         slots[i].next = -1
@@ -417,11 +460,15 @@ public final class JourneyBuilder: EventSink {
             }
             stopWaiting(s)
             if slots[Int(s)].state == .done && head == s {
-                // Its partner is still open (its own deadline comes later): move it out of the way,
-                // keeping the pair's order, by closing the partner now.
                 let p = slots[Int(s)].partner
-                if p >= 0 && slots[Int(p)].state != .done { force(p, .timeout) }
-                if head == s { release(s) }
+                if p >= 0 && slots[Int(p)].state != .done {
+                    // Its reply is still on its way (its own deadline comes later): the request waits
+                    // for it at the end of the list, and goes out with it (`release`).
+                    moveToTail(s)
+                    slots[Int(s)].deadline = .max
+                } else {
+                    release(s)
+                }
             }
         }
     }
@@ -469,10 +516,10 @@ public final class JourneyBuilder: EventSink {
         let i = Int(s)
         order(&slots[i].journey)
         analyse(&slots[i].journey)
-        if reason == .ended && slots[i].state == .open && (!slots[i].journey.missing.isEmpty || options.settle > 0) {
+        if reason == .ended && slots[i].state == .open && (!slots[i].journey.missing.isEmpty || settle > 0) {
             slots[i].state = .held
-            if options.settle > 0 {
-                settling.append((s, slots[i].generation, now &+ options.settle))
+            if settle > 0 {
+                settling.append((s, slots[i].generation, now &+ settle))
             }
             return
         }
@@ -534,6 +581,20 @@ public final class JourneyBuilder: EventSink {
         for s in members { free(s) }
     }
 
+    /// Moves `s` to the end of the creation-order list.
+    private func moveToTail(_ s: Int32) {
+        let i = Int(s)
+        guard tail != s else { return }
+        let prev = slots[i].prev
+        let next = slots[i].next
+        if prev >= 0 { slots[Int(prev)].next = next } else { head = next }
+        if next >= 0 { slots[Int(next)].prev = prev } else { tail = prev }
+        slots[i].prev = tail
+        slots[i].next = -1
+        if tail >= 0 { slots[Int(tail)].next = s } else { head = s }
+        tail = s
+    }
+
     private func free(_ s: Int32) {
         let i = Int(s)
         let prev = slots[i].prev
@@ -546,7 +607,9 @@ public final class JourneyBuilder: EventSink {
         slots[i].waitingAs = nil
         slots[i].prev = -1
         slots[i].next = -1
-        slots[i].journey.hops.removeAll(keepingCapacity: true)
+        hopsHeld -= slots[i].journey.hops.count
+        // A slot keeps room for a common journey's hops, not for the longest it ever held.
+        if slots[i].journey.hops.capacity > 16 { slots[i].journey.hops = [] } else { slots[i].journey.hops.removeAll(keepingCapacity: true) }
         slots[i].journey.missing.removeAll(keepingCapacity: true)
         slots[i].journey.extraHops = 0
         slots[i].journey.outcome = .unfinished
@@ -678,6 +741,14 @@ public final class JourneyBuilder: EventSink {
             var point = ObservationPoint.fromEndpoint
             if let pod = pods.pod(at: j.key.source), index(of: pod.node) != first.node { point = .fromOverlay }
             j.missing.append(MissingHop(node: first.node, point: point))
+        }
+        // A packet first seen arriving through the tunnel, from no known pod, while several nodes are
+        // watched: its sender's hops are missing (a far node's events read first, as from Cilium's
+        // sockets, before the settling time).
+        if let first = hops.first, first.kind == .trace, first.point == .fromOverlay || first.tunnel != nil,
+            pods.pod(at: j.key.source) == nil, nodeNames.count > 2
+        {
+            j.missing.append(MissingHop(node: Self.unknownNode, point: .toOverlay))
         }
         // A packet first seen arriving from the network or the overlay, from a pod of a node that is
         // watched (it sent events): that node's hops are missing.

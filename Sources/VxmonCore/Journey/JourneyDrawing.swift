@@ -694,7 +694,7 @@ extension JourneyDrawing.JourneyPlan {
             JourneyDescription.interface(h, b, into: o)
             let interface = h.ifindex == 0 ? "" : o.string
             o.removeAll()
-            JourneyDescription.details(h, into: o)
+            JourneyDescription.details(h, b.release, into: o)
             var detail: [String] = []
             if o.count > 0 { detail.append(o.string.replacing(" -> ", with: " → ")) }
             if let c = b.correction(j, i) {

@@ -50,7 +50,7 @@ public final class JourneyTextOutput: JourneyOutput {
             JourneyDescription.place(last, b, into: out)
             if let code = last.dropReason {
                 out.append(": ")
-                JourneyDescription.dropReason(code, into: out)
+                JourneyDescription.dropReason(code, b.release, into: out)
             }
         } else if j.outcome != .delivered, let last = j.hops.last {
             out.append(" after ")
@@ -105,7 +105,7 @@ public final class JourneyTextOutput: JourneyOutput {
             let ifMark = out.count
             JourneyDescription.interface(h, b, into: out)
             padFrom(ifMark, 14)
-            JourneyDescription.details(h, into: out)
+            JourneyDescription.details(h, b.release, into: out)
             if let c = b.correction(j, i) {
                 out.append("  (clock offset ")
                 JourneyDescription.duration(c, into: out)
@@ -282,7 +282,7 @@ public enum JourneyDescription {
     }
 
     /// What else the hop says: the tunnel, a drop's reason, a policy verdict's action.
-    static func details(_ h: JourneyHop, into out: OutputBuffer) {
+    static func details(_ h: JourneyHop, _ release: CiliumRelease, into out: OutputBuffer) {
         if let t = h.tunnel, let s = h.outerSource, let d = h.outerDestination {
             out.ip(s)
             out.append(" -> ")
@@ -290,15 +290,16 @@ public enum JourneyDescription {
             out.append(t.kind == .vxlan ? " VXLAN VNI " : " Geneve VNI ")
             out.unsignedDecimal(UInt64(t.vni))
         } else if h.kind == .drop, let code = h.dropReason {
-            dropReason(code, into: out)
+            dropReason(code, release, into: out)
         } else if h.kind == .policyVerdict, let a = h.policyAction {
             out.append("policy ")
             out.append(a.name)
         }
     }
 
-    static func dropReason(_ code: UInt8, into out: OutputBuffer) {
-        out.append(CiliumNames.dropReason(code, .latest) ?? "unknown reason")
+    /// `Policy denied (133)`, named as the release names it.
+    static func dropReason(_ code: UInt8, _ release: CiliumRelease, into out: OutputBuffer) {
+        out.append(CiliumNames.dropReason(code, release) ?? "unknown reason")
         out.append(" (")
         out.decimal(Int(code))
         out.append(")")
@@ -333,7 +334,7 @@ public enum JourneyDescription {
             }
             if h.kind == .drop, let code = h.dropReason {
                 out.append(": ")
-                dropReason(code, into: out)
+                dropReason(code, b.release, into: out)
             }
             out.append(")")
         }
