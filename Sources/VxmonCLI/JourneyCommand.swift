@@ -51,11 +51,7 @@ struct JourneyCommand: CommandWords {
     @Option(help: "Cilium release whose tables and layouts to assume: 1.13 or latest.")
     var cilium: CiliumRelease = .v1_13
 
-    @Option(help: "UDP destination ports decoded as VXLAN (comma-separated).")
-    var vxlanPorts: String = "8472,4789"
-
-    @Option(help: "UDP destination ports decoded as Geneve (comma-separated).")
-    var genevePorts: String = "6081"
+    @OptionGroup var tunnel: TunnelPortOptions
 
     @Flag(help: "Exit with status 1 if any sample was lost.")
     var failOnLost = false
@@ -73,20 +69,8 @@ struct JourneyCommand: CommandWords {
             throw ValidationError("--max-open: \(maxOpen) is out of range; expected 1 to 10000000")
         }
         guard (1...1000).contains(draw) else { throw ValidationError("--draw: \(draw) is out of range; expected 1 to 1000") }
-        _ = try ports(vxlanPorts, "--vxlan-ports")
-        _ = try ports(genevePorts, "--geneve-ports")
         if file != nil && (!live.monitorSocket.isEmpty || live.duration != nil) {
             throw ValidationError("a recording (FILE) is read whole: --monitor-socket and --duration are for live input")
-        }
-    }
-
-    func ports(_ text: String, _ flag: String) throws -> [UInt16] {
-        if text.isEmpty { return [] }
-        return try text.split(separator: ",", omittingEmptySubsequences: false).map {
-            guard let p = UInt16(String($0.filter { $0 != " " })), p > 0 else {
-                throw ValidationError("\(flag): \(sanitizedArgument(String($0))) is not a port; expected numbers from 1 to 65535, comma-separated")
-            }
-            return p
         }
     }
 
@@ -110,7 +94,7 @@ struct JourneyCommand: CommandWords {
         }
         defer { for (fd, _, _) in drawings { close(fd) } }
 
-        let tunnelPorts = TunnelPorts(vxlan: (try? ports(vxlanPorts, "")) ?? [], geneve: (try? ports(genevePorts, "")) ?? [])
+        let tunnelPorts = tunnel.tunnelPorts
         let names = InterfaceNames()
         let pipeline = EventPipeline(
             format: .none, release: cilium, tunnelPorts: tunnelPorts, output: nil, names: names,

@@ -356,13 +356,7 @@ public final class JourneyStats: JourneyOutput {
         w.field("journeys", c.journeys)
         w.field("shown", c.shown)
         w.field("complete", c.complete)
-        w.key("outcomes")
-        w.beginObject()
-        for o in JourneyOutcome.allCases {
-            w.key(o.name)
-            w.int(c.outcomes[Int(o.rawValue)])
-        }
-        w.endObject()
+        outcomes(c.outcomes, &w)
         w.field("pairs", c.pairs)
         w.field("missing_hops", c.missingHops)
         w.field("timed_out", c.timedOut)
@@ -381,13 +375,7 @@ public final class JourneyStats: JourneyOutput {
             w.field("journeys", p.journeys)
             w.field("complete", p.complete)
             w.field("incomplete", p.journeys &- p.complete)
-            w.key("outcomes")
-            w.beginObject()
-            for o in JourneyOutcome.allCases {
-                w.key(o.name)
-                w.int(p.outcomes[Int(o.rawValue)])
-            }
-            w.endObject()
+            outcomes(p.outcomes, &w)
             w.key("hops")
             w.beginArray()
             for (step, h) in p.steps {
@@ -440,6 +428,17 @@ public final class JourneyStats: JourneyOutput {
         w.endObject()
         w.endObject()
         w.endDocument()
+    }
+
+    /// `outcomes: {delivered: N, dropped: N, lost: N, unfinished: N}`.
+    private func outcomes<W: StructuredWriter>(_ counts: [UInt64], _ w: inout W) {
+        w.key("outcomes")
+        w.beginObject()
+        for o in JourneyOutcome.allCases {
+            w.key(o.name)
+            w.int(counts[Int(o.rawValue)])
+        }
+        w.endObject()
     }
 
     private func node<W: StructuredWriter>(_ n: UInt16, _ b: JourneyBuilder, _ w: inout W) {

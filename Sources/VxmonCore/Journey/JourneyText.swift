@@ -382,39 +382,30 @@ public enum JourneyDescription {
             if u < 1_000_000_000 {
                 // Go keeps seconds as the unit here: 1m0.5s.
                 out.append("0")
-                var frac = u
-                var digits = 9
-                while frac % 10 == 0 {
-                    frac /= 10
-                    digits -= 1
-                }
-                out.append(".")
-                let text = String(frac)
-                if text.count < digits { out.append(repeating: 48, count: digits - text.count) }
-                out.append(text)
+                fraction(u, digits: 9, into: out)
                 return out.append("s")
             }
         }
-        let (unit, scale): (StaticString, UInt64) =
-            u < 1_000 ? ("ns", 1) : u < 1_000_000 ? ("µs", 1_000) : u < 1_000_000_000 ? ("ms", 1_000_000) : ("s", 1_000_000_000)
+        let (unit, scale, digits): (StaticString, UInt64, Int) =
+            u < 1_000
+            ? ("ns", 1, 0) : u < 1_000_000 ? ("µs", 1_000, 3) : u < 1_000_000_000 ? ("ms", 1_000_000, 6) : ("s", 1_000_000_000, 9)
         out.unsignedDecimal(u / scale)
-        var frac = u % scale
-        if frac != 0 {
-            var digits = 0
-            var s = scale
-            while s > 1 {
-                s /= 10
-                digits += 1
-            }
-            while frac % 10 == 0 {
-                frac /= 10
-                digits -= 1
-            }
-            out.append(".")
-            let text = String(frac)
-            if text.count < digits { out.append(repeating: 48, count: digits - text.count) }
-            out.append(text)
-        }
+        fraction(u % scale, digits: digits, into: out)
         out.append(unit)
+    }
+
+    /// `.5` for 500 of 3 digits: a fraction without its trailing zeros (nothing for 0).
+    static func fraction(_ value: UInt64, digits: Int, into out: OutputBuffer) {
+        guard value != 0 else { return }
+        var frac = value
+        var digits = digits
+        while frac % 10 == 0 {
+            frac /= 10
+            digits -= 1
+        }
+        out.append(".")
+        let text = String(frac)
+        if text.count < digits { out.append(repeating: 48, count: digits - text.count) }
+        out.append(text)
     }
 }
