@@ -56,37 +56,9 @@ TERMINAL = {"to-endpoint", "to-host", "to-stack", "to-proxy"}
 PROTOCOLS = {1: "ICMPv4", 58: "ICMPv6", 6: "TCP", 17: "UDP", 132: "SCTP"}
 
 
-class DuplicateKey(ValueError):
-    pass
-
-
-def no_duplicates(pairs):
-    obj = {}
-    for k, v in pairs:
-        if k in obj:
-            raise DuplicateKey("duplicate key %r" % k)
-        obj[k] = v
-    return obj
-
-
-BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class StrictLoader(BaseLoader):
-    """SafeLoader that rejects duplicate mapping keys."""
-
-
-def _construct_mapping(loader, node, deep=False):
-    keys = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in keys:
-            raise yaml.constructor.ConstructorError(None, None, "duplicate key %r" % (key,), key_node.start_mark)
-        keys.add(key)
-    return BaseLoader.construct_mapping(loader, node, deep)
-
-
-StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# The strict JSON and YAML readers (duplicate keys refused) are the event validator's.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from validate_structured import DuplicateKey, StrictLoader, no_duplicates  # noqa: E402
 
 
 class Report:
