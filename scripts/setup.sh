@@ -18,22 +18,36 @@ esac
 # The demo: libbpf and libelf to build and link vxmon (pkg-config finds libbpf), iproute2 for the lab's
 # namespaces and links (`vxmon lab up`), ping and jq for scripts/demo.sh.
 packages=(libbpf-dev libelf-dev pkgconf iproute2 iputils-ping jq)
+lean=()
 if [[ $profile == test ]]; then
 	# tshark (with capinfos) is the oracle of the flow and pcapng tests, Go's encoding/gob that of the
 	# agent socket tests, tcpdump captures the lab's wires in the privileged tests; they fail without
 	# them. bpftool and nc are for looking at a lab by hand. python3-h2 is the raw HTTP/2 client of the
-	# Hubble stream-limit test; openssl makes its TLS test's certificates. prometheus gives promtool,
-	# which lints the agent's /metrics exposition (and the Prometheus server the metrics tests scrape with).
-	packages+=(tcpdump tshark golang-go bpftool netcat-openbsd python3-h2 openssl prometheus)
+	# Hubble stream-limit test; openssl makes its TLS test's certificates.
+	packages+=(tcpdump tshark golang-go bpftool netcat-openbsd python3-h2 openssl)
+	# chromium renders the journey drawing (`vxmon journey --svg/--html`) headless in the tests, to a
+	# screenshot they check; prometheus gives promtool, which lints the agent's /metrics exposition, and
+	# the Prometheus server the metrics tests scrape with. Both without their recommends (a desktop's
+	# daemons and printing; node exporters), chromium about 140 MB.
+	lean=(chromium prometheus)
 fi
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ((${#missing[@]})); then
-	echo "setup ($profile): installing ${missing[*]}" >&2
+lean_missing=()
+for p in "${lean[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || lean_missing+=("$p")
+done
+if ((${#missing[@]} + ${#lean_missing[@]})); then
+	echo "setup ($profile): installing ${missing[*]} ${lean_missing[*]}" >&2
 	apt-get update -qq
+fi
+if ((${#missing[@]})); then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ((${#lean_missing[@]})); then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${lean_missing[@]}" >/dev/null
 fi
 
 if [[ $profile == test ]]; then

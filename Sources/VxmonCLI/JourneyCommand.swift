@@ -51,11 +51,7 @@ struct JourneyCommand: CommandWords {
     @Option(help: "Cilium release whose tables and layouts to assume: 1.13 or latest.")
     var cilium: CiliumRelease = .v1_13
 
-    @Option(help: "UDP destination ports decoded as VXLAN (comma-separated).")
-    var vxlanPorts: String = "8472,4789"
-
-    @Option(help: "UDP destination ports decoded as Geneve (comma-separated).")
-    var genevePorts: String = "6081"
+    @OptionGroup var tunnel: TunnelPortOptions
 
     @Flag(help: "Exit with status 1 if any sample was lost.")
     var failOnLost = false
@@ -73,20 +69,8 @@ struct JourneyCommand: CommandWords {
             throw ValidationError("--max-open: \(maxOpen) is out of range; expected 1 to 10000000")
         }
         guard (1...1000).contains(draw) else { throw ValidationError("--draw: \(draw) is out of range; expected 1 to 1000") }
-        _ = try ports(vxlanPorts, "--vxlan-ports")
-        _ = try ports(genevePorts, "--geneve-ports")
-        if file != nil && (live.monitorSocket != nil || live.duration != nil) {
+        if file != nil && (!live.monitorSocket.isEmpty || live.duration != nil) {
             throw ValidationError("a recording (FILE) is read whole: --monitor-socket and --duration are for live input")
-        }
-    }
-
-    func ports(_ text: String, _ flag: String) throws -> [UInt16] {
-        if text.isEmpty { return [] }
-        return try text.split(separator: ",", omittingEmptySubsequences: false).map {
-            guard let p = UInt16(String($0.filter { $0 != " " })), p > 0 else {
-                throw ValidationError("\(flag): \(sanitizedArgument(String($0))) is not a port; expected numbers from 1 to 65535, comma-separated")
-            }
-            return p
         }
     }
 
@@ -94,15 +78,23 @@ struct JourneyCommand: CommandWords {
         let filter = try filters.makeFilter(words)
         signal(SIGPIPE, SIG_IGN)
         // The drawing files are created before anything is read: a path that cannot be written fails now.
+        // Never the recording being read, or one drawing over the other (O_TRUNC would destroy it).
+        var inputStat = stat()
+        let haveInput = file.map { $0 != "-" && stat($0, &inputStat) == 0 } ?? false
+        if let svg, let html, svg == html { throw ValidationError("--svg and --html name the same file") }
         let drawings = try [(svg, false), (html, true)].compactMap { path, isHTML -> (Int32, Bool, String)? in
             guard let path else { return nil }
+            var target = stat()
+            if haveInput && stat(path, &target) == 0 && target.st_dev == inputStat.st_dev && target.st_ino == inputStat.st_ino {
+                throw ValidationError("--\(isHTML ? "html" : "svg"): \(sanitizedArgument(path)) is the recording being read; name another file")
+            }
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             if fd < 0 { throw CLIError("cannot create \(sanitizedArgument(path)): \(String(cString: strerror(errno)))") }
             return (fd, isHTML, path)
         }
         defer { for (fd, _, _) in drawings { close(fd) } }
 
-        let tunnelPorts = TunnelPorts(vxlan: (try? ports(vxlanPorts, "")) ?? [], geneve: (try? ports(genevePorts, "")) ?? [])
+        let tunnelPorts = tunnel.tunnelPorts
         let names = InterfaceNames()
         let pipeline = EventPipeline(
             format: .none, release: cilium, tunnelPorts: tunnelPorts, output: nil, names: names,
@@ -110,7 +102,15 @@ struct JourneyCommand: CommandWords {
         var options = JourneyBuilder.Options()
         options.timeout = UInt64(timeout * 1e9)
         options.maxOpen = maxOpen
-        let builder = JourneyBuilder(options: options, filter: filter, pods: pipeline.pods, names: names)
+        // Live, the builder's clock also follows the wall clock (journeys close on time when nothing
+        // comes). Cilium's sockets carry no kernel time: events are stamped when read, and a far node's
+        // can be read first, so ended journeys wait a moment for late hops.
+        let input = file == nil ? try live.input("journey", filter, allNodes: true) : nil
+        if let input {
+            options.followWallClock = true
+            if !input.sockets.isEmpty { options.settle = JourneyBuilder.socketSettle }
+        }
+        let builder = JourneyBuilder(options: options, filter: filter, pods: pipeline.pods, names: names, release: cilium)
         let terminal = isatty(1) != 0
         let stdout = FileOutput(fd: 1)
         switch output {
@@ -143,7 +143,7 @@ struct JourneyCommand: CommandWords {
                 EventPipeline.standardError(s.summaryLine)
             }
         } else {
-            let input = try live.input("journey", filter, allNodes: true)
+            guard let input else { throw CLIError("no input") }
             _ = try live.filter(filter, input.topology)
             var liveOptions = live.liveOptions(reading: filter, allNodes: true)
             liveOptions.watchFD = 1
@@ -152,6 +152,12 @@ struct JourneyCommand: CommandWords {
                 liveOptions, sink: PipelineSink(pipeline: pipeline, nodeNames: input.nodes), reconnect: live.reconnect)
             session.announceInterfaces()
             let liveStats = try DedicatedThread.run { try session.run() }
+            // Samples the datapath could not output and no lost record reported (the kernel writes one
+            // only when a later sample fits on that CPU's ring): lost all the same, in the journeys'
+            // accounting.
+            if liveStats.perfOutputFailures > liveStats.lost {
+                pipeline.lost(cpu: -1, count: liveStats.perfOutputFailures - liveStats.lost, timeNanoseconds: 0)
+            }
             builder.finish()
             pipeline.flush()
             lost = max(liveStats.lost, pipeline.stats.lostSamples)

@@ -48,6 +48,7 @@ struct LiveCommandOptions: ParsableArguments {
             throw ValidationError("--perf-wakeup must be from 1 to 1000000")
         }
         for node in node { try validateNodeName(node, "--node") }
+        _ = try ciliumSockets()
     }
 
     /// The options of a live session that reads the nodes whose events `filter` can pass (its `--node`
@@ -66,19 +67,55 @@ struct LiveCommandOptions: ParsableArguments {
         help: ArgumentHelp(
             """
             Read a Cilium agent's monitor socket (listener protocol 1.2) instead of the lab, as `cilium monitor \
-            --monitor-socket` does (default: $CILIUM_MONITOR_SOCK). vxmon reconnects when the agent restarts.
-            """, valueName: "path"))
-    var monitorSocket: String?
+            --monitor-socket` does (default: $CILIUM_MONITOR_SOCK). NODE=PATH names the node the agent runs on; \
+            repeat it to read several nodes at once (NODE= on each: `vxmon journey` follows packets across \
+            them). vxmon reconnects when an agent restarts.
+            """, valueName: "[node=]path"))
+    var monitorSocket: [String] = []
 
     @Flag(help: "When the lab's agent goes away, say so, wait for it and go on (default: exit with status 1).")
     var reconnect = false
 
-    /// The Cilium socket to read, if any (the flag, else $CILIUM_MONITOR_SOCK).
-    var ciliumSocket: String? {
-        if let monitorSocket { return monitorSocket }
-        guard let env = getenv("CILIUM_MONITOR_SOCK") else { return nil }
-        let path = String(cString: env)
-        return path.isEmpty ? nil : path
+    /// Sockets read at most at once (a thread and a connection each).
+    static let maxSockets = 256
+
+    /// The Cilium sockets to read, if any: the flags (`NODE=PATH` or a bare `PATH`), else
+    /// $CILIUM_MONITOR_SOCK (a path). Several sockets each name their node, every node and path once.
+    func ciliumSockets() throws -> [CiliumSocket] {
+        if monitorSocket.isEmpty {
+            guard let env = getenv("CILIUM_MONITOR_SOCK") else { return [] }
+            let path = String(cString: env)
+            return path.isEmpty ? [] : [CiliumSocket(node: "", path: path)]
+        }
+        let flag = "--monitor-socket"
+        guard monitorSocket.count <= Self.maxSockets else {
+            throw ValidationError("\(flag): \(monitorSocket.count) sockets; at most \(Self.maxSockets) are read at once")
+        }
+        var sockets: [CiliumSocket] = []
+        for value in monitorSocket {
+            // NODE=PATH; a path with `=` before its first `/` is given as ./PATH (a node name has no `/`).
+            var socket = CiliumSocket(node: "", path: value)
+            if let equals = value.firstIndex(of: "="), !value[..<equals].contains("/") {
+                socket = CiliumSocket(node: String(value[..<equals]), path: String(value[value.index(after: equals)...]))
+                if socket.node.isEmpty {
+                    throw ValidationError("\(flag): \(sanitizedArgument(value)) names no node before its =; expected NODE=PATH")
+                }
+                try validateNodeName(socket.node, flag)
+            }
+            if socket.path.isEmpty {
+                throw ValidationError("\(flag): \(sanitizedArgument(value)) names no socket; expected [NODE=]PATH")
+            }
+            if monitorSocket.count > 1 && socket.node.isEmpty {
+                throw ValidationError(
+                    "\(flag): \(sanitizedArgument(value)): with several sockets, name each one's node: NODE=PATH")
+            }
+            if let twin = sockets.first(where: { $0.node == socket.node || $0.path == socket.path }) {
+                let what = twin.node == socket.node ? "node \(socket.node)" : "socket \(sanitizedArgument(socket.path))"
+                throw ValidationError("\(flag): \(what) is given twice")
+            }
+            sockets.append(socket)
+        }
+        return sockets
     }
 
     /// Where a live command reads: a Cilium agent's socket, the lab's agent (when it runs), or the
@@ -86,15 +123,26 @@ struct LiveCommandOptions: ParsableArguments {
     /// `allNodes`: read every node whatever the filter's `--node` says (journeys cross nodes: the
     /// filter selects whole journeys).
     func input(_ command: String, _ filter: EventFilter, allNodes: Bool = false) throws -> LiveInput {
-        if let socket = ciliumSocket {
-            // A Cilium agent's stream names no node and no pod: such filters match nothing there.
+        let sockets = try ciliumSockets()
+        if !sockets.isEmpty {
+            // A Cilium agent's stream names no pod, nor a node unless NODE=PATH named it: such filters
+            // match nothing there; a node no socket is named after is a usage error.
+            let named = sockets.map(\.node).filter { !$0.isEmpty }
             for (flag, names) in [("--node", filter.nodeNames), ("--pod", filter.podNames)] where !names.isEmpty {
+                if flag == "--node" && !named.isEmpty {
+                    for name in names where !named.contains(name) {
+                        throw ValidationError(
+                            "--node: no --monitor-socket is named after node \(sanitizedArgument(name)); their nodes: "
+                                + named.joined(separator: ", "))
+                    }
+                    continue
+                }
                 EventPipeline.standardError(
                     "vxmon: warning: \(flag) \(names.map(sanitizedArgument).joined(separator: ", ")): a Cilium agent's "
                         + "monitor socket names no \(flag == "--node" ? "nodes" : "pods"): nothing will match")
             }
             StopSignals.install()
-            return LiveInput(topology: nil, nodes: [""], agent: nil, socket: socket)
+            return LiveInput(topology: nil, nodes: sockets.map(\.node), agent: nil, sockets: sockets)
         }
         let lab = try labOptions.open()
         if AgentStatus.runningAgent(lab.paths) != nil, let topology = lab.recordedTopology(), topology.phase == "up" {
@@ -102,7 +150,7 @@ struct LiveCommandOptions: ParsableArguments {
             StopSignals.install()
             try check(filter, topology, lab)
             let nodes = try LiveSession.selectedNodes(topology, liveOptions(reading: filter, allNodes: allNodes)).map(\.name)
-            return LiveInput(topology: topology, nodes: nodes, agent: lab.paths.agentSocket, socket: nil)
+            return LiveInput(topology: topology, nodes: nodes, agent: lab.paths.agentSocket, sockets: [])
         }
         try Preflight.requirePrivileged(command)
         let topology = try lab.requireUp()
@@ -110,7 +158,7 @@ struct LiveCommandOptions: ParsableArguments {
         StopSignals.install()
         try check(filter, topology, lab)
         let nodes = try LiveSession.selectedNodes(topology, liveOptions(reading: filter, allNodes: allNodes)).map(\.name)
-        return LiveInput(topology: topology, nodes: nodes, agent: nil, socket: nil)
+        return LiveInput(topology: topology, nodes: nodes, agent: nil, sockets: [])
     }
 
     /// What the lab cannot emit, said before anything is read: a node it does not have is a usage
@@ -162,30 +210,47 @@ struct LiveCommandOptions: ParsableArguments {
     }
 }
 
+/// A Cilium agent's monitor socket to read, and the node it serves ("": not named).
+struct CiliumSocket: Equatable {
+    var node: String
+    var path: String
+
+    /// How the agent is named in messages (everything from the command line sanitised).
+    var peer: String {
+        "the Cilium agent " + (node.isEmpty ? "" : "of node \(sanitizedArgument(node)) ") + "at \(sanitizedArgument(path))"
+    }
+}
+
 /// What a live command reads from (see `LiveCommandOptions.input`).
 struct LiveInput {
-    /// The lab's topology (nil for a Cilium socket).
+    /// The lab's topology (nil for Cilium sockets).
     var topology: LabTopology?
-    /// The node names the sink's node indexes refer to ("" for a Cilium socket: no node name).
+    /// The node names the sink's node indexes refer to (for Cilium sockets, the names they were given,
+    /// in order; "" for an unnamed one: no node name).
     var nodes: [String]
     /// The lab agent's socket, when the lab is read through its agent.
     var agent: String?
-    /// A Cilium agent's monitor socket.
-    var socket: String?
+    /// Cilium agents' monitor sockets, one per node.
+    var sockets: [CiliumSocket]
 
     /// What the recording's `buffer` metadata says.
     func bufferName(_ options: LiveOptions) -> String {
-        agent != nil ? "agent" : socket != nil ? "cilium-monitor-socket" : options.buffer.rawValue
+        agent != nil ? "agent" : !sockets.isEmpty ? "cilium-monitor-socket" : options.buffer.rawValue
     }
 
     func source(_ options: LiveOptions, sink: any LiveSink, reconnect: Bool) throws -> any LiveEventSource {
-        if let socket {
-            var o = StreamSession.Options(
-                path: socket, format: .cilium, nodeNames: nodes, peer: "the Cilium agent at \(sanitizedArgument(socket))")
-            o.duration = options.duration
-            o.watchFD = options.watchFD
-            o.reconnect = true
-            return StreamSession(options: o, sink: sink)
+        if !sockets.isEmpty {
+            // Each socket is one node, delivered as node 0 of its session (several: `MergedSource`
+            // puts them in `nodes`' order).
+            let sources = sockets.map { socket in
+                var o = StreamSession.Options(path: socket.path, format: .cilium, nodeNames: [socket.node], peer: socket.peer)
+                o.duration = options.duration
+                o.watchFD = options.watchFD
+                o.reconnect = true
+                return o
+            }
+            if sources.count == 1 { return StreamSession(options: sources[0], sink: sink) }
+            return MergedSource(sources: sources, sink: sink)
         }
         guard let topology else { throw CLIError("no lab") }
         if let agent {

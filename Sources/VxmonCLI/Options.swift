@@ -5,6 +5,34 @@ import VxmonLive
 import VxmonWire
 
 extension OutputFormat: ExpressibleByArgument {}
+
+/// The UDP ports decoded as VXLAN and Geneve (every command that decodes packets).
+struct TunnelPortOptions: ParsableArguments {
+    @Option(help: "UDP destination ports decoded as VXLAN (comma-separated).")
+    var vxlanPorts: String = "8472,4789"
+
+    @Option(help: "UDP destination ports decoded as Geneve (comma-separated).")
+    var genevePorts: String = "6081"
+
+    func validate() throws {
+        _ = try Self.ports(vxlanPorts, "--vxlan-ports")
+        _ = try Self.ports(genevePorts, "--geneve-ports")
+    }
+
+    static func ports(_ text: String, _ flag: String) throws -> [UInt16] {
+        if text.isEmpty { return [] }
+        return try text.split(separator: ",", omittingEmptySubsequences: false).map {
+            guard let p = UInt16(String($0.filter { $0 != " " })), p > 0 else {
+                throw ValidationError("\(flag): \(sanitizedArgument(String($0))) is not a port; expected numbers from 1 to 65535, comma-separated")
+            }
+            return p
+        }
+    }
+
+    var tunnelPorts: TunnelPorts {
+        TunnelPorts(vxlan: (try? Self.ports(vxlanPorts, "")) ?? [], geneve: (try? Self.ports(genevePorts, "")) ?? [])
+    }
+}
 extension CiliumRelease: ExpressibleByArgument {}
 
 /// Output options shared by every command that prints events.
@@ -33,11 +61,7 @@ struct OutputOptions: ParsableArguments {
     @Option(help: "Cilium release whose tables and ambiguous layouts (trace-sock, policy verdict, drop header, flag bits) to assume: 1.13 or latest.")
     var cilium: CiliumRelease = .v1_13
 
-    @Option(help: "UDP destination ports decoded as VXLAN (comma-separated).")
-    var vxlanPorts: String = "8472,4789"
-
-    @Option(help: "UDP destination ports decoded as Geneve (comma-separated).")
-    var genevePorts: String = "6081"
+    @OptionGroup var tunnel: TunnelPortOptions
 
     @Flag(name: .shortAndLong, help: "No rendered output (same as --output none): only --write-pcap, --summary.")
     var quiet = false
@@ -83,8 +107,6 @@ struct OutputOptions: ParsableArguments {
     }
 
     func validate() throws {
-        _ = try ports(vxlanPorts, "--vxlan-ports")
-        _ = try ports(genevePorts, "--geneve-ports")
         if json, let output, output != .text && output != .json {
             throw ValidationError("-j conflicts with --output \(output.rawValue)")
         }
@@ -96,19 +118,7 @@ struct OutputOptions: ParsableArguments {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
     }
 
-    func ports(_ text: String, _ flag: String) throws -> [UInt16] {
-        if text.isEmpty { return [] }
-        return try text.split(separator: ",", omittingEmptySubsequences: false).map {
-            guard let p = UInt16(String($0.filter { $0 != " " })), p > 0 else {
-                throw ValidationError("\(flag): \(sanitizedArgument(String($0))) is not a port; expected numbers from 1 to 65535, comma-separated")
-            }
-            return p
-        }
-    }
-
-    var tunnelPorts: TunnelPorts {
-        TunnelPorts(vxlan: (try? ports(vxlanPorts, "")) ?? [], geneve: (try? ports(genevePorts, "")) ?? [])
-    }
+    var tunnelPorts: TunnelPorts { tunnel.tunnelPorts }
 
     func makePipeline(
         fd: Int32? = 1, flushEachRecord: Bool, names: InterfaceNames = InterfaceNames(),

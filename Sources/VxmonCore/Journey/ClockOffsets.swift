@@ -134,9 +134,12 @@ public final class ClockOffsets {
         let b = max(x, y)
         guard let pair = pairs[UInt32(a) << 16 | UInt32(b)], var e = pair.estimate else { return nil }
         if x != a {
+            // The same instant on the other node's clock, which reads this one's + θ.
+            e.time = e.time &+ UInt64(bitPattern: clampedInt64(e.offset.rounded()))
             e.offset = -e.offset
-            e.slope = -e.slope
-            e.driftPPM = -e.driftPPM
+            // θ'(t_B) = −θ(t_A) with t_B = t_A + θ(t_A): the slope on B's clock is −b / (1 + b).
+            e.slope = -e.slope / (1 + e.slope)
+            e.driftPPM = e.slope * 1e6
             swap(&e.nodeA, &e.nodeB)
         }
         return e
@@ -227,7 +230,7 @@ public final class ClockOffsets {
         let bound = max(mid - least, greatest - mid)
         pair.estimate = Estimate(
             nodeA: pair.a, nodeB: pair.b, offset: mid, bound: bound, time: origin &+ UInt64(bitPattern: clampedInt64(tr)),
-            driftPPM: best * 1e6, driftBoundPPM: (bMax - bMin) / 2 * 1e6, samples: pair.count, minDelay: minDelay,
+            driftPPM: best * 1e6, driftBoundPPM: max(best - bMin, bMax - best) * 1e6, samples: pair.count, minDelay: minDelay,
             consistent: true, slope: best)
     }
 }

@@ -109,6 +109,9 @@ public enum JourneyCloseReason: UInt8, Sendable {
     case evicted
     /// The run ended.
     case endOfRun
+    /// An event of a packet with the same key came to a node and point the journey had already
+    /// passed: another packet (IPv4 identifications wrap after 65,536 packets of one flow).
+    case superseded
 
     public var name: StaticString {
         switch self {
@@ -116,14 +119,17 @@ public enum JourneyCloseReason: UInt8, Sendable {
         case .timeout: "timeout"
         case .evicted: "evicted"
         case .endOfRun: "end-of-run"
+        case .superseded: "superseded"
         }
     }
 }
 
 /// A journey's part in a request/reply exchange.
 public enum JourneyRole: UInt8, Sendable {
-    /// No pair: a packet no reply answers (TCP ACKs after the handshake, ICMP errors), or one whose
-    /// reply did not come in time.
+    /// No pair: an ICMP message other than an echo, an echo reply without its request, or a packet
+    /// nothing came back for in time. (A TCP, UDP or SCTP packet is paired with the next packet of its
+    /// conversation that comes back, an echo request with the echo reply of its identifier and
+    /// sequence.)
     case single
     case request
     case reply

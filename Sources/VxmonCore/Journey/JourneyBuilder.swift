@@ -1,4 +1,7 @@
 import VxmonWire
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where finished journeys go: the text, JSON and YAML renderers, the drawing, the summary.
 public protocol JourneyOutput: AnyObject {
@@ -38,6 +41,16 @@ public final class JourneyBuilder: EventSink {
         public var maxOpen = 65536
         /// Hops kept per journey; more are counted only.
         public var maxHops = 32
+        /// Hops kept in all open journeys together (about 100 bytes each): past it the oldest journey is
+        /// closed (evicted). Many open journeys of many hops each (a hostile recording) stay bounded.
+        public var maxHopsHeld = 262_144
+        /// A journey that reached its terminal hop waits this long (ns of the events' time) for hops
+        /// that come late: for sources whose event times are when vxmon read them (Cilium agents'
+        /// sockets carry no kernel time), where the far node's events can be read first. 0: none.
+        public var settle: UInt64 = 0
+        /// Live input: the builder's clock also follows the wall clock when no event comes (event
+        /// times are wall-clock times there), so journeys close on time in a quiet moment.
+        public var followWallClock = false
         public init() {}
     }
 
@@ -61,6 +74,8 @@ public final class JourneyBuilder: EventSink {
         /// Journeys closed by their timeout, or evicted to keep `maxOpen`.
         public var timedOut: UInt64 = 0
         public var evicted: UInt64 = 0
+        /// Journeys closed because a later packet with the same key reached one of their hops.
+        public var superseded: UInt64 = 0
         /// Request/reply pairs made.
         public var pairs: UInt64 = 0
         /// Samples reported lost, and the records that said so.
@@ -71,6 +86,12 @@ public final class JourneyBuilder: EventSink {
     }
 
     public let options: Options
+    /// The Cilium release whose names the outputs use (drop reasons).
+    public let release: CiliumRelease
+    /// `options.settle`, or Cilium's sockets' settling time once a recording says it came from them.
+    public private(set) var settle: UInt64
+    /// How long an ended journey waits for late hops when events come from Cilium's sockets, ns.
+    public static let socketSettle: UInt64 = 250_000_000
     public let pods: PodDirectory
     public let names: InterfaceNames
     public let clocks = ClockOffsets()
@@ -102,6 +123,8 @@ public final class JourneyBuilder: EventSink {
     private struct Slot {
         var journey: Journey
         var state = State.free
+        /// Told apart from the slot's earlier journeys (`settling` entries).
+        var generation: UInt32 = 0
         var deadline: UInt64 = 0
         var lostAtStart: UInt64 = 0
         /// The exchange under which it waits for a reply (`pending`).
@@ -124,9 +147,25 @@ public final class JourneyBuilder: EventSink {
     public private(set) var now: UInt64 = 0
     private var nextID: UInt64 = 1
     private var emitBuffer: [Journey] = []
+    /// Hops in live journeys (`maxHopsHeld`).
+    public private(set) var hopsHeld = 0
+    /// A time far ahead of the clock, waiting for a second event to confirm it (`advance`).
+    private var pendingJump: UInt64?
+    /// Journeys that ended and wait `settle` for late hops: (slot, generation, until), in end order.
+    private var settling: [(slot: Int32, generation: UInt32, until: UInt64)] = []
+    private var settlingHead = 0
+    /// (time, cumulative lost samples) when the count grew, coalesced per ms; the oldest half is
+    /// dropped past 4,096 entries (`lostFloor` keeps the count as it stood before them).
+    private var lostHistory: [(time: UInt64, total: UInt64)] = []
+    private var lostFloor: UInt64 = 0
 
-    public init(options: Options = Options(), filter: EventFilter = EventFilter(), pods: PodDirectory, names: InterfaceNames) {
+    public init(
+        options: Options = Options(), filter: EventFilter = EventFilter(), pods: PodDirectory, names: InterfaceNames,
+        release: CiliumRelease = .v1_13
+    ) {
         self.options = options
+        self.release = release
+        settle = options.settle
         self.pods = pods
         self.names = names
         var filter = filter
@@ -177,10 +216,7 @@ public final class JourneyBuilder: EventSink {
     public func event(_ event: borrowing Event, record: RawSpan) {
         counters.events += 1
         let time = event.flow.timeNanoseconds
-        if time > now {
-            now = time
-            expire()
-        }
+        advance(to: time)
         let kind: JourneyHop.Kind
         var sourceIdentity: UInt32 = 0
         var destinationIdentity: UInt32 = 0
@@ -219,25 +255,36 @@ public final class JourneyBuilder: EventSink {
         if let matcher {
             hop.matched = withUnsafePointer(to: event.flow) { matcher.matches($0) }
         }
-        let s: Int32
+        var s: Int32
         if let known = open[key] {
             s = known
+            // A hop it already has is another packet with the same key: this one starts anew.
+            if slots[Int(s)].journey.hops.contains(where: { $0.node == hop.node && $0.point == hop.point && $0.kind == hop.kind }) {
+                // (One that ended and waits for a missing hop stays `ended`: it was delivered or dropped.)
+                if slots[Int(s)].state == .open { counters.superseded &+= 1 }
+                force(s, .superseded)
+                s = create(key, time: time)
+            }
         } else {
             s = create(key, time: time)
         }
         let i = Int(s)
-        if slots[i].journey.hops.count < options.maxHops {
+        while hopsHeld >= max(options.maxHopsHeld, 1) && head >= 0 && head != s && slots[Int(head)].partner != s {
+            force(head, .evicted)
+        }
+        if slots[i].journey.hops.count < options.maxHops && hopsHeld < max(options.maxHopsHeld, 1) {
             slots[i].journey.hops.append(hop)
+            hopsHeld += 1
             counters.hops += 1
         } else {
             slots[i].journey.extraHops += 1
             counters.extraHops += 1
         }
         if slots[i].state == .held {
-            // A late event may fill the gap.
+            // A late event may fill the gap (a settling journey waits out its time anyway).
             order(&slots[i].journey)
             analyse(&slots[i].journey)
-            if slots[i].journey.missing.isEmpty { finalize(s, .ended) }
+            if slots[i].journey.missing.isEmpty && settle == 0 { finalize(s, .ended) }
         } else if hop.isTerminal {
             close(s, .ended)
         }
@@ -246,9 +293,40 @@ public final class JourneyBuilder: EventSink {
     public func lost(_ lost: LostSamples) {
         counters.lostSamples +|= lost.count
         counters.lostRecords += 1
+        // When, on the events' clock, the count grew: a journey counts the samples lost from shortly
+        // before its first hop (a lost record can be read before the events around it).
+        let t = max(lost.timeNanoseconds, now, lostHistory.last?.time ?? 0)
+        if let last = lostHistory.last, t &- last.time < 1_000_000 {
+            lostHistory[lostHistory.count - 1].total = counters.lostSamples
+        } else {
+            lostHistory.append((t, counters.lostSamples))
+            if lostHistory.count > 4096 {
+                lostFloor = lostHistory[2047].total
+                lostHistory.removeFirst(2048)
+            }
+        }
+    }
+
+    /// Samples lost before this many ns ahead of a journey's first hop are not its own.
+    public static let lostLookback: UInt64 = 1_000_000_000
+
+    /// The lost-sample count as it stood `lostLookback` before `time` (0 when earlier than kept).
+    private func lostTotal(before time: UInt64) -> UInt64 {
+        let t = time &- min(time, Self.lostLookback)
+        // The last entry at or before t.
+        var lo = 0
+        var hi = lostHistory.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if lostHistory[mid].time <= t { lo = mid + 1 } else { hi = mid }
+        }
+        return lo == 0 ? lostFloor : lostHistory[lo - 1].total
     }
 
     public func metadata(key: String, value: String, time: UInt64) {
+        // A recording of Cilium's sockets (`vxmon record` says so): its times are when events were
+        // read, as live, so ended journeys wait for late hops as they did live.
+        if key == "buffer" && value == "cilium-monitor-socket" && settle == 0 { settle = Self.socketSettle }
         // The pipeline learns pods into the shared directory; a pod the filter names changes the matcher.
         guard matcher != nil, let pod = PodInfo(metadataKey: key, value: value),
             filter.podSelectors.contains(where: { $0.matches(pod) })
@@ -257,6 +335,15 @@ public final class JourneyBuilder: EventSink {
     }
 
     public func flush() -> SinkStatus {
+        if options.followWallClock {
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            let wall = UInt64(max(ts.tv_sec, 0)) &* 1_000_000_000 &+ UInt64(max(ts.tv_nsec, 0))
+            if wall > now {
+                now = wall
+                expire()
+            }
+        }
         var status = SinkStatus.ok
         for output in outputs {
             let s = output.flush()
@@ -270,6 +357,26 @@ public final class JourneyBuilder: EventSink {
         while head >= 0 { force(head, .endOfRun) }
         clocks.refit()
         for output in outputs { output.finish(builder: self) }
+    }
+
+    /// Moves the builder's clock to an event's time. A time more than `timeout` ahead of the clock
+    /// moves it only once a second event confirms the jump (within `timeout` of it): one record with a
+    /// wild time (a hostile or broken recording) would otherwise freeze the clock far ahead, and no
+    /// journey would time out again.
+    private func advance(to time: UInt64) {
+        guard time > now else { return }
+        if now != 0 && time &- now > options.timeout {
+            if let pending = pendingJump, time >= pending &- min(pending, options.timeout),
+                time &- min(time, options.timeout) <= pending
+            {
+                pendingJump = nil
+            } else {
+                pendingJump = time
+                return
+            }
+        }
+        now = time
+        expire()
     }
 
     // MARK: Journeys
@@ -290,8 +397,9 @@ public final class JourneyBuilder: EventSink {
         live += 1
         let i = Int(s)
         slots[i].state = .open
-        slots[i].deadline = time &+ options.timeout
-        slots[i].lostAtStart = counters.lostSamples
+        slots[i].generation &+= 1
+        slots[i].deadline = time > UInt64.max - options.timeout ? .max : time + options.timeout
+        slots[i].lostAtStart = lostTotal(before: time)
         slots[i].prev = tail
         slots[i].next = -1
         if tail >= 0 { slots[Int(tail)].next = s } else { head = s }
@@ -323,6 +431,20 @@ public final class JourneyBuilder: EventSink {
     /// Closes journeys whose time ran out (the list is in creation order, which is time order
     /// unless the events' times go back).
     private func expire() {
+        // Ended journeys whose settling time is over, unless a hop is still missing (those wait for
+        // their deadline, as without settling).
+        while settlingHead < settling.count && settling[settlingHead].until <= now {
+            let e = settling[settlingHead]
+            settlingHead += 1
+            let i = Int(e.slot)
+            if slots[i].generation == e.generation && slots[i].state == .held && slots[i].journey.missing.isEmpty {
+                finalize(e.slot, .ended)
+            }
+        }
+        if settlingHead > 4096 && settlingHead * 2 > settling.count {
+            settling.removeFirst(settlingHead)
+            settlingHead = 0
+        }
         while head >= 0 && slots[Int(head)].deadline <= now {
             let s = head
             // Every journey reaching its deadline is closed and waits no longer for a reply; the
@@ -338,11 +460,15 @@ public final class JourneyBuilder: EventSink {
             }
             stopWaiting(s)
             if slots[Int(s)].state == .done && head == s {
-                // Its partner is still open (its own deadline comes later): move it out of the way,
-                // keeping the pair's order, by closing the partner now.
                 let p = slots[Int(s)].partner
-                if p >= 0 && slots[Int(p)].state != .done { force(p, .timeout) }
-                if head == s { release(s) }
+                if p >= 0 && slots[Int(p)].state != .done {
+                    // Its reply is still on its way (its own deadline comes later): the request waits
+                    // for it at the end of the list, and goes out with it (`release`).
+                    moveToTail(s)
+                    slots[Int(s)].deadline = .max
+                } else {
+                    release(s)
+                }
             }
         }
     }
@@ -365,6 +491,11 @@ public final class JourneyBuilder: EventSink {
         case .done, .free: break
         }
         stopWaiting(s)
+        // A superseded journey goes out alone once closed (its partner, if any, goes on).
+        if reason == .superseded {
+            if slots[i].state == .done { release(s) }
+            return
+        }
         let p = slots[i].partner
         if p >= 0 {
             switch slots[Int(p)].state {
@@ -385,8 +516,11 @@ public final class JourneyBuilder: EventSink {
         let i = Int(s)
         order(&slots[i].journey)
         analyse(&slots[i].journey)
-        if reason == .ended && !slots[i].journey.missing.isEmpty && slots[i].state == .open {
+        if reason == .ended && slots[i].state == .open && (!slots[i].journey.missing.isEmpty || settle > 0) {
             slots[i].state = .held
+            if settle > 0 {
+                settling.append((s, slots[i].generation, now &+ settle))
+            }
             return
         }
         finalize(s, reason)
@@ -447,6 +581,20 @@ public final class JourneyBuilder: EventSink {
         for s in members { free(s) }
     }
 
+    /// Moves `s` to the end of the creation-order list.
+    private func moveToTail(_ s: Int32) {
+        let i = Int(s)
+        guard tail != s else { return }
+        let prev = slots[i].prev
+        let next = slots[i].next
+        if prev >= 0 { slots[Int(prev)].next = next } else { head = next }
+        if next >= 0 { slots[Int(next)].prev = prev } else { tail = prev }
+        slots[i].prev = tail
+        slots[i].next = -1
+        if tail >= 0 { slots[Int(tail)].next = s } else { head = s }
+        tail = s
+    }
+
     private func free(_ s: Int32) {
         let i = Int(s)
         let prev = slots[i].prev
@@ -459,7 +607,9 @@ public final class JourneyBuilder: EventSink {
         slots[i].waitingAs = nil
         slots[i].prev = -1
         slots[i].next = -1
-        slots[i].journey.hops.removeAll(keepingCapacity: true)
+        hopsHeld -= slots[i].journey.hops.count
+        // A slot keeps room for a common journey's hops, not for the longest it ever held.
+        if slots[i].journey.hops.capacity > 16 { slots[i].journey.hops = [] } else { slots[i].journey.hops.removeAll(keepingCapacity: true) }
         slots[i].journey.missing.removeAll(keepingCapacity: true)
         slots[i].journey.extraHops = 0
         slots[i].journey.outcome = .unfinished
@@ -510,21 +660,62 @@ public final class JourneyBuilder: EventSink {
         return total
     }
 
-    /// Sorts the hops by their time on the first hop's node (a stable sort: equal times keep the
-    /// order the events came in).
+    /// Puts the hops in the order the packet passed them: each node's hops by that node's clock (a
+    /// stable sort: equal times keep the order the events came in), and the nodes in causal order:
+    /// first the node the packet entered from a pod, the host, the stack or a proxy, last the nodes
+    /// it reached from the network or the overlay, the others between; nodes of one rank by their
+    /// first hop, on the first node's clock where the offset between the two is known. Raw times
+    /// alone would misorder nodes whose clocks differ by more than the packet's flight.
     private func order(_ j: inout Journey) {
         guard j.hops.count > 1 else { return }
-        let origin = j.hops[0].node
+        let first = j.hops[0].node
         var sorted = true
         var multiNode = false
         for k in 1..<j.hops.count {
             if j.hops[k].time < j.hops[k - 1].time { sorted = false }
-            if j.hops[k].node != origin { multiNode = true }
+            if j.hops[k].node != first { multiNode = true }
         }
         if sorted && !multiNode { return }
-        let start = j.hops[0].time
-        let times = j.hops.map { interval(from: start, on: origin, to: $0) }
-        let idx = j.hops.indices.sorted { times[$0] < times[$1] || (times[$0] == times[$1] && $0 < $1) }
+        if !multiNode {
+            let start = j.hops[0].time
+            let idx = j.hops.indices.sorted {
+                let a = Int64(bitPattern: j.hops[$0].time &- start)
+                let b = Int64(bitPattern: j.hops[$1].time &- start)
+                return a < b || (a == b && $0 < $1)
+            }
+            j.hops = idx.map { j.hops[$0] }
+            return
+        }
+        // Each node's hops, in their own clock's order.
+        var nodes: [UInt16] = []
+        var byNode: [UInt16: [Int]] = [:]
+        for (k, h) in j.hops.enumerated() {
+            if byNode[h.node] == nil { nodes.append(h.node) }
+            byNode[h.node, default: []].append(k)
+        }
+        for n in nodes {
+            let start = j.hops[byNode[n]![0]].time
+            byNode[n]!.sort {
+                let a = Int64(bitPattern: j.hops[$0].time &- start)
+                let b = Int64(bitPattern: j.hops[$1].time &- start)
+                return a < b || (a == b && $0 < $1)
+            }
+        }
+        func rank(_ n: UInt16) -> Int {
+            let hops = byNode[n]!.map { j.hops[$0] }
+            if hops.contains(where: { h in
+                h.kind == .trace && (h.point == .fromEndpoint || h.point == .fromHost || h.point == .fromStack || h.point == .fromProxy)
+            }) { return 0 }
+            let p = hops[0].point
+            return hops[0].kind == .trace && (p == .fromNetwork || p == .fromOverlay) ? 2 : 1
+        }
+        let reference = j.hops[0]
+        func firstTime(_ n: UInt16) -> Double { interval(from: reference.time, on: reference.node, to: j.hops[byNode[n]![0]]) }
+        let keyed = nodes.map { (node: $0, rank: rank($0), time: firstTime($0)) }
+        let orderNodes = keyed.enumerated().sorted { a, b in
+            (a.element.rank, a.element.time, a.offset) < (b.element.rank, b.element.time, b.offset)
+        }.map(\.element.node)
+        let idx = orderNodes.flatMap { byNode[$0]! }
         if idx.elementsEqual(j.hops.indices) { return }
         j.hops = idx.map { j.hops[$0] }
     }
@@ -534,7 +725,7 @@ public final class JourneyBuilder: EventSink {
         j.missing.removeAll(keepingCapacity: true)
         let hops = j.hops
         guard let last = hops.last else { return }
-        if let pod = pods.pod(at: j.key.destination) { j.destinationNode = nodeIndex(of: pod.node) }
+        if let pod = pods.pod(at: j.key.destination) { j.destinationNode = index(of: pod.node) }
         if last.kind == .drop {
             j.outcome = .dropped
         } else if last.isTerminal {
@@ -548,10 +739,24 @@ public final class JourneyBuilder: EventSink {
             first.point == .toOverlay || first.point == .toEndpoint
         {
             var point = ObservationPoint.fromEndpoint
-            if let pod = pods.pod(at: j.key.source), let home = nodeIndex(of: pod.node), home != first.node {
-                point = .fromOverlay
-            }
+            if let pod = pods.pod(at: j.key.source), index(of: pod.node) != first.node { point = .fromOverlay }
             j.missing.append(MissingHop(node: first.node, point: point))
+        }
+        // A packet first seen arriving through the tunnel, from no known pod, while several nodes are
+        // watched: its sender's hops are missing (a far node's events read first, as from Cilium's
+        // sockets, before the settling time).
+        if let first = hops.first, first.kind == .trace, first.point == .fromOverlay || first.tunnel != nil,
+            pods.pod(at: j.key.source) == nil, nodeNames.count > 2
+        {
+            j.missing.append(MissingHop(node: Self.unknownNode, point: .toOverlay))
+        }
+        // A packet first seen arriving from the network or the overlay, from a pod of a node that is
+        // watched (it sent events): that node's hops are missing.
+        if let first = hops.first, first.kind == .trace, first.point == .fromNetwork || first.point == .fromOverlay,
+            let pod = pods.pod(at: j.key.source), let home = nodeIndex(of: pod.node), home != first.node, home != 0
+        {
+            j.missing.append(MissingHop(node: home, point: .fromEndpoint))
+            j.missing.append(MissingHop(node: home, point: .toOverlay))
         }
         // Each crossing from node A to node B: A's last hop sends to the overlay (or the network);
         // B receives from the network (when its underlay is traced), then from the overlay.

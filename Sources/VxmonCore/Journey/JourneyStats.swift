@@ -241,7 +241,9 @@ public final class JourneyStats: JourneyOutput {
         out.unsignedDecimal(c.timedOut)
         out.append(" timed out; ")
         out.unsignedDecimal(c.evicted)
-        out.append(" evicted\n")
+        out.append(" evicted; ")
+        out.unsignedDecimal(c.superseded)
+        out.append(" superseded\n")
         for p in paths {
             out.append("\nPath ")
             out.appendSanitized(nodeLabel(p.sourceNode, b))
@@ -304,7 +306,10 @@ public final class JourneyStats: JourneyOutput {
                 out.append(e.significant ? "; cross-node hops corrected\n" : "; not told apart from 0, hops not corrected\n")
             }
         }
-        return out.string
+        // Without its last newline: stderr's writer adds one.
+        var text = out.string
+        if text.hasSuffix("\n") { text.removeLast() }
+        return text
     }
 
     private func dur(_ ns: Double) -> String { JourneyDescription.durationString(ns) }
@@ -351,17 +356,12 @@ public final class JourneyStats: JourneyOutput {
         w.field("journeys", c.journeys)
         w.field("shown", c.shown)
         w.field("complete", c.complete)
-        w.key("outcomes")
-        w.beginObject()
-        for o in JourneyOutcome.allCases {
-            w.key(o.name)
-            w.int(c.outcomes[Int(o.rawValue)])
-        }
-        w.endObject()
+        outcomes(c.outcomes, &w)
         w.field("pairs", c.pairs)
         w.field("missing_hops", c.missingHops)
         w.field("timed_out", c.timedOut)
         w.field("evicted", c.evicted)
+        w.field("superseded", c.superseded)
         w.field("lost_samples", c.lostSamples)
         w.field("lost_records", c.lostRecords)
         w.key("paths")
@@ -375,13 +375,7 @@ public final class JourneyStats: JourneyOutput {
             w.field("journeys", p.journeys)
             w.field("complete", p.complete)
             w.field("incomplete", p.journeys &- p.complete)
-            w.key("outcomes")
-            w.beginObject()
-            for o in JourneyOutcome.allCases {
-                w.key(o.name)
-                w.int(p.outcomes[Int(o.rawValue)])
-            }
-            w.endObject()
+            outcomes(p.outcomes, &w)
             w.key("hops")
             w.beginArray()
             for (step, h) in p.steps {
@@ -434,6 +428,17 @@ public final class JourneyStats: JourneyOutput {
         w.endObject()
         w.endObject()
         w.endDocument()
+    }
+
+    /// `outcomes: {delivered: N, dropped: N, lost: N, unfinished: N}`.
+    private func outcomes<W: StructuredWriter>(_ counts: [UInt64], _ w: inout W) {
+        w.key("outcomes")
+        w.beginObject()
+        for o in JourneyOutcome.allCases {
+            w.key(o.name)
+            w.int(counts[Int(o.rawValue)])
+        }
+        w.endObject()
     }
 
     private func node<W: StructuredWriter>(_ n: UInt16, _ b: JourneyBuilder, _ w: inout W) {

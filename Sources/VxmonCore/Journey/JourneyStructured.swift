@@ -86,7 +86,7 @@ public final class JourneyStructuredOutput: JourneyOutput {
         w.field("complete", j.isComplete)
         w.field("close_reason", string: j.closeReason.name)
         if j.outcome == .dropped, let last = j.hops.last, let code = last.dropReason {
-            w.field("drop_reason", raw: { $0.append(CiliumNames.dropReason(code, .latest) ?? "unknown reason") })
+            w.field("drop_reason", raw: { $0.append(CiliumNames.dropReason(code, b.release) ?? "unknown reason") })
             w.field("drop_reason_code", code)
         }
         if let last = j.hops.last, j.outcome != .delivered {
@@ -136,7 +136,7 @@ public final class JourneyStructuredOutput: JourneyOutput {
                 if let d = h.outerDestination { w.field("outer_destination", raw: { $0.ip(d) }) }
             }
             if let code = h.dropReason, h.kind != .trace {
-                w.field("drop_reason", raw: { $0.append(CiliumNames.dropReason(code, .latest) ?? "unknown reason") })
+                w.field("drop_reason", raw: { $0.append(CiliumNames.dropReason(code, b.release) ?? "unknown reason") })
                 w.field("drop_reason_code", code)
             }
             if let a = h.policyAction { w.field("policy_action", string: a.name) }

@@ -50,7 +50,7 @@ public final class JourneyTextOutput: JourneyOutput {
             JourneyDescription.place(last, b, into: out)
             if let code = last.dropReason {
                 out.append(": ")
-                JourneyDescription.dropReason(code, into: out)
+                JourneyDescription.dropReason(code, b.release, into: out)
             }
         } else if j.outcome != .delivered, let last = j.hops.last {
             out.append(" after ")
@@ -105,7 +105,7 @@ public final class JourneyTextOutput: JourneyOutput {
             let ifMark = out.count
             JourneyDescription.interface(h, b, into: out)
             padFrom(ifMark, 14)
-            JourneyDescription.details(h, into: out)
+            JourneyDescription.details(h, b.release, into: out)
             if let c = b.correction(j, i) {
                 out.append("  (clock offset ")
                 JourneyDescription.duration(c, into: out)
@@ -282,7 +282,7 @@ public enum JourneyDescription {
     }
 
     /// What else the hop says: the tunnel, a drop's reason, a policy verdict's action.
-    static func details(_ h: JourneyHop, into out: OutputBuffer) {
+    static func details(_ h: JourneyHop, _ release: CiliumRelease, into out: OutputBuffer) {
         if let t = h.tunnel, let s = h.outerSource, let d = h.outerDestination {
             out.ip(s)
             out.append(" -> ")
@@ -290,15 +290,16 @@ public enum JourneyDescription {
             out.append(t.kind == .vxlan ? " VXLAN VNI " : " Geneve VNI ")
             out.unsignedDecimal(UInt64(t.vni))
         } else if h.kind == .drop, let code = h.dropReason {
-            dropReason(code, into: out)
+            dropReason(code, release, into: out)
         } else if h.kind == .policyVerdict, let a = h.policyAction {
             out.append("policy ")
             out.append(a.name)
         }
     }
 
-    static func dropReason(_ code: UInt8, into out: OutputBuffer) {
-        out.append(CiliumNames.dropReason(code, .latest) ?? "unknown reason")
+    /// `Policy denied (133)`, named as the release names it.
+    static func dropReason(_ code: UInt8, _ release: CiliumRelease, into out: OutputBuffer) {
+        out.append(CiliumNames.dropReason(code, release) ?? "unknown reason")
         out.append(" (")
         out.decimal(Int(code))
         out.append(")")
@@ -333,7 +334,7 @@ public enum JourneyDescription {
             }
             if h.kind == .drop, let code = h.dropReason {
                 out.append(": ")
-                dropReason(code, into: out)
+                dropReason(code, b.release, into: out)
             }
             out.append(")")
         }
@@ -366,27 +367,45 @@ public enum JourneyDescription {
             out.append("-")
             v = v == .min ? .max : -v
         }
-        let u = UInt64(v)
-        let (unit, scale): (StaticString, UInt64) =
-            u < 1_000 ? ("ns", 1) : u < 1_000_000 ? ("µs", 1_000) : u < 1_000_000_000 ? ("ms", 1_000_000) : ("s", 1_000_000_000)
-        out.unsignedDecimal(u / scale)
-        var frac = u % scale
-        if frac != 0 {
-            var digits = 0
-            var s = scale
-            while s > 1 {
-                s /= 10
-                digits += 1
+        var u = UInt64(v)
+        // A minute or more: hours and minutes first, as Go prints them (1h2m3.5s).
+        if u >= 60_000_000_000 {
+            let hours = u / 3_600_000_000_000
+            if hours > 0 {
+                out.unsignedDecimal(hours)
+                out.append("h")
             }
-            while frac % 10 == 0 {
-                frac /= 10
-                digits -= 1
+            out.unsignedDecimal(u / 60_000_000_000 % 60)
+            out.append("m")
+            u %= 60_000_000_000
+            if u == 0 { return out.append("0s") }
+            if u < 1_000_000_000 {
+                // Go keeps seconds as the unit here: 1m0.5s.
+                out.append("0")
+                fraction(u, digits: 9, into: out)
+                return out.append("s")
             }
-            out.append(".")
-            let text = String(frac)
-            if text.count < digits { out.append(repeating: 48, count: digits - text.count) }
-            out.append(text)
         }
+        let (unit, scale, digits): (StaticString, UInt64, Int) =
+            u < 1_000
+            ? ("ns", 1, 0) : u < 1_000_000 ? ("µs", 1_000, 3) : u < 1_000_000_000 ? ("ms", 1_000_000, 6) : ("s", 1_000_000_000, 9)
+        out.unsignedDecimal(u / scale)
+        fraction(u % scale, digits: digits, into: out)
         out.append(unit)
+    }
+
+    /// `.5` for 500 of 3 digits: a fraction without its trailing zeros (nothing for 0).
+    static func fraction(_ value: UInt64, digits: Int, into out: OutputBuffer) {
+        guard value != 0 else { return }
+        var frac = value
+        var digits = digits
+        while frac % 10 == 0 {
+            frac /= 10
+            digits -= 1
+        }
+        out.append(".")
+        let text = String(frac)
+        if text.count < digits { out.append(repeating: 48, count: digits - text.count) }
+        out.append(text)
     }
 }

@@ -1,11 +1,14 @@
 import VxmonWire
 
 /// What identifies one packet wherever the datapath sees it: on both sides of a tunnel, before and
-/// after encapsulation, on every node. The inner 5-tuple, and what tells the packet from the others of
-/// its flow: the IPv4 identification (or IPv6 fragment ID), the transport checksum (it covers the
-/// payload, and no hop of the overlay rewrites it), TCP's sequence and acknowledgment numbers, an ICMP
-/// echo's identifier and sequence. None of these change between the pod's veth and the far pod's:
-/// the TTL, the IP checksum and the MACs do, and are left out.
+/// after encapsulation, on every node. Its addresses, protocol and ports (or ICMP type and code) are the
+/// event's `Flow`'s (the stack it names: the inner packet of a tunnelled one); what tells the packet
+/// from the others of its flow is read from its headers: the IPv4 identification (or the IPv6 fragment
+/// header's), the IP payload length, TCP's sequence and acknowledgment numbers and flags, an ICMP echo's
+/// identifier and sequence (and ICMP's checksum, which the sending stack computes whole), the first
+/// bytes of a UDP datagram's payload. None of these change between the pod's veth and the far pod's.
+/// The TTL, the IP checksum and the MACs do; and TCP's and UDP's checksums are left out too: with
+/// checksum offload the sender's datapath sees a partial sum, which the NIC completes on the wire.
 public struct PacketKey: Hashable, Sendable {
     public var source: IPAddress
     public var destination: IPAddress
@@ -22,13 +25,15 @@ public struct PacketKey: Hashable, Sendable {
     public var ipID: UInt32
     /// IPv4 fragment offset (a fragment after the first carries no transport header).
     public var fragmentOffset: UInt16
-    /// The transport header's checksum (0 when it is cut off).
-    public var checksum: UInt16
+    /// The IP payload length (IPv4 total length less its header; IPv6 payload length).
+    public var length: UInt16
+    /// TCP's flags; the first 4 bytes of a UDP payload (as far as captured); ICMP's checksum; else 0.
+    public var extra: UInt32
 
     public init(
         source: IPAddress, destination: IPAddress, ipProtocol: UInt8, sourcePort: UInt16 = 0, destinationPort: UInt16 = 0,
-        sequence: UInt32 = 0, acknowledgment: UInt32 = 0, ipID: UInt32 = 0, fragmentOffset: UInt16 = 0,
-        checksum: UInt16 = 0
+        sequence: UInt32 = 0, acknowledgment: UInt32 = 0, ipID: UInt32 = 0, fragmentOffset: UInt16 = 0, length: UInt16 = 0,
+        extra: UInt32 = 0
     ) {
         self.source = source
         self.destination = destination
@@ -39,7 +44,26 @@ public struct PacketKey: Hashable, Sendable {
         self.acknowledgment = acknowledgment
         self.ipID = ipID
         self.fragmentOffset = fragmentOffset
-        self.checksum = checksum
+        self.length = length
+        self.extra = extra
+    }
+
+    /// Four words into the hasher (the synthesized hash combined every field and address part alone:
+    /// a fifth of journey building's time).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(Self.word(source) &* 0x9E37_79B9_7F4A_7C15 ^ Self.word(destination))
+        hasher.combine(
+            UInt64(ipProtocol) << 56 | UInt64(fragmentOffset) << 32 | UInt64(sourcePort) << 16 | UInt64(destinationPort))
+        hasher.combine(UInt64(sequence) << 32 | UInt64(acknowledgment))
+        hasher.combine(UInt64(ipID) << 32 | UInt64(length) << 16 ^ UInt64(extra) &* 0x9E37_79B9)
+    }
+
+    @inline(__always)
+    static func word(_ a: IPAddress) -> UInt64 {
+        switch a {
+        case .v4(let v): UInt64(v.rawValue)
+        case .v6(let v): v.high ^ (v.low &* 0xC2B2_AE3D_27D4_EB4F) ^ 0x1_0000_0000
+        }
     }
 
     /// An ICMPv4 or ICMPv6 echo request.
@@ -97,90 +121,84 @@ extension PacketKey {
     }
 
     private static func read(_ event: borrowing Event, record: RawSpan) -> PacketKey? {
+        // Addresses, protocol and ports: the Flow's (its primary stack).
         let inner = event.flow.primaryIsInner
+        guard event.flow.hasPacketFlow, let source = event.flow.primary.source,
+            let destination = event.flow.primary.destination
+        else { return nil }
+        let l = event.flow.primary
+        var key = PacketKey(source: source, destination: destination, ipProtocol: l.ipProtocol ?? 0)
+        switch l.transport {
+        case .tcp, .udp, .sctp:
+            key.sourcePort = l.sourcePort
+            key.destinationPort = l.destinationPort
+        case .icmpv4, .icmpv6:
+            key.sourcePort = UInt16(l.icmpType) << 8 | UInt16(l.icmpCode)
+        case .none:
+            break
+        }
+        // What tells the packet apart, from its headers: the stack's last IP header (the one the Flow
+        // names) and the transport header after it.
         let layers = event.packet.layers
-        guard event.packetLength > 0, !layers.isEmpty else { return nil }
         let base = event.packetOffset
         let end = base &+ event.packetLength
-        guard base >= 0, end <= record.byteCount, base <= end else { return nil }
+        guard event.packetLength > 0, base >= 0, end <= record.byteCount, base <= end else { return key }
         let bytes = record.extracting(base..<end)
-        var i = 0
-        // The first IP header of the stack the flow names.
-        while i < layers.count {
-            let l = layers[i]
-            if l.isInner == inner && (l.kind == .ipv4 || l.kind == .ipv6) { break }
-            i += 1
-        }
-        guard i < layers.count else { return nil }
-        let ip = layers[i]
-        let o = ip.offset
-        var key: PacketKey
-        var transportAt: Int? = nil
-        if ip.kind == .ipv4 {
-            guard bytes.has(20, at: o) else { return nil }
-            key = PacketKey(source: .v4(bytes.ipv4(o &+ 12)), destination: .v4(bytes.ipv4(o &+ 16)), ipProtocol: bytes.u8(o &+ 9))
-            key.ipID = UInt32(bytes.be16(o &+ 4))
-            key.fragmentOffset = bytes.be16(o &+ 6) & 0x1fff
-            let ihl = Int(bytes.u8(o) & 0x0f) &* 4
-            if key.fragmentOffset == 0 && ihl >= 20 { transportAt = o &+ ihl }
-        } else {
-            guard bytes.has(40, at: o) else { return nil }
-            key = PacketKey(source: .v6(bytes.ipv6(o &+ 8)), destination: .v6(bytes.ipv6(o &+ 24)), ipProtocol: 0)
-            // The transport follows the extension headers the decoder walked (hop-by-hop, fragment, ...).
-            var next = bytes.u8(o &+ 6)
-            var at = o &+ 40
-            var walked = 0
-            while walked < 8 {
-                walked += 1
-                switch next {
-                case 0, 43, 60:  // hop-by-hop, routing, destination options
-                    guard bytes.has(2, at: at) else { return key }
-                    next = bytes.u8(at)
-                    at = at &+ (Int(bytes.u8(at &+ 1)) &+ 1) &* 8
-                    continue
-                case 44:  // fragment
-                    guard bytes.has(8, at: at) else { return key }
-                    key.ipID = bytes.be32(at &+ 4)
-                    key.fragmentOffset = bytes.be16(at &+ 2) >> 3
-                    next = bytes.u8(at)
-                    at = at &+ 8
-                    if key.fragmentOffset != 0 {
-                        key.ipProtocol = next
-                        return key
-                    }
-                    continue
-                default:
-                    break
-                }
+        var ipAt = -1
+        var transportAt = -1
+        for i in layers.indices where layers[i].isInner == inner {
+            switch layers[i].kind {
+            case .ipv4, .ipv6:
+                ipAt = i
+                transportAt = -1
+            case .tcp, .udp, .sctp, .icmpv4, .icmpv6:
+                if ipAt >= 0 && transportAt < 0 { transportAt = i }
+            default:
                 break
             }
-            key.ipProtocol = next
-            transportAt = at
         }
-        guard let t = transportAt else { return key }
-        switch key.ipProtocol {
-        case 6:
-            guard bytes.has(18, at: t) else { break }
-            key.sourcePort = bytes.be16(t)
-            key.destinationPort = bytes.be16(t &+ 2)
+        guard ipAt >= 0 else { return key }
+        let o = layers[ipAt].offset
+        if layers[ipAt].kind == .ipv4 {
+            guard bytes.has(20, at: o) else { return key }
+            if key.ipProtocol == 0 { key.ipProtocol = bytes.u8(o &+ 9) }
+            key.ipID = UInt32(bytes.be16(o &+ 4))
+            key.fragmentOffset = bytes.be16(o &+ 6) & 0x1fff
+            let total = bytes.be16(o &+ 2)
+            let ihl = UInt16(bytes.u8(o) & 0x0f) &* 4
+            key.length = total >= ihl ? total &- ihl : 0
+        } else {
+            guard bytes.has(40, at: o) else { return key }
+            key.length = bytes.be16(o &+ 4)
+            // The fragment header, if the decoder walked one.
+            var k = ipAt + 1
+            while k < layers.count && layers[k].isInner == inner && layers[k].kind == .ipv6Extension {
+                let e = layers[k].offset
+                if case .ipv6Extension(let x) = layers[k].header, x.headerType == 44, bytes.has(8, at: e) {
+                    key.ipID = bytes.be32(e &+ 4)
+                    key.fragmentOffset = bytes.be16(e &+ 2) >> 3
+                }
+                k += 1
+            }
+            if key.ipProtocol == 0, case .ipv6(let h) = layers[ipAt].header { key.ipProtocol = h.upperNextHeader }
+        }
+        guard transportAt >= 0 else { return key }
+        let t = layers[transportAt].offset
+        switch layers[transportAt].kind {
+        case .tcp:
+            guard bytes.has(14, at: t) else { break }
             key.sequence = bytes.be32(t &+ 4)
             key.acknowledgment = bytes.be32(t &+ 8)
-            key.checksum = bytes.be16(t &+ 16)
-        case 17:
-            guard bytes.has(8, at: t) else { break }
-            key.sourcePort = bytes.be16(t)
-            key.destinationPort = bytes.be16(t &+ 2)
-            key.checksum = bytes.be16(t &+ 6)
-        case 132:
-            guard bytes.has(12, at: t) else { break }
-            key.sourcePort = bytes.be16(t)
-            key.destinationPort = bytes.be16(t &+ 2)
-            key.sequence = bytes.be32(t &+ 4)  // verification tag
-            key.acknowledgment = bytes.be32(t &+ 8)  // CRC32c
-        case 1, 58:
-            guard bytes.has(4, at: t) else { break }
-            key.sourcePort = bytes.be16(t)  // type and code
-            key.checksum = bytes.be16(t &+ 2)
+            key.extra = UInt32(l.tcpFlags)
+        case .udp:
+            // The payload's first bytes, as far as captured (a DNS query's ID, ...).
+            var prefix: UInt32 = 0
+            for k in 0..<4 where bytes.has(9 &+ k, at: t) { prefix |= UInt32(bytes.u8(t &+ 8 &+ k)) << UInt32(24 - 8 * k) }
+            key.extra = prefix
+        case .sctp:
+            if bytes.has(8, at: t) { key.sequence = bytes.be32(t &+ 4) }  // verification tag
+        case .icmpv4, .icmpv6:
+            if bytes.has(4, at: t) { key.extra = UInt32(bytes.be16(t &+ 2)) }
             if bytes.has(8, at: t) { key.sequence = bytes.be32(t &+ 4) }  // echo: identifier, sequence
         default:
             break
