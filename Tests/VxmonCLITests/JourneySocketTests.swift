@@ -14,6 +14,8 @@ import Testing
 @Suite("several Cilium agents' monitor sockets at once")
 struct JourneySocketTests {
     static let recording = CLIFixtures.packageRoot + "/samples/cross_node_ping.vxrec"
+    /// The Python side: splitting the recording, the fake agents, and the oracle.
+    static let sockets = CLIFixtures.packageRoot + "/Tests/scripts/journey_sockets.py"
 
     /// The gob encoder (Go's encoding/gob), built once per test run.
     static let gobpayload: String? = {
@@ -54,8 +56,7 @@ struct JourneySocketTests {
     static func split(_ dir: Scratch) throws -> [(node: String, count: Int)] {
         let python = try #require(which("python3"))
         let gob = try #require(gobpayload, "Go (golang-go) encodes the streams as Cilium's agent does")
-        try script.write(toFile: dir.path + "/sockets.py", atomically: true, encoding: .utf8)
-        let r = try run(python, [dir.path + "/sockets.py", "split", recording, gob, dir.path])
+        let r = try run(python, [Self.sockets, "split", recording, gob, dir.path])
         try #require(r.status == 0, "\(r.stderr)")
         return r.stdout.split(separator: " ").compactMap {
             let f = $0.split(separator: ":")
@@ -104,7 +105,7 @@ struct JourneySocketTests {
         let (a, b) = (dir.path + "/a.sock", dir.path + "/b.sock")
         _ = try Self.start(
             dir, "agents", python,
-            [dir.path + "/sockets.py", "serve", "0.4", schedule, "worker=\(a):\(dir.path)/worker.gob",
+            [Self.sockets, "serve", "0.4", schedule, "worker=\(a):\(dir.path)/worker.gob",
              "worker2=\(b):\(dir.path)/worker2.gob"])
         try #require(Self.wait(for: dir.path + "/agents.out") { $0.contains("listening") })
         let vxmon = try Self.start(
@@ -127,7 +128,7 @@ struct JourneySocketTests {
         try #require(replay.status == 0, "\(replay.stderr)")
         let check = try run(
             python,
-            [dir.path + "/sockets.py", "journeys", Self.recording, dir.path + "/vxmon.out", dir.path + "/replay.json"])
+            [Self.sockets, "journeys", Self.recording, dir.path + "/vxmon.out", dir.path + "/replay.json"])
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
         #expect(check.stdout == "ok: 4 journeys, 20 hops, 2 request/reply pairs\n", "\(check.stdout)\(check.stderr)")
     }
@@ -166,7 +167,7 @@ struct JourneySocketTests {
         #expect(stderr.contains("reconnected to the Cilium agent of node worker2 at \(b)"), "\(stderr)")
         // 3 + 10 samples from each agent; each reconnected twice (after each of its two connections).
         #expect(stderr.contains("vxmon: recorded 26 events to \(merged), 0 samples lost, 4 reconnects; stopped"), "\(stderr)")
-        let check = try run(python, [dir.path + "/sockets.py", "recorded", Self.recording, merged, "3"])
+        let check = try run(python, [Self.sockets, "recorded", Self.recording, merged, "3"])
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
         #expect(check.stdout == "ok: worker 13 samples, worker2 13 samples\n", "\(check.stdout)\(check.stderr)")
     }
@@ -215,172 +216,4 @@ struct JourneySocketTests {
         #expect(!named.stderr.contains("warning"), "a named socket's node can be matched: \(named.stderr)")
     }
 
-    /// The Python side: splitting the recording, the fake agents, and the oracle.
-    static let script = #"""
-        import json, os, select, socket, struct, subprocess, sys, time
-
-        POINTS = {0: "to-endpoint", 1: "to-proxy", 2: "to-host", 3: "to-stack", 4: "to-overlay", 5: "from-endpoint",
-                  6: "from-proxy", 7: "from-host", 8: "from-stack", 9: "from-overlay", 10: "from-network",
-                  11: "to-network"}
-
-        def samples(path):
-            """(node, body) of every sample of a .vxrec file, read as spec/vxrec.md says."""
-            data = open(path, "rb").read()
-            assert data[:8] == b"VXMONREC", path
-            o, node, out = struct.unpack_from("<H", data, 10)[0], None, []
-            while o + 24 <= len(data):
-                kind, _, cpu, _, length, _ = struct.unpack_from("<HHIQII", data, o)
-                body = data[o + 24:o + 24 + length]
-                if kind == 4 and body.startswith(b"node="):
-                    node = body[5:].decode()
-                elif kind == 1:
-                    out.append((node, cpu, body))
-                o = (o + 24 + length + 7) & ~7
-            return out
-
-        def packet(body):
-            """A trace notification (Cilium's trace_notify, v0 or v1): point, ICMP (src, dst, type, id, seq), VNI."""
-            assert body[0] == 4, "not a trace"
-            version = struct.unpack_from("<H", body, 14)[0]
-            p = body[32 if version == 0 else 48:]
-            assert p[12:14] == b"\x08\x00"
-            ip, vni = 14, None
-            if p[ip + 9] == 17 and struct.unpack_from(">H", p, ip + (p[ip] & 15) * 4 + 2)[0] in (8472, 4789):
-                udp = ip + (p[ip] & 15) * 4
-                vni = int.from_bytes(p[udp + 12:udp + 15], "big")
-                ip = udp + 16 + 14
-            assert p[ip + 9] == 1, "not ICMP"
-            icmp = ip + (p[ip] & 15) * 4
-            src, dst = socket.inet_ntoa(p[ip + 12:ip + 16]), socket.inet_ntoa(p[ip + 16:ip + 20])
-            return POINTS[body[1]], (src, dst, p[icmp], struct.unpack_from(">H", p, icmp + 4)[0],
-                                     struct.unpack_from(">H", p, icmp + 6)[0]), vni
-
-        def split(recording, gob, out):
-            runs, lines = [], {}
-            for node, cpu, body in samples(recording):
-                lines.setdefault(node, []).append("9 %d 0 %s\n" % (cpu, body.hex()))
-                if runs and runs[-1][0] == node:
-                    runs[-1][1] += 1
-                else:
-                    runs.append([node, 1])
-            for node, ls in lines.items():
-                with open(os.path.join(out, node + ".gob"), "wb") as f:
-                    subprocess.run([gob, "encode"], input="".join(ls).encode(), stdout=f, check=True)
-            print(" ".join("%s:%d" % (n, c) for n, c in runs))
-
-        def messages(data):
-            """Splits a gob stream at its length prefixes."""
-            out, i = [], 0
-            while i < len(data):
-                first = data[i]
-                if first < 0x80:
-                    length, prefix = first, 1
-                else:
-                    n = 256 - first
-                    length, prefix = int.from_bytes(data[i + 1:i + 1 + n], "big"), 1 + n
-                out.append(data[i:i + prefix + length])
-                i += prefix + length
-            return out
-
-        def serve(gap, schedule, agents):
-            """One fake agent per node: its stream's type first, then the runs of samples in the recording's
-            order, `gap` seconds apart; then every connection is closed."""
-            servers, streams, conns = {}, {}, {}
-            for arg in agents:
-                node, rest = arg.split("=", 1)
-                path, stream = rest.rsplit(":", 1)
-                streams[node] = messages(open(stream, "rb").read())
-                servers[node] = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                servers[node].bind(path)
-                servers[node].listen(1)
-            print("listening", flush=True)
-            while len(conns) < len(servers):
-                ready, _, _ = select.select([s for n, s in servers.items() if n not in conns], [], [], 60)
-                if not ready:
-                    sys.exit("nobody connected")
-                for s in ready:
-                    conns[next(n for n, x in servers.items() if x is s)] = s.accept()[0]
-            sent = {}
-            for node, conn in conns.items():
-                conn.sendall(streams[node][0])
-                sent[node] = 1
-            for run in schedule.split(","):
-                node, count = run.split(":")
-                time.sleep(float(gap))
-                conns[node].sendall(b"".join(streams[node][sent[node]:sent[node] + int(count)]))
-                sent[node] += int(count)
-            for conn in conns.values():
-                conn.close()
-            print("sent", flush=True)
-
-        def fail(message):
-            print(message)
-            sys.exit(1)
-
-        def journeys(recording, got_path, replay_path):
-            # What the recording says: each ICMP packet's hops (node, point) in order, and its VNI.
-            want = {}
-            for node, _, body in samples(recording):
-                point, key, vni = packet(body)
-                j = want.setdefault(key, {"hops": [], "vni": None})
-                j["hops"].append([node, point])
-                if vni is not None and j["vni"] is None:
-                    j["vni"] = vni
-            got = [json.loads(l)["journey"] for l in open(got_path) if l.strip()]
-            replay = [json.loads(l)["journey"] for l in open(replay_path) if l.strip()]
-            if len(got) != len(want):
-                fail("%d journeys, the recording has %d packets" % (len(got), len(want)))
-            by_id = {j["id"]: j for j in got}
-            pairs = 0
-            for j in got:
-                key = (j["source"], j["destination"], j["icmp_type"], j["icmp_id"], j["icmp_seq"])
-                if key not in want:
-                    fail("a journey of no packet of the recording: %r" % (key,))
-                w = want.pop(key)
-                hops = [[h["node"], h["point"]] for h in j["hops"]]
-                if hops != w["hops"]:
-                    fail("%r: hops %r, the recording has %r" % (key, hops, w["hops"]))
-                if (j["outcome"], j["complete"], j["missing"], j["vni"]) != ("delivered", True, [], w["vni"]):
-                    fail("%r: %s complete=%s missing=%r vni=%s; the recording's VNI %s" % (
-                        key, j["outcome"], j["complete"], j["missing"], j["vni"], w["vni"]))
-                other = by_id.get(j.get("paired_with"))
-                if other is None or other.get("paired_with") != j["id"]:
-                    fail("%r: not paired" % (key,))
-                if j["role"] == "request":
-                    reply = (j["destination"], j["source"], 0, j["icmp_id"], j["icmp_seq"])
-                    if j["icmp_type"] != 8 or other["role"] != "reply" or \
-                            (other["source"], other["destination"], other["icmp_type"], other["icmp_id"],
-                             other["icmp_seq"]) != reply:
-                        fail("%r: paired with %r" % (key, other))
-                    if j["vnis"] != {"request": j["vni"], "reply": other["vni"]}:
-                        fail("%r: vnis %r" % (key, j["vnis"]))
-                    pairs += 1
-            # As replaying the recording gives (the sockets carry no interface names, pods or kernel times).
-            def shape(js):
-                return [(j["role"], j["source"], j["destination"], j["icmp_type"], j["icmp_seq"], j["outcome"],
-                         j["vni"], j["vnis"], [(h["node"], h["point"], h["kind"], h.get("vni")) for h in j["hops"]])
-                        for j in js]
-            if shape(got) != shape(replay):
-                fail("differs from the replay:\n%r\n%r" % (shape(got), shape(replay)))
-            print("ok: %d journeys, %d hops, %d request/reply pairs" % (len(got), sum(len(j["hops"]) for j in got), pairs))
-
-        def recorded(recording, merged, first):
-            """Each node's samples in the merged recording: the first connection's `first`, then all of them."""
-            want, got = {}, {}
-            for node, _, body in samples(recording):
-                want.setdefault(node, []).append(body)
-            for node, _, body in samples(merged):
-                got.setdefault(node, []).append(body)
-            if sorted(got) != sorted(want):
-                fail("nodes %r, the recording's %r" % (sorted(got), sorted(want)))
-            for node in sorted(want):
-                expected = want[node][:int(first)] + want[node]
-                if got[node] != expected:
-                    fail("%s: %d samples, %d expected, or their bytes differ" % (node, len(got[node]), len(expected)))
-            print("ok: " + ", ".join("%s %d samples" % (n, len(got[n])) for n in sorted(got)))
-
-        if __name__ == "__main__":
-            {"split": split, "serve": serve, "journeys": journeys, "recorded": recorded}[sys.argv[1]](
-                *(sys.argv[2:4] + [sys.argv[4:]] if sys.argv[1] == "serve" else sys.argv[2:]))
-        """#
 }

@@ -58,7 +58,7 @@ PROTOCOLS = {1: "ICMPv4", 58: "ICMPv6", 6: "TCP", 17: "UDP", 132: "SCTP"}
 
 # The strict JSON and YAML readers (duplicate keys refused) are the event validator's.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from validate_structured import DuplicateKey, StrictLoader, no_duplicates  # noqa: E402
+from validate_structured import DuplicateKey, no_duplicates, read_yaml  # noqa: E402
 
 
 class Report:
@@ -140,15 +140,8 @@ def load_json(path, validator, report):
 
 
 def load_yaml(path, validator, report):
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    try:
-        docs = list(yaml.load_all(text, Loader=StrictLoader))
-    except yaml.constructor.ConstructorError as e:
-        report.fail(path, "YAML: %s" % str(e)[:300])
-        docs = list(yaml.load_all(text, Loader=BaseLoader))
-    except yaml.YAMLError as e:
-        report.fail(path, "not valid YAML: %s" % str(e)[:300])
+    docs = read_yaml(path, report)
+    if docs is None:
         return []
     for n, d in enumerate(docs, 1):
         report.checked["yaml documents"] += 1

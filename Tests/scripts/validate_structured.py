@@ -163,16 +163,24 @@ def differences(a, b, path=""):
         yield path or "/", a, b
 
 
-def check_yaml(path, objects, report):
+def read_yaml(path, report):
+    """The documents of a YAML file, read strictly (a duplicate key is reported, then read leniently);
+    None when it is not YAML at all (reported)."""
     with open(path, encoding="utf-8") as f:
         text = f.read()
     try:
-        docs = list(yaml.load_all(text, Loader=StrictLoader))
+        return list(yaml.load_all(text, Loader=StrictLoader))
     except yaml.constructor.ConstructorError as e:
         report.fail(path, "YAML: %s" % str(e)[:300])
-        docs = list(yaml.load_all(text, Loader=BaseLoader))
+        return list(yaml.load_all(text, Loader=BaseLoader))
     except yaml.YAMLError as e:
         report.fail(path, "not valid YAML: %s" % str(e)[:300])
+        return None
+
+
+def check_yaml(path, objects, report):
+    docs = read_yaml(path, report)
+    if docs is None:
         return
     report.checked["yaml documents"] += len(docs)
     if len(docs) != len(objects):
