@@ -30,6 +30,9 @@ public final class AgentMetrics: @unchecked Sendable {
     public let undecodable: MetricTable
     /// Clients connected now (stored by the reader when they change).
     public let clients = Atomic<Int>(0)
+    /// False: the reader counts no sample (`vxmon lab bench --metrics` compares windows with and
+    /// without counting; nothing else turns it off).
+    public let counting = Atomic<Bool>(true)
 
     /// The exposition's size at most, whatever the traffic: every table full (its capacity), every
     /// label value as long as it can be (node names clipped to 64 bytes). Checked by MetricsBoundTests,
@@ -37,15 +40,24 @@ public final class AgentMetrics: @unchecked Sendable {
     /// most 129 port series per node and protocol (`HubbleMetrics.Limits.ports`, then `other`).
     public static let maxExpositionBytes = 1 << 20
 
+    /// Nodes whose read counters the reader keeps at hand (per CPU); later ones are looked up.
+    static let readNodes = 16
+    private let readCounters: UnsafeMutablePointer<UnsafeMutablePointer<Atomic<UInt64>>?> = {
+        let p = UnsafeMutablePointer<UnsafeMutablePointer<Atomic<UInt64>>?>.allocate(capacity: readNodes * cpuLimit)
+        p.initialize(repeating: nil, count: readNodes * cpuLimit)
+        return p
+    }()
+
     /// CPUs with their own label value.
     public static let cpuLimit = 256
     /// Numbered clients per program (later ones are `<program>-other`).
     public static let clientsPerProgram = 16
 
     /// `journeys`: also build every packet's journey for `vxmon_journey_hop_latency_seconds`.
-    public init(nodeNames: [String], release: CiliumRelease = .v1_13, journeys: Bool = false) {
+    /// `memo`: see `HubbleMetrics.init`.
+    public init(nodeNames: [String], release: CiliumRelease = .v1_13, journeys: Bool = false, memo: Bool = true) {
         self.nodeNames = nodeNames
-        hubble = HubbleMetrics(nodeNames: nodeNames, release: release, journeys: journeys)
+        hubble = HubbleMetrics(nodeNames: nodeNames, release: release, journeys: journeys, memo: memo)
         eventsRead = MetricTable(
             name: "vxmon_events_read_total", help: "Samples the agent read from the datapath's event buffers.",
             kind: .counter, labelNames: ["cpu", "node"], capacity: 1024)
@@ -68,16 +80,34 @@ public final class AgentMetrics: @unchecked Sendable {
             kind: .counter, labelNames: ["client"], capacity: perClient)
     }
 
+    deinit { readCounters.deallocate() }
+
     // MARK: Reader thread
 
     /// One sample of node `node`: counted, decoded once, and its flow counted by Hubble's families.
     @inline(__always)
     public func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer, time: UInt64 = 0) {
-        eventsRead.add(eventsRead.slot(Self.key(node, cpu)) { [self] in [cpuLabel(cpu), nodeLabel(node)] })
+        // The read counter of (node, cpu), found once.
+        if node >= 0 && node < Self.readNodes && cpu >= 0 && cpu < Self.cpuLimit {
+            let i = node &* Self.cpuLimit &+ cpu
+            if readCounters[i] == nil { readCounters[i] = eventsRead.counter(readSlot(node, cpu)) }
+            let v = readCounters[i].unsafelyUnwrapped
+            v.pointee.store(v.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        } else {
+            eventsRead.add(readSlot(node, cpu))
+        }
         if !hubble.count(sample: bytes.bytes, node: node, time: time) {
             undecodable.add(undecodable.slot(UInt64(min(max(node, 0), 255))) { [self] in [nodeLabel(node)] })
         }
     }
+
+    private func readSlot(_ node: Int, _ cpu: Int) -> Int {
+        eventsRead.slot(Self.key(node, cpu)) { [self] in [cpuLabel(cpu), nodeLabel(node)] }
+    }
+
+    /// Makes what the reader counted visible to the scrape: the samples the sample memo counted
+    /// (`HubbleMetrics.publish`). The agent calls it every 50 ms and when it stops. Reader thread only.
+    public func publish() { hubble.publish() }
 
     /// `count` samples lost on `cpu` of node `node`.
     public func lost(node: Int, cpu: Int, count: UInt64, time: UInt64 = 0) {

@@ -456,6 +456,9 @@ public final class AgentServer: LiveSink, PollSource {
     /// What `/metrics` shows, counted here (nil: metrics are off, and no event is decoded). With
     /// metrics, every node's events stay on, client or not.
     public let metrics: AgentMetrics?
+    private var lastMemoPublish: UInt64 = 0
+    /// `metrics`, for the reader's hot path (the server holds it for its whole life).
+    private let metricsRef: Unmanaged<AgentMetrics>?
     private var lastMetricsPublish: UInt64 = 0
 
     /// Creates the sockets under the lab's state directory (replacing stale ones).
@@ -464,6 +467,7 @@ public final class AgentServer: LiveSink, PollSource {
         metrics: AgentMetrics? = nil
     ) throws {
         self.metrics = metrics
+        metricsRef = metrics.map { Unmanaged.passUnretained($0) }
         self.paths = paths
         self.nodeNames = nodeNames
         self.options = options
@@ -517,6 +521,8 @@ public final class AgentServer: LiveSink, PollSource {
             unlink(paths.agentStatus)
             registered = false
         }
+        // The reader has stopped: what the sample memo still holds is shown from now on.
+        metrics?.publish()
         drain(seconds: 1)
         for client in clients { client.queue.release() }
         clients.removeAll()
@@ -1058,7 +1064,13 @@ public final class AgentServer: LiveSink, PollSource {
 
     public func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer, time: UInt64) {
         samples &+= 1
-        metrics?.sample(node: node, cpu: cpu, bytes: bytes, time: time)
+        // After the sample is copied for the clients (its bytes are in the cache then), through an
+        // unretained reference: a retain and a release per sample cost more than counting it.
+        defer {
+            metricsRef?._withUnsafeGuaranteedRef { metrics in
+                if metrics.counting.load(ordering: .relaxed) { metrics.sample(node: node, cpu: cpu, bytes: bytes, time: time) }
+            }
+        }
         let lab = hasLabClients
         let cilium = hasClients(of: node)
         guard lab || cilium else { return }
@@ -1091,7 +1103,18 @@ public final class AgentServer: LiveSink, PollSource {
     public func flush() -> Bool {
         serviceEvents(all: false)
         writeAll()
+        publishMemoCounts()
         return true
+    }
+
+    /// The counts of samples the metrics' sample memo counted reach the exposition at most 50 ms late.
+    private func publishMemoCounts() {
+        guard let metrics else { return }
+        let now = monotonicNanoseconds()
+        if now &- lastMemoPublish >= 50_000_000 {
+            lastMemoPublish = now
+            metrics.publish()
+        }
     }
 
     // MARK: Metrics

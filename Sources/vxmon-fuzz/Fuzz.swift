@@ -6,7 +6,9 @@
 //
 // Targets (VXMON_FUZZ_TARGET in the libFuzzer build, the first argument otherwise):
 //   decoder  one monitor sample through the decoder and every renderer (text at every verbosity and
-//            --hex, JSON, YAML, pcapng), in 1.13 and latest mode, with and without a filter
+//            --hex, JSON, YAML, pcapng), in 1.13 and latest mode, with and without a filter; and
+//            through the metrics with their sample memo against without it (the sample and a copy
+//            with one byte changed, three times each): any difference in the counts is a finding
 //   vxrec    a .vxrec recording, fed to the parser in two pieces, rendered as text and JSON
 //   agent    a Cilium agent monitor-socket stream (gob), fed in two pieces, rendered as text
 //   filter   NUL-separated command-line words through the filter parser, then a match
@@ -76,7 +78,55 @@ nonisolated(unsafe) let decoderPipelines: [EventPipeline] = {
     return pipelines
 }()
 
+/// Hubble's metric families with the sample memo and without (every sample decoded), per release.
+nonisolated(unsafe) let memoMetrics: [(memo: HubbleMetrics, plain: HubbleMetrics)] = [CiliumRelease.v1_13, .latest].map {
+    (HubbleMetrics(nodeNames: ["n"], release: $0), HubbleMetrics(nodeNames: ["n"], release: $0, memo: false))
+}
+nonisolated(unsafe) var memoInputs = 0
+
+/// Every series of `m`'s families, in order: labels and value.
+func memoSnapshot(_ m: HubbleMetrics) -> [([String], UInt64)] {
+    var out: [([String], UInt64)] = []
+    for t in m.tables { t.forEachSeries { labels, values in out.append(([t.name] + labels, values[0])) } }
+    return out
+}
+
+func fuzzMemo(_ data: UnsafeRawBufferPointer) {
+    var mutated = Array(data)
+    if !mutated.isEmpty {
+        let at = (Int(mutated[mutated.count - 1]) &* 31 &+ mutated.count / 2) % mutated.count
+        mutated[at] ^= mutated.count > 1 ? max(mutated[0], 1) : 0x80
+    }
+    for (memo, plain) in memoMetrics {
+        for round in 0..<6 {
+            if round < 3 {
+                let a = memo.count(sample: data.bytes, node: 0)
+                let b = plain.count(sample: data.bytes, node: 0)
+                if a != b { fatalError("sample memo: counted \(a), decoding \(b)") }
+            } else {
+                mutated.withUnsafeBytes {
+                    let a = memo.count(sample: $0.bytes, node: 0)
+                    let b = plain.count(sample: $0.bytes, node: 0)
+                    if a != b { fatalError("sample memo: counted \(a), decoding \(b)") }
+                }
+            }
+        }
+    }
+    memoInputs &+= 1
+    if memoInputs % 64 == 0 {
+        for (memo, plain) in memoMetrics {
+            memo.publish()
+            let a = memoSnapshot(memo)
+            let b = memoSnapshot(plain)
+            if a.count != b.count || zip(a, b).contains(where: { $0.0 != $1.0 || $0.1 != $1.1 }) {
+                fatalError("sample memo: the counts differ from decoding every sample")
+            }
+        }
+    }
+}
+
 func fuzzDecoder(_ data: UnsafeRawBufferPointer) {
+    fuzzMemo(data)
     for pipeline in decoderPipelines {
         pipeline.out.removeAll()
         pipeline.sample(data.bytes, cpu: 1, timeNanoseconds: 1_764_608_719_000_000_000, index: 1, offset: 0)

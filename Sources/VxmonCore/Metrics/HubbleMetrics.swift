@@ -1,3 +1,4 @@
+import Synchronization
 import VxmonWire
 
 /// Hubble's flow metrics (Cilium's `pkg/hubble/metrics`: `flow`, `drop`, `tcp`, `icmp`,
@@ -74,6 +75,16 @@ public final class HubbleMetrics {
         return p
     }()
 
+    /// Samples already counted, for the next of their flows, if `useMemo` (else every sample is
+    /// decoded: with journeys, or when turned off).
+    let memo: SampleMemo
+    let useMemo: Bool
+    /// Samples looked for in the memo and decoded (benchmarks, tests: the others were counted from it).
+    public var memoMisses: UInt64 { memo.misses }
+    /// The counters the last `count(_:node:)` added to (for the memo).
+    private let adds = UnsafeMutablePointer<UnsafeMutablePointer<Atomic<UInt64>>>.allocate(capacity: SampleMemo.maxAdds)
+    private var addCount = 0
+
     /// Journeys built from the samples `count(sample:)` decodes, and their hop latencies (nil: off).
     public let journeys: JourneyBuilder?
     public let journeyLatency: JourneyLatency?
@@ -81,8 +92,15 @@ public final class HubbleMetrics {
 
     /// `nodeNames`: the label value of each node index `count` is given (clipped to 64 bytes).
     /// `journeys`: also build every sample's journey for `vxmon_journey_hop_latency_seconds`.
-    public init(nodeNames: [String], release: CiliumRelease = .v1_13, limits: Limits = Limits(), journeys: Bool = false) {
+    /// `memo`: count a sample that differs from one already counted only in bytes no label reads
+    /// without decoding it again (`SampleMemo`); off, every sample is decoded (the memo's tests).
+    public init(
+        nodeNames: [String], release: CiliumRelease = .v1_13, limits: Limits = Limits(), journeys: Bool = false,
+        memo: Bool = true
+    ) {
         self.release = release
+        self.memo = SampleMemo(release: release, sets: memo && !journeys ? 256 : 1)
+        useMemo = memo && !journeys
         self.limits = limits
         // Clipped: the exposition's size bound counts on label values of bounded length.
         self.nodeNames = nodeNames.map { $0.utf8.count <= 64 ? $0 : String(decoding: $0.utf8.prefix(64), as: UTF8.self) }
@@ -121,6 +139,8 @@ public final class HubbleMetrics {
     }
 
     deinit {
+        memo.deallocate()
+        adds.deallocate()
         event.deinitialize(count: 1)
         event.deallocate()
     }
@@ -130,13 +150,25 @@ public final class HubbleMetrics {
     /// Decodes one raw sample (once, with the release's `EventDecoder`, into a reused `Event`) and
     /// counts its flow; false if it is not an event (nothing counted).
     public func count(sample: RawSpan, node: Int, time: UInt64 = 0) -> Bool {
+        // Journeys need every event decoded; counting alone can take a remembered sample's counts.
+        if useMemo && memo.replay(sample, node: node) { return true }
+        return decodeAndCount(sample, node: node, time: time)
+    }
+
+    /// `count(sample:)` for a sample the memo does not know.
+    @inline(never)
+    private func decodeAndCount(_ sample: RawSpan, node: Int, time: UInt64) -> Bool {
         do {
             try decoder.decode(sample, into: &event.pointee, packetFlow: true)
         } catch {
             return false
         }
         // Through the pointer, the flow is borrowed in place (a class property's was copied).
-        count(event.pointee.flow, node: node)
+        addCount = 0
+        withUnsafePointer(to: &event.pointee.flow) { count(flowAt: $0, node: node) }
+        if useMemo && addCount <= SampleMemo.maxAdds {
+            memo.remember(sample, node: node, event: event, adds: UnsafeBufferPointer(start: adds, count: addCount))
+        }
         if let journeys {
             // The node's name only when it changes (a String assigned per event costs a retain).
             if node != lastNode {
@@ -149,20 +181,30 @@ public final class HubbleMetrics {
         return true
     }
 
+    /// Adds the counts of samples counted from the memo since the last time to the counters (the
+    /// exposition shows them from then on). Writer thread only.
+    public func publish() { memo.publish() }
+
     /// Counts the event whose flow is `flow`, seen on node `node` (an index into `nodeNames`).
     public func count(_ flow: borrowing Flow, node: Int) {
-        guard HubbleJSONRenderer.isFlow(flow.type), !flow.hubbleUndecodable else { return }
+        var copy = copy flow
+        withUnsafePointer(to: &copy) { count(flowAt: $0, node: node) }
+    }
+
+    /// `count(_:node:)` through a pointer: the flow is read in place, not copied (per sample).
+    private func count(flowAt f: UnsafePointer<Flow>, node: Int) {
+        guard HubbleJSONRenderer.isFlow(f.pointee.type), !f.pointee.hubbleUndecodable else { return }
         // Scalars first: the label closures below capture these, not the flow (a copy per event).
         let n = UInt64(nodeCode(node))
-        let type = flow.type
-        let verdict = flow.verdict
-        let isReply = flow.isReply
-        let dropReason = flow.dropReason ?? 0
+        let type = f.pointee.type
+        let verdict = f.pointee.verdict
+        let isReply = f.pointee.isReply
+        let dropReason = f.pointee.dropReason ?? 0
         var subtype: UInt64 = 0xFFFF
-        if type == MessageType.trace, CiliumNames.observationPoint(flow.subType, release) != nil {
-            subtype = UInt64(flow.subType)
+        if type == MessageType.trace, CiliumNames.observationPoint(f.pointee.subType, release) != nil {
+            subtype = UInt64(f.pointee.subType)
         }
-        let l = flow.hubbleLayers(release)
+        let l = f.pointee.hubbleLayers(release)
         let transport = l.transport
         let hasIP = l.source != nil
         let v6: Bool = if case .v6? = l.source { true } else { false }
@@ -171,7 +213,8 @@ public final class HubbleMetrics {
 
         // hubble_flows_processed_total
         let fkey = n | UInt64(type.rawValue) << 8 | subtype << 16 | UInt64(verdict.rawValue) << 32 | UInt64(proto) << 40
-        flows.add(
+        add(
+            flows,
             flows.slot(fkey) {
                 let (t, s) = Self.typeLabels(type, subType: UInt8(truncatingIfNeeded: subtype), release: release)
                 return [nodeLabel(node), Self.protocolNames[Int(proto)], s, t, String(describing: verdict.name)]
@@ -181,7 +224,8 @@ public final class HubbleMetrics {
         if verdict == .dropped {
             let reason: UInt64 = reasonCap.admit(Int(dropReason)) ? UInt64(dropReason) : 0x100
             let dkey = n | reason << 8 | UInt64(proto) << 20
-            drops.add(
+            add(
+                drops,
                 drops.slot(dkey) {
                     [nodeLabel(node), Self.protocolNames[Int(proto)],
                      reason == 0x100 ? "other" : Self.dropReasonLabel(UInt8(reason), release: release)]
@@ -202,7 +246,8 @@ public final class HubbleMetrics {
             let icmp6 = transport == .icmpv6
             let typeCode = (icmp6 ? 1 << 16 : 0) | Int(icmpType) << 8 | Int(icmpCode)
             let value: UInt64 = icmpCap.admit(typeCode) ? UInt64(typeCode) : 0x20000
-            icmp.add(
+            add(
+                icmp,
                 icmp.slot(n | value << 8) {
                     [Self.icmpFamilyLabel(v6: icmp6, release: release), nodeLabel(node),
                      value == 0x20000 ? "other" : Self.icmpTypeLabel(v6: icmp6, type: icmpType, code: icmpCode)]
@@ -217,7 +262,8 @@ public final class HubbleMetrics {
             if transport.hasPorts {
                 port = portCap.admit(Int(destinationPort)) ? UInt64(destinationPort) : 0x10000
             }
-            ports.add(
+            add(
+                ports,
                 ports.slot(n | port << 8 | UInt64(proto) << 28) {
                     [nodeLabel(node), port == 0x10000 ? "other" : String(port), Self.protocolNames[Int(proto)]]
                 })
@@ -226,10 +272,23 @@ public final class HubbleMetrics {
 
     @inline(__always)
     private func countTCP(_ flag: UInt8, _ v6: Bool, _ n: UInt64, _ node: Int) {
-        tcpFlags.add(
+        add(
+            tcpFlags,
             tcpFlags.slot(n | UInt64(flag) << 8 | (v6 ? 1 : 0) << 12) {
                 [v6 ? "IPv6" : "IPv4", String(describing: Self.tcpFlagNames[Int(flag)]), nodeLabel(node)]
             })
+    }
+
+    /// Adds 1 to a series of a flow family, and notes the counter for the memo.
+    @inline(__always)
+    private func add(_ table: MetricTable, _ slot: Int) {
+        table.add(slot)
+        if addCount < SampleMemo.maxAdds {
+            adds[addCount] = table.counter(slot)
+            addCount &+= 1
+        } else {
+            addCount = SampleMemo.maxAdds + 1  // more than the memo holds: not remembered
+        }
     }
 
     /// Counts `count` samples lost on node `node`.

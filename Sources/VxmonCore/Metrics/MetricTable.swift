@@ -136,6 +136,10 @@ public final class MetricTable: @unchecked Sendable {
         v.pointee.store(v.pointee.load(ordering: .relaxed) &+ n, ordering: .relaxed)
     }
 
+    /// A series' counter, for a writer that adds to it directly (`SampleMemo`, the agent's reads). Writer thread only.
+    @inline(__always)
+    public func counter(_ slot: Int) -> UnsafeMutablePointer<Atomic<UInt64>> { values + slot &* stride }
+
     /// Adds `n` to a counter, stopping at the maximum (counts from outside, e.g. lost samples).
     public func addSaturating(_ slot: Int, _ n: UInt64) {
         let v = values + slot &* stride
