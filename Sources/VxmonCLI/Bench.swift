@@ -218,7 +218,9 @@ extension LabCommand {
             }
             sleepSeconds(warmup)
 
-            func window(_ mode: UInt32) throws -> PhaseResult {
+            // With metrics and events on: 2 * sliceCount slices, counting in every other one.
+            let sliceCount = 5
+            func window(_ mode: UInt32, slicesFirstCounting: Bool? = nil) throws -> PhaseResult {
                 try setEvents(mode)
                 sleepSeconds(settle)
                 let rx0 = try Traffic.counters(namespace: destination.namespace, interface: "eth0").rxPackets
@@ -226,7 +228,24 @@ extension LabCommand {
                 let own0 = processCPUSeconds()
                 let cpu0 = consumerCPU()
                 let s0 = session.stats
-                sleepSeconds(seconds)
+                var sliced = SliceTotals()
+                if let counters, let first = slicesFirstCounting {
+                    var last = (cpu: thread.cpuSeconds, events: session.stats.samples)
+                    var pair = (counting: SliceTotals.Side(), notCounting: SliceTotals.Side())
+                    for i in 0..<(2 * sliceCount) {
+                        let counting = (i % 2 == 0) == first
+                        counters.counting.store(counting, ordering: .relaxed)
+                        sleepSeconds(seconds / Double(2 * sliceCount))
+                        let now = (cpu: thread.cpuSeconds, events: session.stats.samples)
+                        let side = SliceTotals.Side(cpuSeconds: now.cpu - last.cpu, events: UInt64(max(now.events - last.events, 0)))
+                        if counting { pair.counting = side } else { pair.notCounting = side }
+                        if i % 2 == 1 { sliced.addPair(pair.counting, pair.notCounting) }
+                        last = now
+                    }
+                    counters.counting.store(true, ordering: .relaxed)
+                } else {
+                    sleepSeconds(seconds)
+                }
                 let rx1 = try Traffic.counters(namespace: destination.namespace, interface: "eth0").rxPackets
                 let t1 = monotonicSeconds()
                 let cpu1 = consumerCPU()
@@ -236,32 +255,46 @@ extension LabCommand {
                 return PhaseResult(
                     pps: Double(rx1 - rx0) / dt, eventsPerSecond: Double(s1.samples - s0.samples) / dt,
                     lost: max(s1.lost - s0.lost, s1.perfOutputFailures - s0.perfOutputFailures),
-                    consumerCPU: (cpu1 - cpu0) / dt, ownCPU: (own1 - own0) / dt)
+                    consumerCPU: (cpu1 - cpu0) / dt, ownCPU: (own1 - own0) / dt, slices: sliced)
             }
 
             // With the agent, its own CPU (this process: the reader thread) per event too.
+            // With --metrics, the on-window is cut into slices in which the agent counts and does not
+            // count, in turn (`AgentMetrics.counting`): the metrics' cost is the reader thread's CPU per
+            // event while counting against while not, over the same window. Slices in turn cancel the
+            // host's drift, which on a shared machine is larger than the cost being measured.
             var table = Table(
                 ["ROUND", "EVENTS OFF PPS", "CONSUMING PPS", "COST", "EVENTS/S", "CONSUMER CPU", "LOST"]
-                    + (agent != nil ? ["AGENT CPU", "AGENT NS/EVENT"] : []))
+                    + (agent != nil ? ["AGENT CPU", "AGENT NS/EVENT"] : [])
+                    + (counters != nil ? ["READER NS/EVENT COUNTING", "NOT COUNTING", "METRICS COST"] : []))
             var results: [(off: PhaseResult, on: PhaseResult)] = []
+            var slices = SliceTotals()
             for round in 1...rounds {
                 // Alternate which side goes first, so a drift in the host's speed does not favour one.
                 var off: PhaseResult
                 var on: PhaseResult
                 if round % 2 == 1 {
                     off = try window(UInt32(VXMON_EVENTS_OFF))
-                    on = try window(modeOn)
+                    on = try window(modeOn, slicesFirstCounting: true)
                 } else {
-                    on = try window(modeOn)
+                    on = try window(modeOn, slicesFirstCounting: false)
                     off = try window(UInt32(VXMON_EVENTS_OFF))
                 }
                 if stopRequested.load(ordering: .relaxed) || flood.hasExited { break }
                 results.append((off, on))
-                table.add(
-                    [
-                        "\(round)", grouped(off.pps), grouped(on.pps), percent(1 - on.pps / off.pps),
-                        grouped(on.eventsPerSecond), percent(on.consumerCPU), "\(on.lost)",
-                    ] + (agent != nil ? [percent(on.ownCPU), String(format1: on.ownNanosecondsPerEvent)] : []))
+                var row = [
+                    "\(round)", grouped(off.pps), grouped(on.pps), percent(1 - on.pps / off.pps),
+                    grouped(on.eventsPerSecond), percent(on.consumerCPU), "\(on.lost)",
+                ]
+                if agent != nil { row += [percent(on.ownCPU), String(format1: on.ownNanosecondsPerEvent)] }
+                if counters != nil {
+                    slices.add(on.slices)
+                    row += [
+                        String(format1: on.slices.counting.nanosecondsPerEvent),
+                        String(format1: on.slices.notCounting.nanosecondsPerEvent), percent(on.slices.cost),
+                    ]
+                }
+                table.add(row)
             }
             try setEvents(UInt32(VXMON_EVENTS_OFF))
             sleepSeconds(0.2)
@@ -288,7 +321,13 @@ extension LabCommand {
                 ]
                     + (agent != nil
                         ? [percent(median(results.map(\.on.ownCPU))), String(format1: median(results.map(\.on.ownNanosecondsPerEvent)))]
-                        : []))
+                        : [])
+                    + (counters != nil
+                        ? [
+                            String(format1: median(results.map(\.on.slices.counting.nanosecondsPerEvent))),
+                            String(format1: median(results.map(\.on.slices.notCounting.nanosecondsPerEvent))),
+                            percent(median(results.map(\.on.slices.cost))),
+                        ] : []))
             print(table.render(), terminator: "")
             var clientLost: UInt64 = 0
             if let agent {
@@ -311,6 +350,15 @@ extension LabCommand {
                             .joined(separator: "; "))
                 }
             }
+            if let counters {
+                let decoded = counters.hubble.memoMisses
+                print(
+                    "metrics: the reader's CPU per event counting is \(percent(slices.cost)) above not counting over all "
+                        + "\(slices.pairs) pairs of slices (\(String(format1: slices.counting.nanosecondsPerEvent)) ns against "
+                        + "\(String(format1: slices.notCounting.nanosecondsPerEvent)) ns; median of rounds \(percent(median(results.map(\.on.slices.cost)))), "
+                        + "quartiles of pairs \(percent(slices.quartiles.0)) to \(percent(slices.quartiles.1))); "
+                        + "of the samples counted, \(grouped(Double(decoded))) were decoded, the others counted from the sample memo")
+            }
             let met = cost <= 0.10 && lost == 0 && clientLost == 0
             print(
                 "target (median cost <= 10%, nothing lost): \(met ? "met" : "NOT met"); "
@@ -326,6 +374,50 @@ extension LabCommand {
             /// CPU time of this process alone (with --clients, the agent without its clients).
             var ownCPU: Double = 0
             var ownNanosecondsPerEvent: Double { eventsPerSecond > 0 ? ownCPU / eventsPerSecond * 1e9 : 0 }
+            /// With --metrics: the reader thread's CPU and events in slices counting and not counting.
+            var slices = SliceTotals()
+        }
+
+        /// The reader thread's CPU and events over slices with the agent counting metrics, and over
+        /// slices without, and each pair's cost.
+        struct SliceTotals {
+            struct Side {
+                var cpuSeconds: Double = 0
+                var events: UInt64 = 0
+                var nanosecondsPerEvent: Double { events > 0 ? cpuSeconds / Double(events) * 1e9 : 0 }
+            }
+            var counting = Side()
+            var notCounting = Side()
+            /// Each pair's counting / not counting CPU per event, minus 1.
+            var pairCosts: [Double] = []
+            var pairs: Int { pairCosts.count }
+            /// Counting against not counting over every slice.
+            var cost: Double {
+                notCounting.nanosecondsPerEvent > 0 ? counting.nanosecondsPerEvent / notCounting.nanosecondsPerEvent - 1 : 0
+            }
+            var quartiles: (Double, Double) {
+                let s = pairCosts.sorted()
+                guard !s.isEmpty else { return (0, 0) }
+                return (s[s.count / 4], s[(3 * s.count) / 4])
+            }
+
+            mutating func addPair(_ c: Side, _ n: Side) {
+                counting.cpuSeconds += c.cpuSeconds
+                counting.events &+= c.events
+                notCounting.cpuSeconds += n.cpuSeconds
+                notCounting.events &+= n.events
+                if c.events > 0 && n.events > 0 && n.nanosecondsPerEvent > 0 {
+                    pairCosts.append(c.nanosecondsPerEvent / n.nanosecondsPerEvent - 1)
+                }
+            }
+
+            mutating func add(_ other: SliceTotals) {
+                counting.cpuSeconds += other.counting.cpuSeconds
+                counting.events &+= other.counting.events
+                notCounting.cpuSeconds += other.notCounting.cpuSeconds
+                notCounting.events &+= other.notCounting.events
+                pairCosts += other.pairCosts
+            }
         }
     }
 }

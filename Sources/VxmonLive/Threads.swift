@@ -75,6 +75,17 @@ public final class BackgroundThread: @unchecked Sendable {
 
     deinit { _ = try? join() }
 
+    /// CPU time the thread has used, in seconds (its own clock: nanoseconds, no other thread's work);
+    /// 0 once it has been joined.
+    public var cpuSeconds: Double {
+        guard !joined else { return 0 }
+        var clock = clockid_t()
+        guard pthread_getcpuclockid(thread, &clock) == 0 else { return 0 }
+        var ts = timespec()
+        guard clock_gettime(clock, &ts) == 0 else { return 0 }
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
     /// Waits for the thread; rethrows what its body threw.
     public func join() throws {
         if !joined {

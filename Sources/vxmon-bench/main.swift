@@ -1,6 +1,6 @@
 // vxmon-bench: throughput and memory of `vxmon replay` per output mode.
 //
-//   vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats] [--journey]
+//   vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats] [--journey] [--metrics]
 //
 // `--stats` times `vxmon stats FILE` instead (the counters and the top flows: `make bench` runs it on
 // a million distinct flows, tools/gen_distinct_flows.py). `--journey` times `vxmon journey FILE -o none
@@ -47,6 +47,7 @@ var runs = 3
 var stages = false
 var statsOnly = false
 var journeyOnly = false
+var metricsOnly = false
 var file: String?
 while !args.isEmpty {
     let a = args.removeFirst()
@@ -56,13 +57,14 @@ while !args.isEmpty {
     case "--stages": stages = true
     case "--stats": statsOnly = true
     case "--journey": journeyOnly = true
+    case "--metrics": metricsOnly = true
     case "-h", "--help":
-        print("usage: vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats] [--journey]")
+        print("usage: vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats] [--journey] [--metrics]")
         exit(0)
     default: file = a
     }
 }
-guard let file else { fail("usage: vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats] [--journey]") }
+guard let file else { fail("usage: vxmon-bench FILE.vxrec [--vxmon PATH] [--runs N] [--stages] [--stats] [--journey] [--metrics]") }
 
 // The vxmon binary defaults to the one built next to this benchmark.
 if vxmonPath == nil {
@@ -93,10 +95,77 @@ final class Counter: RecordConsumer {
 let fd = open(file, O_RDONLY)
 guard fd >= 0 else { fail("cannot open \(file)") }
 var counter = Counter()
-counter.keep = stages
+counter.keep = stages || metricsOnly
 do { try VxrecReader(fd: fd).run(&counter) } catch { fail("\(file): \(error)") }
 close(fd)
 let events = counter.samples
+
+if metricsOnly {
+    // What the agent's reader adds per sample with --metrics, in-process over the records held in
+    // memory: decoding alone, counting with the sample memo, and counting with every sample decoded.
+    let decoder = EventDecoder()
+    var event = Event()
+    let passes = max(runs, 1)
+    func time(_ name: String, _ body: ([UInt8]) -> Void) {
+        var best = Double.infinity
+        for _ in 0..<passes {
+            let start = now()
+            for record in counter.bodies { body(record) }
+            best = min(best, now() - start)
+        }
+        print("  \(name) \(Double(Int(best * 1e10 / Double(max(counter.bodies.count, 1)))) / 10) ns/event")
+    }
+    print("vxmon-bench: \(file): \(counter.bodies.count) samples, best of \(passes) passes")
+    // VXMON_BENCH_STAGE=memo runs only the memo's stage (for callgrind).
+    let only = getenv("VXMON_BENCH_STAGE").map { String(cString: $0) }
+    if only == nil { time("decode           ") { r in r.withUnsafeBytes { try? decoder.decode($0.bytes, into: &event) } } }
+    // The loop alone (what the figures below include besides the work).
+    var sink = 0
+    time("loop             ") { r in r.withUnsafeBytes { sink &+= $0.count } }
+    if sink == 42 { print(sink) }
+    let memo = AgentMetrics(nodeNames: ["node"])
+    time("metrics          ") { r in r.withUnsafeBytes { memo.sample(node: 0, cpu: 0, bytes: $0) } }
+    // As in the agent: each sample is also copied on through 16 MiB (a client's queue), which keeps
+    // pushing the metrics' own lines out of the caches.
+    let ringSize = 16 << 20
+    let ring = UnsafeMutableRawPointer.allocate(byteCount: ringSize + 65536, alignment: 64)
+    var at = 0
+    time("copy             ") { r in
+        r.withUnsafeBytes { ring.advanced(by: at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        at = (at + r.count + 63) & ~63
+        if at >= ringSize { at = 0 }
+    }
+    time("copy + metrics   ") { r in
+        r.withUnsafeBytes {
+            ring.advanced(by: at).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+            memo.sample(node: 0, cpu: 0, bytes: $0)
+        }
+        at = (at + r.count + 63) & ~63
+        if at >= ringSize { at = 0 }
+    }
+    print("  memo: \(memo.hubble.memoMisses) of \(counter.bodies.count * passes * 2) samples decoded")
+    if only != nil { exit(0) }
+    let plain = AgentMetrics(nodeNames: ["node"], memo: false)
+    time("metrics, no memo ") { r in r.withUnsafeBytes { plain.sample(node: 0, cpu: 0, bytes: $0) } }
+    // The memo must count exactly what decoding every sample counts (one pass of each, afresh).
+    let once = AgentMetrics(nodeNames: ["node"])
+    let onceDecoded = AgentMetrics(nodeNames: ["node"], memo: false)
+    for r in counter.bodies {
+        r.withUnsafeBytes {
+            once.sample(node: 0, cpu: 0, bytes: $0)
+            onceDecoded.sample(node: 0, cpu: 0, bytes: $0)
+        }
+    }
+    once.publish()
+    let a = OutputBuffer(capacity: 1 << 16)
+    let b = OutputBuffer(capacity: 1 << 16)
+    let w1 = MetricsWriter(out: a, format: .text)
+    let w2 = MetricsWriter(out: b, format: .text)
+    for t in once.hubble.tables { w1.family(t) }
+    for t in onceDecoded.hubble.tables { w2.family(t) }
+    print(a.string == b.string ? "  memo and decoding count alike" : "  MEMO DIFFERS:\n\(a.string)\n---\n\(b.string)")
+    exit(0)
+}
 
 /// Runs `vxmon replay FILE flags` (or `vxmon stats FILE flags`) with stdout on /dev/null; returns
 /// (seconds, peak RSS KiB).
@@ -167,6 +236,9 @@ if stages {
         print("  \(pad(name, 10)) \(lpad(String(Int(ns)), 6))")
     }
     time("decode") { r in r.withUnsafeBytes { try? decoder.decode($0.bytes, into: &event) } }
+    // What the agent's reader adds per sample with --metrics (decode and count).
+    let metrics = AgentMetrics(nodeNames: ["node"])
+    time("metrics") { r in r.withUnsafeBytes { metrics.sample(node: 0, cpu: 0, bytes: $0) } }
     for (name, format, verbosity) in [
         ("default", OutputFormat.text, Verbosity.info), ("-vv", .text, .verbose), ("json", .json, .info),
         ("yaml", .yaml, .info),
