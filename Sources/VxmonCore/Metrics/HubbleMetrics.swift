@@ -77,8 +77,8 @@ public final class HubbleMetrics {
 
     /// Samples already counted, for the next of their flows, if `useMemo` (else every sample is
     /// decoded: with journeys, or when turned off).
-    let memo: SampleMemo
-    let useMemo: Bool
+    @usableFromInline let memo: SampleMemo
+    @usableFromInline let useMemo: Bool
     /// Samples looked for in the memo and decoded (benchmarks, tests: the others were counted from it).
     public var memoMisses: UInt64 { memo.misses }
     /// The counters the last `count(_:node:)` added to (for the memo).
@@ -149,6 +149,7 @@ public final class HubbleMetrics {
 
     /// Decodes one raw sample (once, with the release's `EventDecoder`, into a reused `Event`) and
     /// counts its flow; false if it is not an event (nothing counted).
+    @inlinable @inline(__always)
     public func count(sample: RawSpan, node: Int, time: UInt64 = 0) -> Bool {
         // Journeys need every event decoded; counting alone can take a remembered sample's counts.
         if useMemo && memo.replay(sample, node: node) { return true }
@@ -156,8 +157,8 @@ public final class HubbleMetrics {
     }
 
     /// `count(sample:)` for a sample the memo does not know.
-    @inline(never)
-    private func decodeAndCount(_ sample: RawSpan, node: Int, time: UInt64) -> Bool {
+    @usableFromInline @inline(never)
+    func decodeAndCount(_ sample: RawSpan, node: Int, time: UInt64) -> Bool {
         do {
             try decoder.decode(sample, into: &event.pointee, packetFlow: true)
         } catch {

@@ -31,35 +31,45 @@ import VxmonWire
 /// calls `publish()` (the agent: every 50 ms), or when the entry is taken for another sample.
 /// Writer thread only. A struct of pointers (no reference counting on the hot path): its owner
 /// calls `deallocate()` once.
+@usableFromInline
 struct SampleMemo {
-    static let ways = 4
+    @usableFromInline static let ways = 4
     /// Sets: 256 (1 for an owner that never uses the memo, which then costs nothing to make).
-    let sets: Int
+    @usableFromInline let sets: Int
     var entryCount: Int { sets * Self.ways }
     /// Compared bytes at most (16 chunks of 16): samples with longer headers are always decoded.
-    static let maxChunks = 16
+    @usableFromInline static let maxChunks = 16
     /// Counter additions one sample can make: a flow, a drop, three TCP flags, an ICMP type or a port.
-    static let maxAdds = 8
+    @usableFromInline static let maxAdds = 8
 
-    private struct Entry {
-        var node: Int32 = -1
-        var length: Int32 = 0
+    @usableFromInline
+    struct Entry {
+        @usableFromInline var node: Int32 = -1
+        @usableFromInline var length: Int32 = 0
         /// Compared bytes: [0, end), as `end / 16` whole chunks of 16 bytes and, if `end` is not a
         /// multiple of 16, the chunk that ends at `end`.
-        var end: Int16 = 0
-        var adds: Int16 = 0
+        @usableFromInline var end: Int16 = 0
+        @usableFromInline var adds: Int16 = 0
         /// Samples counted from the entry since its counts were last added to the counters.
-        var pending: UInt32 = 0
+        @usableFromInline var pending: UInt32 = 0
+
+        @usableFromInline
+        init(node: Int32 = -1, length: Int32 = 0, end: Int16 = 0, adds: Int16 = 0) {
+            self.node = node
+            self.length = length
+            self.end = end
+            self.adds = adds
+        }
     }
 
-    let release: CiliumRelease
+    @usableFromInline let release: CiliumRelease
     /// Per entry (set by set), its tag (0: empty).
-    private let tags: UnsafeMutablePointer<UInt64>
-    private let entries: UnsafeMutablePointer<Entry>
+    @usableFromInline let tags: UnsafeMutablePointer<UInt64>
+    @usableFromInline let entries: UnsafeMutablePointer<Entry>
     /// Per entry, `maxChunks` (mask, masked value) pairs.
-    private let chunks: UnsafeMutablePointer<SIMD2<UInt64>>
+    @usableFromInline let chunks: UnsafeMutablePointer<SIMD2<UInt64>>
     /// Per entry, `maxAdds` counters its samples add 1 to.
-    private let counters: UnsafeMutablePointer<UnsafeMutablePointer<Atomic<UInt64>>?>
+    @usableFromInline let counters: UnsafeMutablePointer<UnsafeMutablePointer<Atomic<UInt64>>?>
     /// Tags of samples decoded lately (direct-mapped): a sample is remembered the second time its tag
     /// comes.
     private let doorkeeper: UnsafeMutablePointer<UInt64>
@@ -70,7 +80,7 @@ struct SampleMemo {
     private let mask = UnsafeMutableRawPointer.allocate(byteCount: maxChunks * 16, alignment: 16)
     /// Samples looked for and not found [0] (tests and benchmarks: every other sample looked for was
     /// counted from an entry).
-    private let statistics: UnsafeMutablePointer<UInt64>
+    @usableFromInline let statistics: UnsafeMutablePointer<UInt64>
     var misses: UInt64 { statistics[0] }
 
     init(release: CiliumRelease, sets: Int = 256) {
@@ -109,8 +119,8 @@ struct SampleMemo {
     /// the length, the first 16 bytes but the original length (type, subtype, source, the flow's skb
     /// hash, captured length, version), and where the packet would start, the bytes an Ethernet frame
     /// holds its IPv4 addresses (an IPv6 source's middle) and source port (ICMP's type and code) at.
-    @inline(__always)
-    private func tag(_ p: UnsafeRawPointer, _ n: Int, node: Int) -> UInt64 {
+    @inlinable @inline(__always)
+    func tag(_ p: UnsafeRawPointer, _ n: Int, node: Int) -> UInt64 {
         let a = p.loadUnaligned(as: UInt64.self)
         let b = UInt64(p.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
         var k = (a ^ (b | UInt64(truncatingIfNeeded: n) << 32) &* 0xC2B2_AE3D_27D4_EB4F) ^ UInt64(truncatingIfNeeded: node)
@@ -133,8 +143,8 @@ struct SampleMemo {
 
     /// Whether entry `i` holds a sample equal to the one at `p` (`n` bytes, node `node`) in every
     /// compared byte.
-    @inline(__always)
-    private func matches(_ i: Int, _ p: UnsafeRawPointer, _ n: Int, node: Int) -> Bool {
+    @inlinable @inline(__always)
+    func matches(_ i: Int, _ p: UnsafeRawPointer, _ n: Int, node: Int) -> Bool {
         let e = entries[i]
         guard Int(e.length) == n, Int(e.node) == node else { return false }
         let end = Int(e.end)
@@ -154,7 +164,7 @@ struct SampleMemo {
     }
 
     /// Counts `sample` of node `node` if it matches a remembered one; false if it must be decoded.
-    @inline(__always)
+    @inlinable @inline(__always)
     func replay(_ sample: RawSpan, node: Int) -> Bool {
         let n = sample.byteCount
         guard n >= 16 else { return false }
@@ -174,8 +184,8 @@ struct SampleMemo {
     }
 
     /// Adds entry `i`'s pending samples to its counters.
-    @inline(__always)
-    private func flush(_ i: Int) {
+    @inlinable @inline(__always)
+    func flush(_ i: Int) {
         let pending = UInt64(entries[i].pending)
         guard pending > 0 else { return }
         let c = counters + i &* Self.maxAdds
