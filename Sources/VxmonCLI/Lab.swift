@@ -78,6 +78,10 @@ extension LabCommand {
                 valueName: "address"))
         var metrics: String?
 
+        @Flag(
+            help: "With --metrics, the agent also builds every packet's journey for the vxmon_journey_hop_latency_seconds histograms (vxmon agent --metrics-journeys: more CPU per event).")
+        var metricsJourneys = false
+
         /// vxmon-hubble's TLS flags; none given: a restart keeps what it was started with.
         var hubbleTLS: HubbleTLSFlags {
             HubbleTLSFlags(
@@ -92,6 +96,7 @@ extension LabCommand {
                 throw ValidationError("--metrics \(sanitizedArgument(metrics)): \(problem)")
             }
             if metrics != nil && noAgent { throw ValidationError("--metrics is served by the agent, which --no-agent does not start") }
+            if metricsJourneys && metrics == nil { throw ValidationError("--metrics-journeys needs --metrics") }
             if !hubbleTLS.isEmpty && (noHubble || noAgent) {
                 throw ValidationError("--hubble-tls-* and --hubble-disable-tls are for the Hubble servers, which "
                     + (noHubble ? "--no-hubble" : "--no-agent") + " does not start")
@@ -105,7 +110,9 @@ extension LabCommand {
             var arguments: [String]?
             if let metrics {
                 // The options it had, with this metrics address (agent.args keeps it for restarts).
-                arguments = Self.withoutOption("--metrics", recorded ?? []) + ["--metrics", metrics]
+                arguments =
+                    Self.withoutOption("--metrics", recorded ?? []).filter { $0 != "--metrics-journeys" } + ["--metrics", metrics]
+                    + (metricsJourneys ? ["--metrics-journeys"] : [])
             }
             let (pid, started) = try AgentDaemon.start(lab: lab.name, executable: exe, arguments: arguments)
             if !started, let metrics, Self.optionValue("--metrics", recorded ?? []) != metrics {
