@@ -1064,25 +1064,26 @@ public final class AgentServer: LiveSink, PollSource {
 
     public func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer, time: UInt64) {
         samples &+= 1
+        let lab = hasLabClients
+        let cilium = hasClients(of: node)
+        if lab || cilium {
+            if lab {
+                record.removeAll()
+                VxrecEncoder.appendSample(bytes, cpu: cpu, time: time, to: record)
+            }
+            if cilium {
+                gob.removeAll()
+                AgentPayloadEncoder.appendPayload(data: bytes, cpu: cpu, lost: 0, type: AgentPayloadEncoder.sampleType, to: gob)
+            }
+            fanOut(node: node, lab: lab ? record : nil, cilium: cilium ? gob : nil, countsAsEvent: 1)
+        }
         // After the sample is copied for the clients (its bytes are in the cache then), through an
         // unretained reference: a retain and a release per sample cost more than counting it.
-        defer {
-            metricsRef?._withUnsafeGuaranteedRef { metrics in
+        if let metricsRef {
+            metricsRef._withUnsafeGuaranteedRef { metrics in
                 if metrics.counting.load(ordering: .relaxed) { metrics.sample(node: node, cpu: cpu, bytes: bytes, time: time) }
             }
         }
-        let lab = hasLabClients
-        let cilium = hasClients(of: node)
-        guard lab || cilium else { return }
-        if lab {
-            record.removeAll()
-            VxrecEncoder.appendSample(bytes, cpu: cpu, time: time, to: record)
-        }
-        if cilium {
-            gob.removeAll()
-            AgentPayloadEncoder.appendPayload(data: bytes, cpu: cpu, lost: 0, type: AgentPayloadEncoder.sampleType, to: gob)
-        }
-        fanOut(node: node, lab: lab ? record : nil, cilium: cilium ? gob : nil, countsAsEvent: 1)
     }
 
     public func lost(node: Int, cpu: Int, count: UInt64, time: UInt64) {

@@ -81,14 +81,29 @@ guard let vxmon = vxmonPath, access(vxmon, X_OK) == 0 else { fail("vxmon binary 
 final class Counter: RecordConsumer {
     var samples = 0
     var bodies: [[UInt8]] = []
+    /// Per kept body, the index of the node the recording says it came from (0 without node records).
+    var nodes: [Int] = []
+    var nodeNames: [String] = []
+    var node = 0
     var keep = false
     func sample(_ body: RawSpan, cpu: Int, timeNanoseconds: UInt64, index: Int, offset: Int) {
         samples += 1
-        if keep { bodies.append(body.withUnsafeBytes { Array($0) }) }
+        if keep {
+            bodies.append(body.withUnsafeBytes { Array($0) })
+            nodes.append(node)
+        }
     }
     func lost(cpu: Int, count: UInt64, timeNanoseconds: UInt64) { samples += 1 }
     func interfaceName(ifindex: UInt32, name: String) {}
-    func metadata(key: String, value: String) {}
+    func metadata(key: String, value: String) {
+        guard key == "node" else { return }
+        if let i = nodeNames.firstIndex(of: value) {
+            node = i
+        } else {
+            nodeNames.append(value)
+            node = nodeNames.count - 1
+        }
+    }
     func malformedRecord(index: Int, offset: Int, reason: String) {}
 }
 
@@ -106,11 +121,11 @@ if metricsOnly {
     let decoder = EventDecoder()
     var event = Event()
     let passes = max(runs, 1)
-    func time(_ name: String, _ body: ([UInt8]) -> Void) {
+    func time(_ name: String, _ body: ([UInt8], Int) -> Void) {
         var best = Double.infinity
         for _ in 0..<passes {
             let start = now()
-            for record in counter.bodies { body(record) }
+            for (i, record) in counter.bodies.enumerated() { body(record, counter.nodes[i]) }
             best = min(best, now() - start)
         }
         print("  \(name) \(Double(Int(best * 1e10 / Double(max(counter.bodies.count, 1)))) / 10) ns/event")
@@ -118,42 +133,43 @@ if metricsOnly {
     print("vxmon-bench: \(file): \(counter.bodies.count) samples, best of \(passes) passes")
     // VXMON_BENCH_STAGE=memo runs only the memo's stage (for callgrind).
     let only = getenv("VXMON_BENCH_STAGE").map { String(cString: $0) }
-    if only == nil { time("decode           ") { r in r.withUnsafeBytes { try? decoder.decode($0.bytes, into: &event) } } }
+    if only == nil { time("decode           ") { r, _ in r.withUnsafeBytes { try? decoder.decode($0.bytes, into: &event) } } }
     // The loop alone (what the figures below include besides the work).
     var sink = 0
-    time("loop             ") { r in r.withUnsafeBytes { sink &+= $0.count } }
+    time("loop             ") { r, _ in r.withUnsafeBytes { sink &+= $0.count } }
     if sink == 42 { print(sink) }
-    let memo = AgentMetrics(nodeNames: ["node"])
-    time("metrics          ") { r in r.withUnsafeBytes { memo.sample(node: 0, cpu: 0, bytes: $0) } }
+    let names = counter.nodeNames.isEmpty ? ["node"] : counter.nodeNames
+    let memo = AgentMetrics(nodeNames: names)
+    time("metrics          ") { r, node in r.withUnsafeBytes { memo.sample(node: node, cpu: 0, bytes: $0) } }
     // As in the agent: each sample is also copied on through 16 MiB (a client's queue), which keeps
     // pushing the metrics' own lines out of the caches.
     let ringSize = 16 << 20
     let ring = UnsafeMutableRawPointer.allocate(byteCount: ringSize + 65536, alignment: 64)
     var at = 0
-    time("copy             ") { r in
+    time("copy             ") { r, _ in
         r.withUnsafeBytes { ring.advanced(by: at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         at = (at + r.count + 63) & ~63
         if at >= ringSize { at = 0 }
     }
-    time("copy + metrics   ") { r in
+    time("copy + metrics   ") { r, node in
         r.withUnsafeBytes {
             ring.advanced(by: at).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
-            memo.sample(node: 0, cpu: 0, bytes: $0)
+            memo.sample(node: node, cpu: 0, bytes: $0)
         }
         at = (at + r.count + 63) & ~63
         if at >= ringSize { at = 0 }
     }
     print("  memo: \(memo.hubble.memoMisses) of \(counter.bodies.count * passes * 2) samples decoded")
     if only != nil { exit(0) }
-    let plain = AgentMetrics(nodeNames: ["node"], memo: false)
-    time("metrics, no memo ") { r in r.withUnsafeBytes { plain.sample(node: 0, cpu: 0, bytes: $0) } }
+    let plain = AgentMetrics(nodeNames: names, memo: false)
+    time("metrics, no memo ") { r, node in r.withUnsafeBytes { plain.sample(node: node, cpu: 0, bytes: $0) } }
     // The memo must count exactly what decoding every sample counts (one pass of each, afresh).
-    let once = AgentMetrics(nodeNames: ["node"])
-    let onceDecoded = AgentMetrics(nodeNames: ["node"], memo: false)
-    for r in counter.bodies {
+    let once = AgentMetrics(nodeNames: names)
+    let onceDecoded = AgentMetrics(nodeNames: names, memo: false)
+    for (i, r) in counter.bodies.enumerated() {
         r.withUnsafeBytes {
-            once.sample(node: 0, cpu: 0, bytes: $0)
-            onceDecoded.sample(node: 0, cpu: 0, bytes: $0)
+            once.sample(node: counter.nodes[i], cpu: 0, bytes: $0)
+            onceDecoded.sample(node: counter.nodes[i], cpu: 0, bytes: $0)
         }
     }
     once.publish()

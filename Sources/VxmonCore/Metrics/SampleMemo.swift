@@ -74,6 +74,12 @@ struct SampleMemo {
     /// comes.
     private let doorkeeper: UnsafeMutablePointer<UInt64>
     static let doorkeeperSize = 4096
+    /// Per node, type and subtype (256 slots): the entry its last sample matched or was remembered in
+    /// (-1: none). A hint: the entry is compared like any other.
+    @usableFromInline let recent: UnsafeMutablePointer<Int16>
+    /// Per entry, the first 16 bytes of the sample it remembers, unmasked (the check before `recent`'s
+    /// entry is compared).
+    @usableFromInline let heads: UnsafeMutablePointer<SIMD2<UInt64>>
     /// Per set, the way the next new entry takes.
     private let next: UnsafeMutablePointer<UInt8>
     /// Scratch for `remember`: which bytes are compared (0xFF) or ignored (0).
@@ -102,6 +108,10 @@ struct SampleMemo {
         doorkeeper.initialize(repeating: 0, count: Self.doorkeeperSize)
         next = .allocate(capacity: sets)
         next.initialize(repeating: 0, count: sets)
+        recent = .allocate(capacity: 256)
+        recent.initialize(repeating: -1, count: 256)
+        heads = .allocate(capacity: n)
+        heads.initialize(repeating: .zero, count: n)
     }
 
     func deallocate() {
@@ -111,6 +121,8 @@ struct SampleMemo {
         chunks.deallocate()
         counters.deallocate()
         next.deallocate()
+        recent.deallocate()
+        heads.deallocate()
         doorkeeper.deallocate()
         mask.deallocate()
     }
@@ -170,17 +182,41 @@ struct SampleMemo {
         guard n >= 16 else { return false }
         return sample.withUnsafeBytes { raw -> Bool in
             guard let p = raw.baseAddress else { return false }
+            // The entry this node's last sample of the type and subtype matched: a flood of one flow
+            // finds its entry here, without the tag.
+            let r = Self.recentSlot(p, node: node)
+            let last = Int(recent[r])
+            // Its first 16 bytes as they were, the flow's skb hash among them: another flow at that
+            // point is told apart there, without the rest.
+            if last >= 0 && heads[last] == p.loadUnaligned(as: SIMD2<UInt64>.self) && matches(last, p, n, node: node) {
+                hit(last)
+                return true
+            }
             let t = tag(p, n, node: node)
             let first = (Int(truncatingIfNeeded: t >> 56) & (sets &- 1)) &* Self.ways
             for i in first..<(first &+ Self.ways) where tags[i] == t && matches(i, p, n, node: node) {
-                entries[i].pending &+= 1
-                // Before the count could wrap (4 billion samples of one flow within one publish).
-                if entries[i].pending == UInt32.max { flush(i) }
+                hit(i)
+                recent[r] = Int16(truncatingIfNeeded: i)
                 return true
             }
             statistics[0] &+= 1
             return false
         }
+    }
+
+    /// A sample counted from entry `i`.
+    @inlinable @inline(__always)
+    func hit(_ i: Int) {
+        entries[i].pending &+= 1
+        // Before the count could wrap (4 billion samples of one flow within one publish).
+        if entries[i].pending == UInt32.max { flush(i) }
+    }
+
+    /// The slot in `recent` of a sample's node, type and subtype.
+    @inlinable @inline(__always)
+    static func recentSlot(_ p: UnsafeRawPointer, node: Int) -> Int {
+        let k = UInt32(p.loadUnaligned(as: UInt16.self)) ^ UInt32(truncatingIfNeeded: node) << 16
+        return Int((k &* 0x9E37_79B1) >> 24)
     }
 
     /// Adds entry `i`'s pending samples to its counters.
@@ -310,6 +346,10 @@ struct SampleMemo {
         let c = counters + i &* Self.maxAdds
         for (a, counter) in adds.enumerated() { c[a] = counter }
         tags[i] = t
+        sample.withUnsafeBytes { raw in
+            recent[Self.recentSlot(raw.baseAddress!, node: node)] = Int16(truncatingIfNeeded: i)
+            heads[i] = raw.baseAddress!.loadUnaligned(as: SIMD2<UInt64>.self)
+        }
         entries[i] = Entry(node: Int32(truncatingIfNeeded: node), length: Int32(truncatingIfNeeded: n), end: Int16(end), adds: Int16(adds.count))
     }
 
