@@ -21,8 +21,9 @@ struct AgentCommand: ParsableCommand {
             With --metrics, it serves Prometheus metrics on http://ADDRESS/metrics: Hubble's flow metrics \
             (hubble_flows_processed_total, hubble_drop_total, hubble_tcp_flags_total, hubble_icmp_total, \
             hubble_port_distribution_total, hubble_lost_events_total; Cilium's names, labels and values for \
-            --cilium, plus a node label) and its own health (vxmon_*, process_*). Every event is then decoded \
-            once, and events stay on for every node.
+            --cilium, plus a node label) and its own health (vxmon_*, process_*). Every event is then counted \
+            (decoded once, or found equal to an earlier packet of its flow in every byte a label depends on), \
+            and events stay on for every node.
             """)
 
     @OptionGroup var labOptions: LabOptions

@@ -168,6 +168,12 @@ extension LabCommand {
                 topology: topology, options: live, sink: sink, extraSources: agent.map { [$0] } ?? [])
             session.announceInterfaces()
             let thread = try BackgroundThread { _ = try session.run() }
+            // Stopped before anything else is torn down (the agent's metrics among it), also when a
+            // step below throws; the stops and joins further down are then no-ops.
+            defer {
+                session.requestStop()
+                try? thread.join()
+            }
             guard let exe = Preflight.executablePath else { throw CLIError("cannot find the vxmon executable") }
             var readers: [ChildProcess] = []
             let readerErrors = (0..<clients).map { "\(LabPaths(lab: lab.name).stateDirectory)/bench-client\($0).err" }

@@ -106,7 +106,8 @@ public final class AgentMetrics: @unchecked Sendable {
     }
 
     /// Makes what the reader counted visible to the scrape: the samples the sample memo counted
-    /// (`HubbleMetrics.publish`). The agent calls it every 50 ms and when it stops. Reader thread only.
+    /// (`HubbleMetrics.publish`). The agent calls it at most 50 ms apart while it reads. Reader thread
+    /// only (or once the reader has stopped).
     public func publish() { hubble.publish() }
 
     /// `count` samples lost on `cpu` of node `node`.

@@ -521,7 +521,8 @@ public final class AgentServer: LiveSink, PollSource {
             unlink(paths.agentStatus)
             registered = false
         }
-        // The reader has stopped: what the sample memo still holds is shown from now on.
+        // The reader has stopped: what the sample memo still holds is added to the counters (for an
+        // owner that renders them after this; the agent's own server has stopped by now).
         metrics?.publish()
         drain(seconds: 1)
         for client in clients { client.queue.release() }
@@ -621,6 +622,7 @@ public final class AgentServer: LiveSink, PollSource {
             lastMetricsPublish = now
             publishClientMetrics()
         }
+        publishMemoCounts()
         if now - lastStatus >= 1_000_000_000 {
             lastStatus = now
             writeStatus()
@@ -1108,7 +1110,8 @@ public final class AgentServer: LiveSink, PollSource {
         return true
     }
 
-    /// The counts of samples the metrics' sample memo counted reach the exposition at most 50 ms late.
+    /// The counts of samples the metrics' sample memo counted reach the exposition at most 50 ms late
+    /// (called from `readReady`, every poll round, and from `flush`, every housekeeping tick).
     private func publishMemoCounts() {
         guard let metrics else { return }
         let now = monotonicNanoseconds()

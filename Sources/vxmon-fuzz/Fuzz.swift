@@ -92,10 +92,15 @@ func memoSnapshot(_ m: HubbleMetrics) -> [([String], UInt64)] {
 }
 
 func fuzzMemo(_ data: UnsafeRawBufferPointer) {
+    // The copy: up to three bytes changed, where and how the input's last bytes say (any bits).
     var mutated = Array(data)
-    if !mutated.isEmpty {
-        let at = (Int(mutated[mutated.count - 1]) &* 31 &+ mutated.count / 2) % mutated.count
-        mutated[at] ^= mutated.count > 1 ? max(mutated[0], 1) : 0x80
+    let n = mutated.count
+    if n > 0 {
+        for j in 1...min(3, n) {
+            let seed = Int(data[n - j])
+            let at = (seed &* 131 &+ j &* 7919 &+ n / 2) % n
+            mutated[at] ^= UInt8(truncatingIfNeeded: seed &* 37 &+ j) | 1
+        }
     }
     for (memo, plain) in memoMetrics {
         for round in 0..<6 {

@@ -47,22 +47,20 @@ struct PrometheusTests {
         let metricsPort = try MetricsLabTests.freePort()
         var webPort = try MetricsLabTests.freePort()
         while webPort == metricsPort { webPort = try MetricsLabTests.freePort() }
+        // Journeys on, for the hop latency histograms.
         let up = try Shell.run(
-            [FaultTests.vxmon, "lab", "up", "--lab", lab, "--no-hubble", "--metrics", "127.0.0.1:\(metricsPort)"],
+            [FaultTests.vxmon, "lab", "up", "--lab", lab, "--no-hubble", "--metrics", "127.0.0.1:\(metricsPort)", "--metrics-journeys"],
             check: false)
         try #require(up.status == 0, "\(up.output) \(up.errorOutput)")
         let topology = try #require(Lab(name: lab).recordedTopology())
         let a = try #require(topology.pods.first { $0.node == "worker2" })
         let b = try #require(topology.pods.first { $0.node == "worker" })
 
-        // The lab's agent again, with journeys on, for the hop latency histograms (lab up has no
-        // --metrics-journeys).
-        _ = AgentDaemon.stop(paths)
-        let agent = try Shell.run(
-            [FaultTests.vxmon, "agent", "--lab", lab, "--metrics", "127.0.0.1:\(metricsPort)", "--metrics-journeys"], check: false)
-        try #require(agent.status == 0, "\(agent.output) \(agent.errorOutput)")
-
-        let p = try PrometheusServer(scraping: "127.0.0.1:\(metricsPort)", web: webPort, dir: dir)
+        // Prometheus with the README's scrape config, pointed at this lab's agent.
+        let readme = try ReadmeMetrics.read()
+        let p = try PrometheusServer(
+            scrapeConfigs: readme.scrapeConfigs.replacingOccurrences(of: ReadmeMetrics.address, with: "127.0.0.1:\(metricsPort)"),
+            web: webPort, dir: dir)
         prometheus = p
         // The same run recorded by a client of the agent (stopped after the dashboard's queries: its
         // client series exist while it is connected).
@@ -140,6 +138,12 @@ struct PrometheusTests {
         #expect(report.panels >= 10 && report.queries.count >= report.panels)
         for q in report.queries {
             #expect(q.error == nil && q.series >= 1, "\(q.panel) \(q.refId): \(q.expr): \(q.series) series, \(q.error ?? "")")
+        }
+        // The README's example queries return series too.
+        #expect(readme.queries.count >= 5)
+        for expr in readme.queries {
+            let series = try p.query(expr)
+            #expect(series.count >= 1, "README query \(expr): no series")
         }
         #expect(Set(report.variables["node"] ?? []).isSuperset(of: ["worker", "worker2"]), "\(report.variables)")
         #expect(report.variables["instance"] == ["127.0.0.1:\(metricsPort)"], "\(report.variables)")
@@ -283,7 +287,8 @@ final class PrometheusServer {
     private let process: ChildProcess
     private let log: String
 
-    init(scraping target: String, web port: UInt16, dir: String) throws {
+    /// `scrapeConfigs`: the config's `scrape_configs:` part (every target scraped every second).
+    init(scrapeConfigs: String, web port: UInt16, dir: String) throws {
         url = "http://127.0.0.1:\(port)"
         log = dir + "/prometheus.log"
         let config = dir + "/prometheus.yml"
@@ -291,12 +296,8 @@ final class PrometheusServer {
             global:
               scrape_interval: 1s
               scrape_timeout: 1s
-            scrape_configs:
-              - job_name: vxmon
-                static_configs:
-                  - targets: ['\(target)']
 
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+            """.appending(scrapeConfigs).write(toFile: config, atomically: true, encoding: .utf8)
         process = try Shell.spawn(
             ["prometheus", "--config.file=\(config)", "--storage.tsdb.path=\(dir)/tsdb",
              "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn"],
@@ -407,5 +408,42 @@ final class PrometheusServer {
             object["panels"] as? Int ?? 0, object["problems"] as? [String] ?? ["no report"], queries,
             object["variables"] as? [String: [String]] ?? [:]
         )
+    }
+}
+
+/// The README's "Metrics" section: its scrape config (the first ```yaml block) and its example
+/// queries (the ```promql blocks, one query per line, `#` lines are comments).
+struct ReadmeMetrics {
+    /// The address the README's scrape config names.
+    static let address = "127.0.0.1:9965"
+    var scrapeConfigs: String
+    var queries: [String]
+
+    static func read() throws -> ReadmeMetrics {
+        let text = try String(contentsOfFile: GoOracle.packageRoot + "/README.md", encoding: .utf8)
+        let start = try #require(text.range(of: "\n## Metrics\n"), "README has no Metrics section")
+        let rest = text[start.upperBound...]
+        let section = rest.range(of: "\n## ").map { rest[..<$0.lowerBound] } ?? rest
+        var blocks: [(String, String)] = []
+        var language: String?
+        var body = ""
+        for line in section.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("```") {
+                if let l = language {
+                    blocks.append((l, body))
+                    language = nil
+                } else {
+                    language = String(line.dropFirst(3))
+                    body = ""
+                }
+            } else if language != nil {
+                body += line + "\n"
+            }
+        }
+        let yaml = try #require(blocks.first { $0.0 == "yaml" }?.1, "no yaml block in the README's Metrics section")
+        try #require(yaml.contains(address), "the README's scrape config does not name \(address)")
+        let queries = blocks.filter { $0.0 == "promql" }.flatMap { $0.1.split(separator: "\n") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        return ReadmeMetrics(scrapeConfigs: yaml, queries: queries)
     }
 }

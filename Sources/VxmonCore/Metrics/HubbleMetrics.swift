@@ -24,6 +24,9 @@ import VxmonWire
 /// - `hubble_lost_events_total{source="perf_event_ring_buffer"}`: samples the kernel reported lost
 ///   (Cilium adds 1 per lost-record notification, and has this family from 1.14 on).
 ///
+/// Each sample is decoded once, or counted from the `SampleMemo` when it equals one already counted
+/// in every byte a label depends on (its counts then show after `publish()`).
+///
 /// Bounded: label values from traffic are capped per family (`Limits`; past a cap the value is
 /// `other`), and every table has a fixed capacity (`MetricTable`).
 ///

@@ -29,6 +29,8 @@ import VxmonWire
 ///
 /// A remembered sample's counts add up in its entry and reach the families' counters when the owner
 /// calls `publish()` (the agent: every 50 ms), or when the entry is taken for another sample.
+/// Not remembered either: IPv6 with a hop-by-hop header (its options are read with the IPv6 header,
+/// and gopacket's jumbogram quirk reads them where the transport header lies).
 /// Writer thread only. A struct of pointers (no reference counting on the hot path): its owner
 /// calls `deallocate()` once.
 @usableFromInline
@@ -141,12 +143,15 @@ struct SampleMemo {
         case 4:  // trace: 1.13's u16 version, latest's u8
             let v = b >> 16 & 0xFF
             h = v == 0 ? 32 : v == 1 ? 48 : 56
-        case 1: h = release == .v1_13 || b >> 16 & 0xFF < 2 ? 36 : 40
+        case 1: h = release == .v1_13 ? 36 : EventLayout.Drop.headerLength(version: UInt8(truncatingIfNeeded: b >> 16)) ?? 0
         case 5: h = EventLayout.PolicyVerdict.headerLength(release)
         case 3: h = EventLayout.DebugCapture.headerLength
         default: break
         }
-        if h > 0 && h &+ 36 <= n {
+        // Only over an Ethernet frame of IPv4 or IPv6 (else those bytes may change with every packet).
+        if h > 0 && h &+ 36 <= n,
+            case let type = p.loadUnaligned(fromByteOffset: h &+ 12, as: UInt16.self), type == 0x0008 || type == 0xdd86
+        {
             k ^= p.loadUnaligned(fromByteOffset: h &+ 26, as: UInt64.self) &* 0x1656_67B1_9E37_79F9
             k ^= UInt64(p.loadUnaligned(fromByteOffset: h &+ 34, as: UInt16.self)) << 48
         }
@@ -312,7 +317,8 @@ struct SampleMemo {
         _ sample: RawSpan, node: Int, event: UnsafePointer<Event>, adds: UnsafeBufferPointer<UnsafeMutablePointer<Atomic<UInt64>>>
     ) {
         let n = sample.byteCount
-        guard n >= 16, adds.count <= Self.maxAdds else { return }
+        // Lengths and nodes are kept in 32 bits: a sample or node beyond them is never remembered.
+        guard n >= 16, n <= Int(Int32.max), node >= 0, node <= Int(Int32.max), adds.count <= Self.maxAdds else { return }
         let t = sample.withUnsafeBytes { tag($0.baseAddress!, n, node: node) }
         // Only a tag seen before gets an entry: a flood of packets that never repeat (random ports)
         // costs a decode each, not an entry each too.
@@ -350,7 +356,7 @@ struct SampleMemo {
             recent[Self.recentSlot(raw.baseAddress!, node: node)] = Int16(truncatingIfNeeded: i)
             heads[i] = raw.baseAddress!.loadUnaligned(as: SIMD2<UInt64>.self)
         }
-        entries[i] = Entry(node: Int32(truncatingIfNeeded: node), length: Int32(truncatingIfNeeded: n), end: Int16(end), adds: Int16(adds.count))
+        entries[i] = Entry(node: Int32(node), length: Int32(n), end: Int16(end), adds: Int16(adds.count))
     }
 
     /// Where the compared bytes end for `event`, or nil when the memo does not remember its kind.
@@ -362,11 +368,15 @@ struct SampleMemo {
         guard event.pointee.packet.stop == nil, !event.pointee.packet.layers.isEmpty else { return nil }
         let base = event.pointee.packetOffset
         var end = base
+        var hopByHop = false
         event.pointee.packet.layers.withUnsafeBufferPointer { layers in
             for l in layers.indices {
                 end = max(end, base &+ max(layers[l].offset &+ layers[l].headerLength, layers[l].payloadOffset))
+                // A hop-by-hop header is read with the IPv6 header, and gopacket's jumbogram quirk
+                // reads its options where the transport header lies: not remembered.
+                if case .ipv6(let h) = layers[l].header, h.hopByHop != nil { hopByHop = true }
             }
         }
-        return end <= maxChunks * 16 ? end : nil
+        return end <= maxChunks * 16 && !hopByHop ? end : nil
     }
 }
