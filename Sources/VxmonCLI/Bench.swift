@@ -240,7 +240,7 @@ extension LabCommand {
                     var pair = (counting: SliceTotals.Side(), notCounting: SliceTotals.Side())
                     for i in 0..<(2 * sliceCount) {
                         let counting = (i % 2 == 0) == first
-                        counters.counting.store(counting, ordering: .relaxed)
+                        counters.setCounting(counting)
                         sleepSeconds(seconds / Double(2 * sliceCount))
                         let now = (cpu: thread.cpuSeconds, events: session.stats.samples)
                         let side = SliceTotals.Side(cpuSeconds: now.cpu - last.cpu, events: UInt64(max(now.events - last.events, 0)))
@@ -248,7 +248,7 @@ extension LabCommand {
                         if i % 2 == 1 { sliced.addPair(pair.counting, pair.notCounting) }
                         last = now
                     }
-                    counters.counting.store(true, ordering: .relaxed)
+                    counters.setCounting(true)
                 } else {
                     sleepSeconds(seconds)
                 }
@@ -266,7 +266,7 @@ extension LabCommand {
 
             // With the agent, its own CPU (this process: the reader thread) per event too.
             // With --metrics, the on-window is cut into slices in which the agent counts and does not
-            // count, in turn (`AgentMetrics.counting`): the metrics' cost is the reader thread's CPU per
+            // count, in turn (`AgentMetrics.setCounting`): the metrics' cost is the reader thread's CPU per
             // event while counting against while not, over the same window. Slices in turn cancel the
             // host's drift, which on a shared machine is larger than the cost being measured.
             var table = Table(

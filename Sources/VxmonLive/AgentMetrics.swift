@@ -30,9 +30,14 @@ public final class AgentMetrics: @unchecked Sendable {
     public let undecodable: MetricTable
     /// Clients connected now (stored by the reader when they change).
     public let clients = Atomic<Int>(0)
-    /// False: the reader counts no sample (`vxmon lab bench --metrics` compares windows with and
-    /// without counting; nothing else turns it off).
-    public let counting = Atomic<Bool>(true)
+    /// False: the reader counts no sample (`vxmon lab bench --metrics` compares slices with and
+    /// without counting; nothing else turns it off). Any thread.
+    public func setCounting(_ on: Bool) { countingFlag.pointee.store(on, ordering: .relaxed) }
+    private let countingFlag: UnsafeMutablePointer<Atomic<Bool>> = {
+        let p = UnsafeMutablePointer<Atomic<Bool>>.allocate(capacity: 1)
+        p.initialize(to: Atomic<Bool>(true))
+        return p
+    }()
 
     /// The exposition's size at most, whatever the traffic: every table full (its capacity), every
     /// label value as long as it can be (node names clipped to 64 bytes). Checked by MetricsBoundTests,
@@ -80,13 +85,52 @@ public final class AgentMetrics: @unchecked Sendable {
             kind: .counter, labelNames: ["client"], capacity: perClient)
     }
 
-    deinit { readCounters.deallocate() }
+    deinit {
+        readCounters.deallocate()
+        countingFlag.deinitialize(count: 1)
+        countingFlag.deallocate()
+    }
+
+    /// The reader's per-sample path as a value of pointers, so that it counts no references per
+    /// sample: the switch, the read counters at hand, the sample memo. The metrics must outlive it.
+    public struct FastPath: @unchecked Sendable {
+        let counting: UnsafeMutablePointer<Atomic<Bool>>
+        let readCounters: UnsafeMutablePointer<UnsafeMutablePointer<Atomic<UInt64>>?>
+        let memo: MemoCounter
+
+        /// What is left for `AgentMetrics.sample(...:left:)`.
+        public enum Left { case nothing, decoding, everything }
+
+        /// Counts what it can of one sample without the metrics object.
+        @inline(__always)
+        public func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer) -> Left {
+            guard counting.pointee.load(ordering: .relaxed) else { return .nothing }
+            guard node >= 0 && node < AgentMetrics.readNodes && cpu >= 0 && cpu < AgentMetrics.cpuLimit,
+                let v = readCounters[node &* AgentMetrics.cpuLimit &+ cpu]
+            else { return .everything }
+            v.pointee.store(v.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+            return memo.count(bytes.bytes, node: node) ? .nothing : .decoding
+        }
+    }
+
+    public var fastPath: FastPath { FastPath(counting: countingFlag, readCounters: readCounters, memo: hubble.memoCounter) }
 
     // MARK: Reader thread
+
+    /// What `FastPath.sample` left of a sample: its decoding, or everything.
+    public func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer, time: UInt64 = 0, left: FastPath.Left) {
+        switch left {
+        case .nothing: return
+        case .everything: sample(node: node, cpu: cpu, bytes: bytes, time: time)
+        case .decoding:
+            if !hubble.countDecoding(sample: bytes.bytes, node: node, time: time) { countUndecodable(node) }
+        }
+    }
 
     /// One sample of node `node`: counted, decoded once, and its flow counted by Hubble's families.
     @inline(__always)
     public func sample(node: Int, cpu: Int, bytes: UnsafeRawBufferPointer, time: UInt64 = 0) {
+        guard countingFlag.pointee.load(ordering: .relaxed) else { return }
         // The read counter of (node, cpu), found once.
         if node >= 0 && node < Self.readNodes && cpu >= 0 && cpu < Self.cpuLimit {
             let i = node &* Self.cpuLimit &+ cpu
@@ -96,9 +140,11 @@ public final class AgentMetrics: @unchecked Sendable {
         } else {
             eventsRead.add(readSlot(node, cpu))
         }
-        if !hubble.count(sample: bytes.bytes, node: node, time: time) {
-            undecodable.add(undecodable.slot(UInt64(min(max(node, 0), 255))) { [self] in [nodeLabel(node)] })
-        }
+        if !hubble.count(sample: bytes.bytes, node: node, time: time) { countUndecodable(node) }
+    }
+
+    private func countUndecodable(_ node: Int) {
+        undecodable.add(undecodable.slot(UInt64(min(max(node, 0), 255))) { [self] in [nodeLabel(node)] })
     }
 
     private func readSlot(_ node: Int, _ cpu: Int) -> Int {

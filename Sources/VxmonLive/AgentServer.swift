@@ -459,6 +459,7 @@ public final class AgentServer: LiveSink, PollSource {
     private var lastMemoPublish: UInt64 = 0
     /// `metrics`, for the reader's hot path (the server holds it for its whole life).
     private let metricsRef: Unmanaged<AgentMetrics>?
+    private let metricsFast: AgentMetrics.FastPath?
     private var lastMetricsPublish: UInt64 = 0
 
     /// Creates the sockets under the lab's state directory (replacing stale ones).
@@ -468,6 +469,7 @@ public final class AgentServer: LiveSink, PollSource {
     ) throws {
         self.metrics = metrics
         metricsRef = metrics.map { Unmanaged.passUnretained($0) }
+        metricsFast = metrics?.fastPath
         self.paths = paths
         self.nodeNames = nodeNames
         self.options = options
@@ -1081,9 +1083,12 @@ public final class AgentServer: LiveSink, PollSource {
         }
         // After the sample is copied for the clients (its bytes are in the cache then), through an
         // unretained reference: a retain and a release per sample cost more than counting it.
-        if let metricsRef {
-            metricsRef._withUnsafeGuaranteedRef { metrics in
-                if metrics.counting.load(ordering: .relaxed) { metrics.sample(node: node, cpu: cpu, bytes: bytes, time: time) }
+        // A sample the memo counts needs no more than `metricsFast` (pointers); the rest goes to the
+        // metrics object.
+        if let fast = metricsFast {
+            let left = fast.sample(node: node, cpu: cpu, bytes: bytes)
+            if left != .nothing, let metricsRef {
+                metricsRef._withUnsafeGuaranteedRef { $0.sample(node: node, cpu: cpu, bytes: bytes, time: time, left: left) }
             }
         }
     }

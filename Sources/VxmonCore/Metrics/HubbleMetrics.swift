@@ -159,6 +159,15 @@ public final class HubbleMetrics {
         return decodeAndCount(sample, node: node, time: time)
     }
 
+    /// The memo half of `count(sample:)` as a value of pointers, for a reader's hot path that should
+    /// not count references per sample; `countDecoding` is the other half.
+    public var memoCounter: MemoCounter { MemoCounter(memo: memo, on: useMemo) }
+
+    /// `count(sample:)` for a sample the memo did not count: decoded, counted, remembered.
+    public func countDecoding(sample: RawSpan, node: Int, time: UInt64 = 0) -> Bool {
+        decodeAndCount(sample, node: node, time: time)
+    }
+
     /// `count(sample:)` for a sample the memo does not know.
     @usableFromInline @inline(never)
     func decodeAndCount(_ sample: RawSpan, node: Int, time: UInt64) -> Bool {
@@ -413,4 +422,20 @@ final class ValueCap {
         admitted += 1
         return true
     }
+}
+
+/// `HubbleMetrics.memoCounter`: counts a sample from the memo when it can (true), else leaves it to
+/// `HubbleMetrics.countDecoding`. Pointers only; the metrics must outlive it. Writer thread only.
+public struct MemoCounter: @unchecked Sendable {
+    @usableFromInline let memo: SampleMemo
+    @usableFromInline let on: Bool
+
+    @usableFromInline
+    init(memo: SampleMemo, on: Bool) {
+        self.memo = memo
+        self.on = on
+    }
+
+    @inlinable @inline(__always)
+    public func count(_ sample: RawSpan, node: Int) -> Bool { on && memo.replay(sample, node: node) }
 }

@@ -161,7 +161,7 @@ struct SampleMemo {
     /// Whether entry `i` holds a sample equal to the one at `p` (`n` bytes, node `node`) in every
     /// compared byte.
     @inlinable @inline(__always)
-    func matches(_ i: Int, _ p: UnsafeRawPointer, _ n: Int, node: Int) -> Bool {
+    func matches(_ i: Int, _ p: UnsafeRawPointer, _ n: Int, node: Int, from first: Int = 0) -> Bool {
         let e = entries[i]
         guard Int(e.length) == n, Int(e.node) == node else { return false }
         let end = Int(e.end)
@@ -169,7 +169,7 @@ struct SampleMemo {
         let w = chunks + i &* (Self.maxChunks &* 2)
         var diff = SIMD2<UInt64>.zero
         let whole = end >> 4
-        var k = 0
+        var k = first
         while k < whole {
             diff |= (p.loadUnaligned(fromByteOffset: k &<< 4, as: SIMD2<UInt64>.self) & w[k &<< 1]) ^ w[k &<< 1 &+ 1]
             k &+= 1
@@ -193,7 +193,8 @@ struct SampleMemo {
             let last = Int(recent[r])
             // Its first 16 bytes as they were, the flow's skb hash among them: another flow at that
             // point is told apart there, without the rest.
-            if last >= 0 && heads[last] == p.loadUnaligned(as: SIMD2<UInt64>.self) && matches(last, p, n, node: node) {
+            // (Equal raw, they are equal masked: the compare starts at the second chunk.)
+            if last >= 0 && heads[last] == p.loadUnaligned(as: SIMD2<UInt64>.self) && matches(last, p, n, node: node, from: 1) {
                 hit(last)
                 return true
             }
