@@ -69,7 +69,7 @@ extension LabCommand {
 
         @Option(
             help: ArgumentHelp(
-                "With --clients: the agent also counts Prometheus metrics (decoding every event) and serves them on ADDRESS, as `vxmon agent --metrics`.",
+                "With --clients: the agent also counts Prometheus metrics and serves them on ADDRESS, as `vxmon agent --metrics`.",
                 valueName: "address"))
         var metrics: String?
 
@@ -173,6 +173,8 @@ extension LabCommand {
             defer {
                 session.requestStop()
                 try? thread.join()
+                // The reader lock goes with it, before the lab's agent is started again.
+                session.close()
             }
             guard let exe = Preflight.executablePath else { throw CLIError("cannot find the vxmon executable") }
             var readers: [ChildProcess] = []
@@ -356,14 +358,18 @@ extension LabCommand {
                             .joined(separator: "; "))
                 }
             }
-            if let counters {
+            if let counters, slices.pairs == 0 || slices.counting.events == 0 || slices.notCounting.events == 0 {
+                print("metrics: no pair of slices had events on both sides (windows too short for the reader): no cost measured")
+            } else if let counters {
                 let decoded = counters.hubble.memoMisses
                 print(
                     "metrics: the reader's CPU per event counting is \(percent(slices.cost)) above not counting over all "
                         + "\(slices.pairs) pairs of slices (\(String(format1: slices.counting.nanosecondsPerEvent)) ns against "
                         + "\(String(format1: slices.notCounting.nanosecondsPerEvent)) ns; median of rounds \(percent(median(results.map(\.on.slices.cost)))), "
                         + "quartiles of pairs \(percent(slices.quartiles.0)) to \(percent(slices.quartiles.1))); "
-                        + "of the samples counted, \(grouped(Double(decoded))) were decoded, the others counted from the sample memo")
+                        + (metricsJourneys
+                            ? "every sample decoded (journeys are built from every event)"
+                            : "of the samples counted, \(grouped(Double(decoded))) were decoded, the others counted from the sample memo"))
             }
             let met = cost <= 0.10 && lost == 0 && clientLost == 0
             print(

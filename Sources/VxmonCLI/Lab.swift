@@ -115,9 +115,13 @@ extension LabCommand {
                     + (metricsJourneys ? ["--metrics-journeys"] : [])
             }
             let (pid, started) = try AgentDaemon.start(lab: lab.name, executable: exe, arguments: arguments)
-            if !started, let metrics, Self.optionValue("--metrics", recorded ?? []) != metrics {
+            if !started, let metrics,
+                Self.optionValue("--metrics", recorded ?? []) != metrics
+                    || (recorded ?? []).contains("--metrics-journeys") != metricsJourneys
+            {
                 EventPipeline.standardError(
-                    "vxmon: the agent already runs (pid \(pid)) without --metrics \(sanitizedArgument(metrics)); it applies when the "
+                    "vxmon: the agent already runs (pid \(pid)) without --metrics \(sanitizedArgument(metrics))"
+                        + (metricsJourneys ? " --metrics-journeys" : "") + "; it applies when the "
                         + "agent starts: `vxmon lab down` and `vxmon lab up` with it")
             }
             return (pid, started)
@@ -206,7 +210,9 @@ extension LabCommand {
                 do {
                     let (pid, _) = try startAgent(lab)
                     print("agent of lab '\(lab.name)' running (pid \(pid)): \(lab.paths.agentSocket)")
-                    if let metrics { print("metrics: http://\(metrics)/metrics") }
+                    if let metrics, case .success(let address) = MetricsAddress.parse(metrics) {
+                        print("metrics: http://\(address.text)/metrics")
+                    }
                 } catch {
                     EventPipeline.standardError("vxmon: \(error); monitors read the buffers directly")
                 }

@@ -148,7 +148,7 @@ public final class AgentMetrics: @unchecked Sendable {
     }
 
     private func readSlot(_ node: Int, _ cpu: Int) -> Int {
-        eventsRead.slot(Self.key(node, cpu)) { [self] in [cpuLabel(cpu), nodeLabel(node)] }
+        eventsRead.slot(key(node, cpu)) { [self] in [cpuLabel(cpu), nodeLabel(node)] }
     }
 
     /// Makes what the reader counted visible to the scrape: the samples the sample memo counted
@@ -158,14 +158,17 @@ public final class AgentMetrics: @unchecked Sendable {
 
     /// `count` samples lost on `cpu` of node `node`.
     public func lost(node: Int, cpu: Int, count: UInt64, time: UInt64 = 0) {
-        eventsLost.addSaturating(eventsLost.slot(Self.key(node, cpu)) { [self] in [cpuLabel(cpu), nodeLabel(node)] }, count)
+        eventsLost.addSaturating(eventsLost.slot(key(node, cpu)) { [self] in [cpuLabel(cpu), nodeLabel(node)] }, count)
         hubble.lost(node: node, count: count, time: time)
     }
 
+    /// The series key of (node, cpu): nodes and CPUs past their caps share the `other` value, as
+    /// their labels do.
     @inline(__always)
-    static func key(_ node: Int, _ cpu: Int) -> UInt64 {
-        let c = cpu >= 0 && cpu < cpuLimit ? cpu : 0xFFFF
-        return UInt64(min(max(node, 0), 255)) << 16 | UInt64(c)
+    func key(_ node: Int, _ cpu: Int) -> UInt64 {
+        let c = cpu >= 0 && cpu < Self.cpuLimit ? cpu : 0xFFFF
+        let n = node >= 0 && node < min(nodeNames.count, hubble.limits.nodes) ? node : 255
+        return UInt64(n) << 16 | UInt64(c)
     }
 
     private func cpuLabel(_ cpu: Int) -> String { cpu >= 0 && cpu < Self.cpuLimit ? String(cpu) : "other" }

@@ -1115,8 +1115,9 @@ public final class AgentServer: LiveSink, PollSource {
         return true
     }
 
-    /// The counts of samples the metrics' sample memo counted reach the exposition at most 50 ms late
-    /// (called from `readReady`, every poll round, and from `flush`, every housekeeping tick).
+    /// The counts of samples the metrics' sample memo counted reach the exposition about 60 ms late at
+    /// most: published when 50 ms have passed, checked from `readReady` (every poll round, 10 ms)
+    /// and from `flush` (every housekeeping tick).
     private func publishMemoCounts() {
         guard let metrics else { return }
         let now = monotonicNanoseconds()

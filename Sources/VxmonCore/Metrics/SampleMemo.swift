@@ -28,7 +28,7 @@ import VxmonWire
 /// packets that never repeat cost a decode and no more.
 ///
 /// A remembered sample's counts add up in its entry and reach the families' counters when the owner
-/// calls `publish()` (the agent: every 50 ms), or when the entry is taken for another sample.
+/// calls `publish()` (the agent: about every 50 ms), or when the entry is taken for another sample.
 /// Not remembered either: IPv6 with a hop-by-hop header (its options are read with the IPv6 header,
 /// and gopacket's jumbogram quirk reads them where the transport header lies).
 /// Writer thread only. A struct of pointers (no reference counting on the hot path): its owner
@@ -175,7 +175,7 @@ struct SampleMemo {
             k &+= 1
         }
         if end & 15 != 0 {
-            diff |= (p.loadUnaligned(fromByteOffset: end &- 16, as: SIMD2<UInt64>.self) & w[k &<< 1]) ^ w[k &<< 1 &+ 1]
+            diff |= (p.loadUnaligned(fromByteOffset: end &- 16, as: SIMD2<UInt64>.self) & w[whole &<< 1]) ^ w[whole &<< 1 &+ 1]
         }
         return diff[0] | diff[1] == 0
     }
