@@ -14,15 +14,18 @@ import VxmonWire
 ///
 /// So the decoder stays the one reading of a sample: a sample either is decoded and its flow counted
 /// (`HubbleMetrics.count(_:node:)`), or equals one that was, in every byte the decoder's answer can
-/// depend on. `SampleMemoTests` checks that claim against the decoder itself: randomising exactly
-/// the ignored bytes of every vector never changes a label, and a stream counted with the memo
-/// equals the same stream decoded event by event.
+/// depend on. `SampleMemoTests` checks that claim against the decoder itself: filling exactly the
+/// ignored bytes of every fixture and gopacket case (with zeros, with 0xFF, at random) never changes
+/// a label, and a stream counted with the memo equals the same stream decoded event by event; the
+/// decoder fuzz target does the differential on every input.
 ///
 /// Remembered: samples of the types Hubble counts as flows (trace, drop, policy verdict, debug
 /// capture) whose packet the decoder read to its payload without stopping (no cut, malformed,
 /// fragment or unsupported header), with at most 256 compared bytes. 1024 entries in sets of 4; a
 /// sample's set and tag come from its node, length, header and where its addresses and ports would
-/// be (`tag`): a hint only, a wrong guess costs a decode.
+/// be (`tag`): a hint only, a wrong guess costs a decode. Before the tag, the entry this node's
+/// last sample of the same type and subtype matched is tried (`recent`, after a raw check of the
+/// first 16 bytes): a flood of one flow finds its entry there.
 ///
 /// A sample is remembered the second time its tag is decoded (a doorkeeper of 4096 tags), so that
 /// packets that never repeat cost a decode and no more.
