@@ -250,9 +250,7 @@ public final class HubbleMetrics {
         case .tcp:
             // hubble_tcp_flags_total: FIN; SYN or SYN-ACK; RST (codes into tcpFlagNames).
             if forwarded && hasIP {
-                if tcpFlagBits & 0x01 != 0 { countTCP(0, v6, n, node) }
-                if tcpFlagBits & 0x02 != 0 { countTCP(tcpFlagBits & 0x10 != 0 ? 2 : 1, v6, n, node) }
-                if tcpFlagBits & 0x04 != 0 { countTCP(3, v6, n, node) }
+                Self.forEachTCPFlagCode(tcpFlagBits) { countTCP($0, v6, n, node) }
             }
         case .icmpv4, .icmpv6:
             // hubble_icmp_total
@@ -374,10 +372,16 @@ public final class HubbleMetrics {
     /// SYN-ACK with ACK; RST. Other flags (ACK alone, PSH, URG, ...) count nothing.
     public static func tcpFlagCodes(_ flags: UInt16) -> [UInt8] {
         var codes: [UInt8] = []
-        if flags & 0x01 != 0 { codes.append(0) }
-        if flags & 0x02 != 0 { codes.append(flags & 0x10 != 0 ? 2 : 1) }
-        if flags & 0x04 != 0 { codes.append(3) }
+        forEachTCPFlagCode(flags) { codes.append($0) }
         return codes
+    }
+
+    /// `tcpFlagCodes` without an array (the counting path).
+    @inline(__always)
+    static func forEachTCPFlagCode(_ flags: UInt16, _ body: (UInt8) -> Void) {
+        if flags & 0x01 != 0 { body(0) }
+        if flags & 0x02 != 0 { body(flags & 0x10 != 0 ? 2 : 1) }
+        if flags & 0x04 != 0 { body(3) }
     }
 
     /// `hubble_icmp_total`'s `type`: gopacket's `ICMPv4TypeCode`/`ICMPv6TypeCode.String()`.
