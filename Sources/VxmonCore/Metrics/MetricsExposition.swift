@@ -85,47 +85,44 @@ public struct MetricsWriter {
                 var cumulative: UInt64 = 0
                 for (i, bound) in buckets.enumerated() {
                     cumulative &+= values[i]
-                    sampleName(base, "_bucket")
-                    labelSet(table.labelNames, labels, extra: ("le", Self.number(bound)))
-                    out.append(byte: 0x20)
-                    out.unsignedDecimal(cumulative)
-                    out.append(byte: 0x0a)
+                    line(base, "_bucket", table.labelNames, labels, extra: ("le", Self.number(bound)), .integer(cumulative))
                 }
                 cumulative &+= values[buckets.count]
-                sampleName(base, "_bucket")
-                labelSet(table.labelNames, labels, extra: ("le", "+Inf"))
-                out.append(byte: 0x20)
-                out.unsignedDecimal(cumulative)
-                out.append(byte: 0x0a)
-                sampleName(base, "_sum")
-                labelSet(table.labelNames, labels, extra: nil)
-                out.append(byte: 0x20)
-                out.append(Self.number(Double(bitPattern: values[buckets.count + 1])))
-                out.append(byte: 0x0a)
-                sampleName(base, "_count")
-                labelSet(table.labelNames, labels, extra: nil)
-                out.append(byte: 0x20)
-                out.unsignedDecimal(cumulative)
-                out.append(byte: 0x0a)
+                line(base, "_bucket", table.labelNames, labels, extra: ("le", "+Inf"), .integer(cumulative))
+                line(base, "_sum", table.labelNames, labels, extra: nil, .real(Double(bitPattern: values[buckets.count + 1])))
+                line(base, "_count", table.labelNames, labels, extra: nil, .integer(cumulative))
             }
         }
     }
 
     /// One sample line with an integer value.
     public func sample(_ name: String, _ labelNames: [String], _ labels: [String], _ value: UInt64) {
-        out.append(name)
-        labelSet(labelNames, labels, extra: nil)
-        out.append(byte: 0x20)
-        out.unsignedDecimal(value)
-        out.append(byte: 0x0a)
+        line(name, "", labelNames, labels, extra: nil, .integer(value))
     }
 
     /// One sample line with a float value.
     public func sample(_ name: String, _ labelNames: [String], _ labels: [String], _ value: Double) {
+        line(name, "", labelNames, labels, extra: nil, .real(value))
+    }
+
+    private enum Value {
+        case integer(UInt64)
+        case real(Double)
+    }
+
+    /// `name` + `suffix`, the label set, the value: one sample line.
+    private func line(
+        _ name: String, _ suffix: StaticString, _ labelNames: [String], _ labels: [String], extra: (String, String)?,
+        _ value: Value
+    ) {
         out.append(name)
-        labelSet(labelNames, labels, extra: nil)
+        out.append(suffix)
+        labelSet(labelNames, labels, extra: extra)
         out.append(byte: 0x20)
-        out.append(Self.number(value))
+        switch value {
+        case .integer(let v): out.unsignedDecimal(v)
+        case .real(let v): out.append(Self.number(v))
+        }
         out.append(byte: 0x0a)
     }
 
@@ -143,11 +140,6 @@ public struct MetricsWriter {
     /// The end of the exposition (OpenMetrics' `# EOF`; nothing in the text format).
     public func finish() {
         if format == .openMetrics { out.append("# EOF\n") }
-    }
-
-    private func sampleName(_ base: String, _ suffix: StaticString) {
-        out.append(base)
-        out.append(suffix)
     }
 
     private func labelSet(_ names: [String], _ values: [String], extra: (String, String)?) {
