@@ -258,9 +258,6 @@ if stages {
         print("  \(pad(name, 10)) \(lpad(String(Int(ns)), 6))")
     }
     time("decode") { r in r.withUnsafeBytes { try? decoder.decode($0.bytes, into: &event) } }
-    // What the agent's reader adds per sample with --metrics (decode and count).
-    let metrics = AgentMetrics(nodeNames: ["node"])
-    time("metrics") { r in r.withUnsafeBytes { metrics.sample(node: 0, cpu: 0, bytes: $0) } }
     for (name, format, verbosity) in [
         ("default", OutputFormat.text, Verbosity.info), ("-vv", .text, .verbose), ("json", .json, .info),
         ("yaml", .yaml, .info),
